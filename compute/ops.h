@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Operation dispatchers: one function per graph operation (weights/FORMAT.md). Each records one
+ * or a few dispatches into `cmd`; the caller allocates the output tensor with the exact shape
+ * from FORMAT.md (st_op_*_shape helpers compute it). Implemented in ops.c with the shaders in
+ * shaders/. CPU references with the same signatures on host float arrays live in ref.h.
+ * All functions return false with err set on invalid shapes (never crash).
+ */
+#ifndef ST_OPS_H
+#define ST_OPS_H
+
+#include "vk.h"
+
+typedef enum { ST_ACT_NONE = 0, ST_ACT_RELU, ST_ACT_LRELU, ST_ACT_TANH, ST_ACT_SIGMOID } StAct;
+typedef enum { ST_PAD_ZERO = 0, ST_PAD_REFLECT } StPad;
+typedef enum { ST_POOL_AVG = 0, ST_POOL_MAX } StPoolMode;
+typedef enum { ST_RESIZE_NEAREST = 0, ST_RESIZE_BILINEAR } StResizeMode;
+
+/* y[O,ceil(H/s),ceil(W/s)] = act(conv(pad(x[I,H,W]), w[O,I,k,k]) + b). k in {1,3}; w may be F16.
+ * For k == 1 w may be a rank-2 [O,I] tensor (run-time matrix). b may be NULL. */
+bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
+                  const StTensor *b, int k, int stride, StPad pad, StAct act, float alpha,
+                  const StTensor *y, StError *err);
+bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, const StTensor *y,
+                StError *err);
+/* y's shape gives the output size. */
+bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mode,
+                  const StTensor *y, StError *err);
+/* y = act(ka*a + kb*b); b same shape as a, or [C] broadcast over a's H,W. */
+bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
+               StAct act, float alpha, const StTensor *y, StError *err);
+/* y = act(a*b); b same shape or [C] broadcast. */
+bool st_op_mul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
+               float alpha, const StTensor *y, StError *err);
+/* y = act(x) elementwise. */
+bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float alpha,
+               const StTensor *y, StError *err);
+/* mean[C], std[C] = sqrt(biased var + eps) over H*W. */
+bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, const StTensor *mean,
+                   const StTensor *std, StError *err);
+/* g[C,D] = x yᵀ/(H*W) (y NULL: y = x); center: subtract channel means; sqrt: sqrt(max(g,0)+1e-8). */
+bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, bool center,
+                bool sqrt_, const StTensor *g, StError *err);
+/* c[M,N] = op(a) op(b). */
+bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, bool ta,
+                  bool tb, const StTensor *c, StError *err);
+/* y[N] = act(w[N,K] x + b); x is any tensor with K elements. b may be NULL. */
+bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
+                  const StTensor *b, StAct act, float alpha, const StTensor *y, StError *err);
+/* row softmax of scale*x, x [M,N]. */
+bool st_op_softmax(StDevice *dev, StCmd *cmd, const StTensor *x, float scale, const StTensor *y,
+                   StError *err);
+/* y[sum Ci,H,W] = concat(xs). */
+bool st_op_concat(StDevice *dev, StCmd *cmd, const StTensor *const *xs, int n, const StTensor *y,
+                  StError *err);
+
+/* Frame conversion. `src`/`dst` are raw byte buffers (UPLOAD/DOWNLOAD or device) holding the
+ * frame planes at the given offsets/strides. to_float: frame -> planar RGB [3,h,w] in [0,1],
+ * bilinear-resized to y's size (BT.601 limited range for YUV). from_float: x [3,h',w'] ->
+ * frame (resized bilinear to the frame size, clamped); preserve_colors takes chroma (YCbCr) from
+ * `orig` (the input frame as float RGB at x's size) and luminance from x. */
+typedef struct {
+  StPixelFormat format;
+  int width, height;
+  VkDeviceSize offsets[3];
+  int strides[3];
+} StFrameLayout;
+bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
+                          const StTensor *y, StError *err);
+bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *orig,
+                          bool preserve_colors, StBuffer *dst, const StFrameLayout *layout,
+                          StError *err);
+
+#endif /* ST_OPS_H */

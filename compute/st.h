@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * styletransfer compute engine: public C API (no GStreamer dependency).
+ *
+ * Objects:
+ *   StDevice  a Vulkan instance + logical device + compute queue (+ pipeline cache).
+ *   StNet     a loaded model (weights on the device, parsed graph) plus its running
+ *             state: the cached style state and the temporal state of one stream.
+ *
+ * Errors: every function that can fail takes a `StError *` (may be NULL) and returns
+ * NULL/false on failure with a human-readable message in err->message.
+ *
+ * Thread-safety: an StDevice and the StNets made on it must be used from one thread
+ * at a time (the element serialises calls with its own lock).
+ */
+#ifndef ST_H
+#define ST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  ST_OK = 0,
+  ST_ERROR_NO_DEVICE, /* no Vulkan loader / no device / index out of range */
+  ST_ERROR_VULKAN,    /* a Vulkan call failed */
+  ST_ERROR_MODEL,     /* model file missing, unreadable or invalid */
+  ST_ERROR_ARGUMENT,  /* bad argument (size, format, values) */
+  ST_ERROR_NO_STYLE,  /* process called before a style was set */
+  ST_ERROR_MEMORY,    /* host or device allocation failed */
+} StStatus;
+
+typedef struct {
+  StStatus code;
+  char message[1024];
+} StError;
+
+typedef struct StDevice StDevice;
+typedef struct StNet StNet;
+
+/* ---- devices ---------------------------------------------------------- */
+
+typedef struct {
+  int index;             /* -1: automatic (discrete > integrated > virtual > cpu) */
+  bool enable_validation; /* enable VK_LAYER_KHRONOS_validation when present */
+  bool require_validation_clean; /* st_device_validation_messages() counts messages */
+  const char *pipeline_cache_path; /* NULL: $XDG_CACHE_HOME/styletransfer/pipelines-<uuid>.bin */
+} StDeviceOptions;
+
+/* Fills `opts` with defaults (index -1, validation from env ST_VALIDATION=1). */
+void st_device_options_init(StDeviceOptions *opts);
+StDevice *st_device_new(const StDeviceOptions *opts, StError *err);
+void st_device_free(StDevice *dev);
+const char *st_device_name(const StDevice *dev);
+bool st_device_is_cpu(const StDevice *dev);      /* lavapipe / llvmpipe / other CPU device */
+bool st_device_has_fp16_storage(const StDevice *dev);
+/* Number of validation-layer messages (warnings and errors) seen so far. */
+unsigned st_device_validation_messages(const StDevice *dev);
+/* Lists devices: returns count, writes up to `max` names into names[i] (static strings owned by
+ * the loader call; copy them). May be called without a device. */
+int st_list_devices(char names[][256], int max, StError *err);
+
+/* ---- pixel formats ---------------------------------------------------- */
+
+typedef enum {
+  ST_FORMAT_RGBA = 0,
+  ST_FORMAT_BGRA,
+  ST_FORMAT_RGBX,
+  ST_FORMAT_BGRX,
+  ST_FORMAT_I420,
+  ST_FORMAT_NV12,
+} StPixelFormat;
+
+/* A frame in host memory. planes/strides as in GstVideoFrame: RGBA-like formats use plane 0;
+ * I420 uses Y, U, V; NV12 uses Y, UV. Width/height may be odd (chroma planes ceil(w/2)). */
+typedef struct {
+  StPixelFormat format;
+  int width, height;
+  uint8_t *planes[3];
+  int strides[3];
+} StImage;
+
+/* ---- networks --------------------------------------------------------- */
+
+typedef struct {
+  bool fp16; /* fp16 storage of feature maps/weights when the device supports it */
+} StNetOptions;
+
+StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *opts, StError *err);
+void st_net_free(StNet *net);
+int st_net_max_steps(const StNet *net); /* number of refine subgraphs (steps beyond repeat the last) */
+
+/* Sets the style image (any size >= 1x1; RGBA-like or YUV formats). Runs the style subgraph
+ * once; the result is cached until the next call. */
+bool st_net_set_style(StNet *net, const StImage *style, StError *err);
+bool st_net_has_style(const StNet *net);
+
+typedef struct {
+  int steps;            /* refinement steps, >= 0 */
+  float strength;       /* 0..1 */
+  bool preserve_colors; /* keep the input's chroma */
+  bool temporal;        /* reuse the previous frame's residual */
+  int processing_width; /* network size; 0 = frame size */
+  int processing_height;
+} StFrameParams;
+
+void st_frame_params_init(StFrameParams *p); /* steps 2, strength 1, temporal on, size 0 */
+
+/* Stylizes `in` into `out` (same width/height; formats may differ). One GPU submission. */
+bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFrameParams *params,
+                    StError *err);
+/* Forget the temporal state (next frame starts fresh). */
+void st_net_reset_temporal(StNet *net);
+
+/* Low-level access for tests: run the graph on planar float RGB input (3*h*w, [0,1]) and read back
+ * the final x (3 * out_h * out_w floats, malloc'ed, caller frees). */
+bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFrameParams *params,
+                      float **out, int *out_w, int *out_h, StError *err);
+
+/* ---- timing ----------------------------------------------------------- */
+
+typedef struct {
+  char name[64]; /* "upload", "initial", "refine_0", ..., "download", or an op label */
+  double ms;     /* GPU time from timestamp queries */
+} StTiming;
+
+/* Timings of the last st_net_process/run_float call; per_op selects per-operation entries
+ * instead of per-stage. Returns the number of entries written. */
+int st_net_last_timings(const StNet *net, StTiming *out, int max, bool per_op);
+void st_net_set_profiling(StNet *net, bool per_op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ST_H */

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Private definitions shared by device.c, buffer.c, kernel.c, cmd.c and net.c (not part of vk.h).
+ */
+#ifndef ST_INTERNAL_H
+#define ST_INTERNAL_H
+
+#include "vk.h"
+
+struct StKernel {
+  char shader[64];
+  int32_t spec[16];
+  int nspec;
+  int nbindings;
+  int push_size;
+  VkShaderModule module;
+  VkDescriptorSetLayout set_layout;
+  VkPipelineLayout layout;
+  VkPipeline pipeline;
+  struct StKernel *next;
+};
+
+struct StDevice {
+  VkInstance instance;
+  VkDebugUtilsMessengerEXT messenger;
+  PFN_vkDestroyDebugUtilsMessengerEXT destroy_messenger;
+  VkPhysicalDevice phys;
+  VkDevice device;
+  VkQueue queue;
+  uint32_t queue_family;
+  VkPhysicalDeviceProperties props;
+  VkPhysicalDeviceMemoryProperties mem_props;
+  uint8_t uuid[VK_UUID_SIZE];
+  uint32_t subgroup_size;
+  uint32_t timestamp_valid_bits;
+  bool fp16_storage;
+  bool is_cpu;
+  bool validation;
+  bool validation_fatal;
+  unsigned validation_messages;
+  VkPipelineCache pipeline_cache;
+  char *pipeline_cache_path;
+  size_t pipeline_cache_loaded_size;
+  VkCommandPool cmd_pool;
+  struct StKernel *kernels;
+  uint64_t timeout_ns;
+};
+
+/* Like st_kernel_get but with caller-provided SPIR-V (tests; shaders outside st_shaders). The
+ * kernel is cached under `name` like the others. */
+StKernel *st_kernel_get_spirv(StDevice *dev, const char *name, const uint32_t *code,
+                              size_t code_size, const int32_t *spec, int nspec, int nbindings,
+                              int push_size, StError *err);
+void st_kernels_destroy(StDevice *dev);
+
+/* Size in bytes of one element. */
+static inline size_t st_dtype_size(StDType t) { return t == ST_F16 ? 2 : 4; }
+
+const char *st_vk_result_str(VkResult r);
+
+#endif /* ST_INTERNAL_H */

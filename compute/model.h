@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Model file loading (safetensors container + styletransfer-graph, weights/FORMAT.md).
+ * Everything a user can get wrong in a file is refused with ST_ERROR_MODEL and a message naming
+ * the file and the problem.
+ */
+#ifndef ST_MODEL_H
+#define ST_MODEL_H
+
+#include "ops.h"
+
+typedef struct {
+  char *name;
+  StDType dtype;
+  int rank;
+  int shape[4];
+  size_t numel;
+  size_t offset; /* into StModel.data */
+  size_t nbytes;
+} StModelTensor;
+
+typedef enum {
+  ST_GOP_CONV2D = 0,
+  ST_GOP_POOL,
+  ST_GOP_RESIZE,
+  ST_GOP_ADD,
+  ST_GOP_MUL,
+  ST_GOP_MOMENTS,
+  ST_GOP_GRAM,
+  ST_GOP_MATMUL,
+  ST_GOP_LINEAR,
+  ST_GOP_SOFTMAX,
+  ST_GOP_RESHAPE,
+  ST_GOP_CONCAT,
+  ST_GOP_ACT,
+} StGraphOpKind;
+
+typedef enum { ST_SCALAR_CONST = 0, ST_SCALAR_STRENGTH, ST_SCALAR_NEG, ST_SCALAR_ONE_MINUS } StScalarKind;
+typedef struct {
+  StScalarKind kind;
+  float value;
+} StScalar;
+
+typedef struct {
+  StGraphOpKind kind;
+  char **in;
+  int nin;
+  char *out[2];
+  int nout;
+  int weight;         /* file tensor index, or -1 */
+  char *weight_value; /* conv2d: run-time [O,I] matrix name, or NULL */
+  int bias;           /* file tensor index, or -1 */
+  int k, stride;
+  StPad pad;
+  StAct act;
+  float alpha;
+  int mode; /* StPoolMode / StResizeMode */
+  StScalar ka, kb, scale;
+  float eps;
+  bool center, sqrt_, ta, tb;
+  int shape[3];
+  int shape_rank;
+} StGraphOp;
+
+typedef struct {
+  char *name;
+  char **inputs;
+  int ninputs;
+  char **outputs;
+  int noutputs;
+  StGraphOp *ops;
+  int nops;
+} StSubgraph;
+
+typedef struct {
+  char *path;
+  uint8_t *file; /* whole file; NULL after st_model_drop_data */
+  size_t file_size;
+  const uint8_t *data; /* tensor data area */
+  size_t data_size;
+  StModelTensor *tensors;
+  int ntensors;
+  int style_size;
+  StSubgraph style, initial;
+  StSubgraph *refine;
+  int nrefine;
+  char *state_name; /* NULL: no temporal state */
+  char *state_from;
+} StModel;
+
+StModel *st_model_load(const char *path, StError *err);
+/* Parses a model from memory (the buffer is copied). `path` names it in messages. */
+StModel *st_model_parse(const char *path, const uint8_t *bytes, size_t size, StError *err);
+void st_model_free(StModel *m);
+/* Frees the file bytes (after the weights were uploaded). */
+void st_model_drop_data(StModel *m);
+int st_model_find_tensor(const StModel *m, const char *name);
+const char *st_graph_op_name(StGraphOpKind k);
+
+float st_half_to_float(uint16_t h);
+
+#endif /* ST_MODEL_H */

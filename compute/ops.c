@@ -1,0 +1,672 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Operation dispatchers (ops.h): shape checks, kernel selection and dispatch geometry for the
+ * shaders in shaders/. Every shader exists as `name` (fp32 bindings) and `name_f16` (bit i of
+ * specialization constant 0 marks binding i as fp16); the f16 variant is used as soon as one
+ * binding is F16 and needs st_device_has_fp16_storage().
+ */
+#include "ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_GROUPS 65535u
+
+static size_t dtype_size(StDType t) { return t == ST_F16 ? 2 : 4; }
+
+static bool check_tensor(const StTensor *t, const char *op, const char *what, StError *err) {
+  if (!t)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s is missing", op, what);
+  if (!t->buf || !t->buf->buffer)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s has no buffer", op, what);
+  if (t->rank < 1 || t->rank > 3)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s has rank %d (1..3 expected)", op, what,
+                        t->rank);
+  for (int i = 0; i < t->rank; i++)
+    if (t->shape[i] < 1)
+      return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s has an empty dimension %d", op, what, i);
+  if (t->dtype != ST_F32 && t->dtype != ST_F16)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s has an unknown dtype", op, what);
+  VkDeviceSize bytes = (VkDeviceSize)st_tensor_numel(t) * dtype_size(t->dtype);
+  if (t->offset + bytes > t->buf->size)
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "%s: %s (%zu elements at offset %llu) lies outside its buffer (%llu bytes)",
+                        op, what, st_tensor_numel(t), (unsigned long long)t->offset,
+                        (unsigned long long)t->buf->size);
+  if (st_tensor_numel(t) > 0xffffffffu / 2)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s is too large", op, what);
+  return true;
+}
+
+static void shape_str(const StTensor *t, char *s, size_t n) {
+  int k = snprintf(s, n, "[");
+  for (int i = 0; i < t->rank && k > 0 && (size_t)k < n; i++)
+    k += snprintf(s + k, n - (size_t)k, i ? ",%d" : "%d", t->shape[i]);
+  if (k > 0 && (size_t)k < n)
+    snprintf(s + k, n - (size_t)k, "]");
+}
+
+static bool shape_error(StError *err, const char *op, const char *what, const StTensor *t,
+                        const char *expected) {
+  char s[64];
+  shape_str(t, s, sizeof s);
+  return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %s has shape %s, expected %s", op, what, s,
+                      expected);
+}
+
+static bool is_shape3(const StTensor *t, int c, int h, int w) {
+  return t->rank == 3 && t->shape[0] == c && t->shape[1] == h && t->shape[2] == w;
+}
+
+/* Looks up `base` or `base_f16` with spec[0] = the fp16 mask of the bindings. */
+static StKernel *get_kernel(StDevice *dev, const char *base, const StTensor *const *bind, int nb,
+                            int32_t *spec, int nspec, int push_size, StError *err) {
+  int32_t mask = 0;
+  for (int i = 0; i < nb; i++)
+    if (bind[i] && bind[i]->dtype == ST_F16)
+      mask |= 1 << i;
+  char name[64];
+  if (mask) {
+    if (!st_device_has_fp16_storage(dev)) {
+      st_set_error(err, ST_ERROR_ARGUMENT,
+                   "%s: fp16 tensors need 16-bit storage buffer support, which %s lacks", base,
+                   st_device_name(dev));
+      return NULL;
+    }
+    snprintf(name, sizeof name, "%s_f16", base);
+  } else {
+    snprintf(name, sizeof name, "%s", base);
+  }
+  spec[0] = mask;
+  return st_kernel_get(dev, name, spec, nspec, nb, push_size, err);
+}
+
+/* Splits `groups` workgroups of a 1D problem over x and y (shaders use st_group_linear()). */
+static bool split_groups(size_t groups, uint32_t *gx, uint32_t *gy, const char *op, StError *err) {
+  if (groups == 0)
+    groups = 1;
+  size_t x = groups < MAX_GROUPS ? groups : MAX_GROUPS;
+  size_t y = (groups + x - 1) / x;
+  if (y > MAX_GROUPS)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: tensor too large to dispatch", op);
+  *gx = (uint32_t)x;
+  *gy = (uint32_t)y;
+  return true;
+}
+
+static bool check_grid(uint32_t gx, uint32_t gy, uint32_t gz, const char *op, StError *err) {
+  if (gx > MAX_GROUPS || gy > MAX_GROUPS || gz > MAX_GROUPS)
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "%s: tensor too large to dispatch (%u x %u x %u "
+                        "workgroups)",
+                        op, gx, gy, gz);
+  return true;
+}
+
+static bool check_act(StAct act, bool extended, const char *op, StError *err) {
+  if (act == ST_ACT_NONE || act == ST_ACT_RELU || act == ST_ACT_LRELU)
+    return true;
+  if (extended && (act == ST_ACT_TANH || act == ST_ACT_SIGMOID))
+    return true;
+  return st_set_error(err, ST_ERROR_ARGUMENT, "%s: unsupported activation %d", op, (int)act);
+}
+
+static bool check_cmd(StDevice *dev, StCmd *cmd, const char *op, StError *err) {
+  if (!dev || !cmd)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: no device or command buffer", op);
+  return true;
+}
+
+/* ---- convolution ----------------------------------------------------------------------- */
+
+bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
+                  const StTensor *b, int k, int stride, StPad pad, StAct act, float alpha,
+                  const StTensor *y, StError *err) {
+  const char *op = "conv2d";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(w, op, "weight", err) || !check_tensor(y, op, "output", err) ||
+      (b && !check_tensor(b, op, "bias", err)) || !check_act(act, false, op, err))
+    return false;
+  if (k != 1 && k != 3)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "conv2d: kernel size %d (1 or 3 expected)", k);
+  if (stride != 1 && stride != 2)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "conv2d: stride %d (1 or 2 expected)", stride);
+  if (pad != ST_PAD_ZERO && pad != ST_PAD_REFLECT)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "conv2d: unknown padding %d", (int)pad);
+  if (x->rank != 3)
+    return shape_error(err, op, "input", x, "[I,H,W]");
+  int ci = x->shape[0], h = x->shape[1], wd = x->shape[2];
+  int co = y->shape[0];
+  int oh = (h + stride - 1) / stride, ow = (wd + stride - 1) / stride;
+  char exp[96];
+  if (!is_shape3(y, co, oh, ow)) {
+    snprintf(exp, sizeof exp, "[O,%d,%d]", oh, ow);
+    return shape_error(err, op, "output", y, exp);
+  }
+  /* The weight is [O,I,k,k]; StTensor holds up to rank 3, so any shape [O, ...] with
+   * O*I*k*k elements is accepted ([O,I] for k == 1, [O,I,k*k], [O,I*k*k]). */
+  if (w->shape[0] != co || st_tensor_numel(w) != (size_t)co * ci * k * k) {
+    snprintf(exp, sizeof exp, "[%d,%d,%d,%d] (O,I,k,k)", co, ci, k, k);
+    return shape_error(err, op, "weight", w, exp);
+  }
+  if (b && st_tensor_numel(b) != (size_t)co) {
+    snprintf(exp, sizeof exp, "[%d]", co);
+    return shape_error(err, op, "bias", b, exp);
+  }
+  struct {
+    uint32_t ci, h, w, co, oh, ow;
+    float alpha;
+  } pc = {(uint32_t)ci, (uint32_t)h, (uint32_t)wd, (uint32_t)co, (uint32_t)oh, (uint32_t)ow, alpha};
+  const StTensor *bind[4] = {x, w, b ? b : w, y};
+  int32_t spec[6];
+  StKernel *kern;
+  uint32_t gx, gy, gz;
+  /* ST_CONV_GENERIC=1 forces the generic kernel for 3x3 too (tests and benchmarks). */
+  const char *genv = getenv("ST_CONV_GENERIC");
+  bool generic = genv && *genv && strcmp(genv, "0") != 0;
+  if (k == 3 && !generic) {
+    spec[1] = stride;
+    spec[2] = pad == ST_PAD_REFLECT;
+    spec[3] = (int32_t)act;
+    spec[4] = b != NULL;
+    kern = get_kernel(dev, "conv3x3", bind, 4, spec, 5, sizeof pc, err);
+    gx = (uint32_t)((ow + 15) / 16);
+    gy = (uint32_t)((oh + 3) / 4);
+    gz = (uint32_t)((co + 15) / 16);
+  } else {
+    spec[1] = k;
+    spec[2] = stride;
+    spec[3] = pad == ST_PAD_REFLECT;
+    spec[4] = (int32_t)act;
+    spec[5] = b != NULL;
+    kern = get_kernel(dev, "conv2d", bind, 4, spec, 6, sizeof pc, err);
+    gx = (uint32_t)((ow + 63) / 64);
+    gy = (uint32_t)oh;
+    gz = (uint32_t)((co + 3) / 4);
+  }
+  if (!kern || !check_grid(gx, gy, gz, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 4, &pc, sizeof pc, gx, gy, gz);
+  return true;
+}
+
+/* ---- pooling / resize -------------------------------------------------------------------- */
+
+bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, const StTensor *y,
+                StError *err) {
+  const char *op = "pool";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(y, op, "output", err))
+    return false;
+  if (mode != ST_POOL_AVG && mode != ST_POOL_MAX)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "pool: unknown mode %d", (int)mode);
+  if (x->rank != 3)
+    return shape_error(err, op, "input", x, "[C,H,W]");
+  int c = x->shape[0], h = x->shape[1], w = x->shape[2], oh = (h + 1) / 2, ow = (w + 1) / 2;
+  if (!is_shape3(y, c, oh, ow)) {
+    char exp[64];
+    snprintf(exp, sizeof exp, "[%d,%d,%d]", c, oh, ow);
+    return shape_error(err, op, "output", y, exp);
+  }
+  struct {
+    uint32_t h, w, oh, ow;
+  } pc = {(uint32_t)h, (uint32_t)w, (uint32_t)oh, (uint32_t)ow};
+  const StTensor *bind[2] = {x, y};
+  int32_t spec[2] = {0, mode == ST_POOL_MAX};
+  StKernel *kern = get_kernel(dev, "pool", bind, 2, spec, 2, sizeof pc, err);
+  uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
+  if (!kern || !check_grid(gx, gy, gz, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);
+  return true;
+}
+
+bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mode,
+                  const StTensor *y, StError *err) {
+  const char *op = "resize";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(y, op, "output", err))
+    return false;
+  if (mode != ST_RESIZE_NEAREST && mode != ST_RESIZE_BILINEAR)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "resize: unknown mode %d", (int)mode);
+  if (x->rank != 3)
+    return shape_error(err, op, "input", x, "[C,h,w]");
+  if (y->rank != 3 || y->shape[0] != x->shape[0]) {
+    char exp[64];
+    snprintf(exp, sizeof exp, "[%d,H,W]", x->shape[0]);
+    return shape_error(err, op, "output", y, exp);
+  }
+  int c = x->shape[0], h = x->shape[1], w = x->shape[2], oh = y->shape[1], ow = y->shape[2];
+  struct {
+    uint32_t h, w, oh, ow;
+    float sy, sx;
+  } pc = {(uint32_t)h,  (uint32_t)w,          (uint32_t)oh,
+          (uint32_t)ow, (float)h / (float)oh, (float)w / (float)ow};
+  const StTensor *bind[2] = {x, y};
+  int32_t spec[2] = {0, mode == ST_RESIZE_BILINEAR};
+  StKernel *kern = get_kernel(dev, "resize", bind, 2, spec, 2, sizeof pc, err);
+  uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
+  if (!kern || !check_grid(gx, gy, gz, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);
+  return true;
+}
+
+/* ---- elementwise ------------------------------------------------------------------------- */
+
+static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const StTensor *a,
+                    const StTensor *b, float ka, float kb, StAct act, float alpha,
+                    const StTensor *y, StError *err) {
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(a, op, "input", err) ||
+      (kind != 0 && !check_tensor(b, op, "second input", err)) ||
+      !check_tensor(y, op, "output", err) || !check_act(act, true, op, err))
+    return false;
+  size_t n = st_tensor_numel(a);
+  int bcast = 0;
+  uint32_t hw = 1;
+  if (kind != 0 && st_tensor_numel(b) != n) {
+    if (a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0]) {
+      bcast = 1;
+      hw = (uint32_t)a->shape[1] * (uint32_t)a->shape[2];
+    } else {
+      char exp[160], s[64];
+      shape_str(a, s, sizeof s);
+      snprintf(exp, sizeof exp, "%s or [%d]", s, a->rank == 3 ? a->shape[0] : 0);
+      return shape_error(err, op, "second input", b, exp);
+    }
+  }
+  if (st_tensor_numel(y) != n) {
+    char s[64];
+    shape_str(a, s, sizeof s);
+    return shape_error(err, op, "output", y, s);
+  }
+  struct {
+    uint32_t n, hw;
+    float ka, kb, alpha;
+  } pc = {(uint32_t)n, hw, ka, kb, alpha};
+  const StTensor *bind[3] = {a, kind != 0 ? b : a, y};
+  int32_t spec[4] = {0, kind, (int32_t)act, bcast};
+  StKernel *kern = get_kernel(dev, "eltwise", bind, 3, spec, 4, sizeof pc, err);
+  uint32_t gx = 0, gy = 0;
+  if (!kern || !split_groups((n + 255) / 256, &gx, &gy, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
+bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
+               StAct act, float alpha, const StTensor *y, StError *err) {
+  return eltwise(dev, cmd, "add", 1, a, b, ka, kb, act, alpha, y, err);
+}
+
+bool st_op_mul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
+               float alpha, const StTensor *y, StError *err) {
+  return eltwise(dev, cmd, "mul", 2, a, b, 1.0f, 1.0f, act, alpha, y, err);
+}
+
+bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float alpha,
+               const StTensor *y, StError *err) {
+  return eltwise(dev, cmd, "act", 0, x, NULL, 1.0f, 1.0f, act, alpha, y, err);
+}
+
+/* ---- reductions -------------------------------------------------------------------------- */
+
+bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, const StTensor *mean,
+                   const StTensor *std, StError *err) {
+  const char *op = "moments";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(mean, op, "mean", err) || !check_tensor(std, op, "std", err))
+    return false;
+  if (x->rank != 3)
+    return shape_error(err, op, "input", x, "[C,H,W]");
+  int c = x->shape[0];
+  char exp[32];
+  snprintf(exp, sizeof exp, "[%d]", c);
+  if (st_tensor_numel(mean) != (size_t)c)
+    return shape_error(err, op, "mean", mean, exp);
+  if (st_tensor_numel(std) != (size_t)c)
+    return shape_error(err, op, "std", std, exp);
+  struct {
+    uint32_t c, hw;
+    float eps;
+  } pc = {(uint32_t)c, (uint32_t)x->shape[1] * (uint32_t)x->shape[2], eps};
+  const StTensor *bind[3] = {x, mean, std};
+  int32_t spec[1];
+  StKernel *kern = get_kernel(dev, "moments", bind, 3, spec, 1, sizeof pc, err);
+  uint32_t gx = 0, gy = 0;
+  if (!kern || !split_groups((size_t)c, &gx, &gy, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
+static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
+                            const StTensor *b, const StTensor *c, int m, int n, int k, bool ta,
+                            bool tb, bool center, bool sqrt_, float scale, StError *err) {
+  struct {
+    uint32_t m, n, k;
+    float scale;
+  } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, scale};
+  const StTensor *bind[3] = {a, b, c};
+  int32_t spec[5] = {0, ta, tb, center, sqrt_};
+  StKernel *kern = get_kernel(dev, "matmul", bind, 3, spec, 5, sizeof pc, err);
+  uint32_t gx = (uint32_t)((n + 31) / 32), gy = (uint32_t)((m + 31) / 32);
+  if (!kern || !check_grid(gx, gy, 1, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
+bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, bool center,
+                bool sqrt_, const StTensor *g, StError *err) {
+  const char *op = "gram";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      (y && !check_tensor(y, op, "second input", err)) || !check_tensor(g, op, "output", err))
+    return false;
+  if (x->rank != 3)
+    return shape_error(err, op, "input", x, "[C,H,W]");
+  if (!y)
+    y = x;
+  char exp[64];
+  if (y->rank != 3 || y->shape[1] != x->shape[1] || y->shape[2] != x->shape[2]) {
+    snprintf(exp, sizeof exp, "[D,%d,%d]", x->shape[1], x->shape[2]);
+    return shape_error(err, op, "second input", y, exp);
+  }
+  int c = x->shape[0], d = y->shape[0], hw = x->shape[1] * x->shape[2];
+  if (g->rank != 2 || g->shape[0] != c || g->shape[1] != d) {
+    snprintf(exp, sizeof exp, "[%d,%d]", c, d);
+    return shape_error(err, op, "output", g, exp);
+  }
+  return matmul_dispatch(dev, cmd, op, x, y, g, c, d, hw, false, true, center, sqrt_,
+                         1.0f / (float)hw, err);
+}
+
+bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, bool ta, bool tb,
+                  const StTensor *c, StError *err) {
+  const char *op = "matmul";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(a, op, "a", err) ||
+      !check_tensor(b, op, "b", err) || !check_tensor(c, op, "output", err))
+    return false;
+  if (a->rank != 2)
+    return shape_error(err, op, "a", a, ta ? "[K,M]" : "[M,K]");
+  int m = ta ? a->shape[1] : a->shape[0], k = ta ? a->shape[0] : a->shape[1];
+  char exp[64];
+  if (b->rank != 2 || (tb ? b->shape[1] : b->shape[0]) != k) {
+    snprintf(exp, sizeof exp, tb ? "[N,%d]" : "[%d,N]", k);
+    return shape_error(err, op, "b", b, exp);
+  }
+  int n = tb ? b->shape[0] : b->shape[1];
+  if (c->rank != 2 || c->shape[0] != m || c->shape[1] != n) {
+    snprintf(exp, sizeof exp, "[%d,%d]", m, n);
+    return shape_error(err, op, "output", c, exp);
+  }
+  return matmul_dispatch(dev, cmd, op, a, b, c, m, n, k, ta, tb, false, false, 1.0f, err);
+}
+
+bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
+                  const StTensor *b, StAct act, float alpha, const StTensor *y, StError *err) {
+  const char *op = "linear";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(w, op, "weight", err) || (b && !check_tensor(b, op, "bias", err)) ||
+      !check_tensor(y, op, "output", err) || !check_act(act, false, op, err))
+    return false;
+  size_t k = st_tensor_numel(x);
+  char exp[64];
+  if (w->rank != 2 || (size_t)w->shape[1] != k) {
+    snprintf(exp, sizeof exp, "[N,%zu]", k);
+    return shape_error(err, op, "weight", w, exp);
+  }
+  int n = w->shape[0];
+  snprintf(exp, sizeof exp, "[%d]", n);
+  if (b && st_tensor_numel(b) != (size_t)n)
+    return shape_error(err, op, "bias", b, exp);
+  if (st_tensor_numel(y) != (size_t)n)
+    return shape_error(err, op, "output", y, exp);
+  struct {
+    uint32_t n, k;
+    float alpha;
+  } pc = {(uint32_t)n, (uint32_t)k, alpha};
+  const StTensor *bind[4] = {x, w, b ? b : w, y};
+  int32_t spec[3] = {0, (int32_t)act, b != NULL};
+  StKernel *kern = get_kernel(dev, "linear", bind, 4, spec, 3, sizeof pc, err);
+  uint32_t gx = 0, gy = 0;
+  if (!kern || !split_groups((size_t)n, &gx, &gy, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 4, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
+bool st_op_softmax(StDevice *dev, StCmd *cmd, const StTensor *x, float scale, const StTensor *y,
+                   StError *err) {
+  const char *op = "softmax";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(y, op, "output", err))
+    return false;
+  if (x->rank != 2)
+    return shape_error(err, op, "input", x, "[M,N]");
+  if (!(y->rank == 2 && y->shape[0] == x->shape[0] && y->shape[1] == x->shape[1])) {
+    char exp[64];
+    snprintf(exp, sizeof exp, "[%d,%d]", x->shape[0], x->shape[1]);
+    return shape_error(err, op, "output", y, exp);
+  }
+  struct {
+    uint32_t m, n;
+    float scale;
+  } pc = {(uint32_t)x->shape[0], (uint32_t)x->shape[1], scale};
+  const StTensor *bind[2] = {x, y};
+  int32_t spec[1];
+  StKernel *kern = get_kernel(dev, "softmax", bind, 2, spec, 1, sizeof pc, err);
+  uint32_t gx = 0, gy = 0;
+  if (!kern || !split_groups((size_t)x->shape[0], &gx, &gy, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
+bool st_op_concat(StDevice *dev, StCmd *cmd, const StTensor *const *xs, int n, const StTensor *y,
+                  StError *err) {
+  const char *op = "concat";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(y, op, "output", err))
+    return false;
+  if (n < 1 || !xs)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "concat: no inputs");
+  if (y->rank != 3)
+    return shape_error(err, op, "output", y, "[C,H,W]");
+  int h = y->shape[1], w = y->shape[2], csum = 0;
+  char exp[64];
+  for (int i = 0; i < n; i++) {
+    char what[32];
+    snprintf(what, sizeof what, "input %d", i);
+    if (!check_tensor(xs[i], op, what, err))
+      return false;
+    if (xs[i]->rank != 3 || xs[i]->shape[1] != h || xs[i]->shape[2] != w) {
+      snprintf(exp, sizeof exp, "[C,%d,%d]", h, w);
+      return shape_error(err, op, what, xs[i], exp);
+    }
+    csum += xs[i]->shape[0];
+  }
+  if (y->shape[0] != csum) {
+    snprintf(exp, sizeof exp, "[%d,%d,%d]", csum, h, w);
+    return shape_error(err, op, "output", y, exp);
+  }
+  uint32_t off = 0;
+  for (int i = 0; i < n; i++) {
+    size_t cnt = st_tensor_numel(xs[i]);
+    struct {
+      uint32_t n, dst_off;
+    } pc = {(uint32_t)cnt, off};
+    const StTensor *bind[2] = {xs[i], y};
+    int32_t spec[1];
+    StKernel *kern = get_kernel(dev, "copy", bind, 2, spec, 1, sizeof pc, err);
+    uint32_t gx = 0, gy = 0;
+    if (!kern || !split_groups((cnt + 255) / 256, &gx, &gy, op, err))
+      return false;
+    st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);
+    off += (uint32_t)cnt;
+  }
+  return true;
+}
+
+/* ---- frames ------------------------------------------------------------------------------ */
+
+typedef struct {
+  uint64_t off;
+  int stride, rows, rowbytes;
+} PlaneGeom;
+
+/* Plane geometry of a layout; returns the number of planes or 0 (err set). */
+static int frame_planes(const StFrameLayout *l, const StBuffer *buf, PlaneGeom *pg, const char *op,
+                        StError *err) {
+  if (!l || !buf || !buf->buffer) {
+    st_set_error(err, ST_ERROR_ARGUMENT, "%s: no frame layout or buffer", op);
+    return 0;
+  }
+  if (l->width < 1 || l->height < 1 || l->width > 65535 || l->height > 65535) {
+    st_set_error(err, ST_ERROR_ARGUMENT, "%s: bad frame size %dx%d", op, l->width, l->height);
+    return 0;
+  }
+  int cw = (l->width + 1) / 2, ch = (l->height + 1) / 2, np;
+  switch (l->format) {
+  case ST_FORMAT_RGBA:
+  case ST_FORMAT_BGRA:
+  case ST_FORMAT_RGBX:
+  case ST_FORMAT_BGRX:
+    np = 1;
+    pg[0] = (PlaneGeom){l->offsets[0], l->strides[0], l->height, 4 * l->width};
+    break;
+  case ST_FORMAT_I420:
+    np = 3;
+    pg[0] = (PlaneGeom){l->offsets[0], l->strides[0], l->height, l->width};
+    pg[1] = (PlaneGeom){l->offsets[1], l->strides[1], ch, cw};
+    pg[2] = (PlaneGeom){l->offsets[2], l->strides[2], ch, cw};
+    break;
+  case ST_FORMAT_NV12:
+    np = 2;
+    pg[0] = (PlaneGeom){l->offsets[0], l->strides[0], l->height, l->width};
+    pg[1] = (PlaneGeom){l->offsets[1], l->strides[1], ch, 2 * cw};
+    break;
+  default:
+    st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown pixel format %d", op, (int)l->format);
+    return 0;
+  }
+  for (int i = 0; i < np; i++) {
+    if (pg[i].stride < pg[i].rowbytes) {
+      st_set_error(err, ST_ERROR_ARGUMENT, "%s: plane %d stride %d is smaller than its row (%d)",
+                   op, i, pg[i].stride, pg[i].rowbytes);
+      return 0;
+    }
+    uint64_t end =
+        pg[i].off + (uint64_t)(pg[i].rows - 1) * (uint64_t)pg[i].stride + (uint64_t)pg[i].rowbytes;
+    /* The shaders address the buffer in whole 32-bit words. */
+    if (end > (buf->size & ~(VkDeviceSize)3) || end > 0xfffffff0u) {
+      st_set_error(err, ST_ERROR_ARGUMENT,
+                   "%s: plane %d (bytes %llu..%llu) lies outside the frame buffer (%llu bytes)", op,
+                   i, (unsigned long long)pg[i].off, (unsigned long long)end,
+                   (unsigned long long)buf->size);
+      return 0;
+    }
+  }
+  return np;
+}
+
+bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
+                          const StTensor *y, StError *err) {
+  const char *op = "frame_to_float";
+  PlaneGeom pg[3];
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(y, op, "output", err))
+    return false;
+  int np = frame_planes(layout, src, pg, op, err);
+  if (!np)
+    return false;
+  if (y->rank != 3 || y->shape[0] != 3)
+    return shape_error(err, op, "output", y, "[3,H,W]");
+  int th = y->shape[1], tw = y->shape[2];
+  struct {
+    uint32_t format, fw, fh, tw, th;
+    uint32_t off0, off1, off2;
+    uint32_t s0, s1, s2;
+    float sx, sy;
+  } pc = {(uint32_t)layout->format,
+          (uint32_t)layout->width,
+          (uint32_t)layout->height,
+          (uint32_t)tw,
+          (uint32_t)th,
+          (uint32_t)pg[0].off,
+          np > 1 ? (uint32_t)pg[1].off : 0,
+          np > 2 ? (uint32_t)pg[2].off : 0,
+          (uint32_t)pg[0].stride,
+          np > 1 ? (uint32_t)pg[1].stride : 0,
+          np > 2 ? (uint32_t)pg[2].stride : 0,
+          (float)layout->width / (float)tw,
+          (float)layout->height / (float)th};
+  StTensor raw = {src, 0, ST_F32, 1, {(int)(src->size / 4), 1, 1}};
+  const StTensor *bind[2] = {&raw, y};
+  int32_t spec[1];
+  StKernel *kern = get_kernel(dev, "frame_to_float", bind, 2, spec, 1, sizeof pc, err);
+  uint32_t gx = (uint32_t)((tw + 63) / 64), gy = (uint32_t)th;
+  if (!kern || !check_grid(gx, gy, 1, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
+bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *orig,
+                          bool preserve_colors, StBuffer *dst, const StFrameLayout *layout,
+                          StError *err) {
+  const char *op = "float_to_frame";
+  PlaneGeom pg[3];
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      (preserve_colors && !check_tensor(orig, op, "original", err)))
+    return false;
+  int np = frame_planes(layout, dst, pg, op, err);
+  if (!np)
+    return false;
+  if (x->rank != 3 || x->shape[0] != 3)
+    return shape_error(err, op, "input", x, "[3,H,W]");
+  int xh = x->shape[1], xw = x->shape[2];
+  if (preserve_colors && !is_shape3(orig, 3, xh, xw)) {
+    char exp[64];
+    snprintf(exp, sizeof exp, "[3,%d,%d]", xh, xw);
+    return shape_error(err, op, "original", orig, exp);
+  }
+  StTensor raw = {dst, 0, ST_F32, 1, {(int)(dst->size / 4), 1, 1}};
+  const StTensor *bind[3] = {x, preserve_colors ? orig : x, &raw};
+  int32_t spec[1];
+  StKernel *kern = get_kernel(dev, "float_to_frame", bind, 3, spec, 1, 15 * 4, err);
+  if (!kern)
+    return false;
+  for (int i = 0; i < np; i++) {
+    uint64_t end =
+        pg[i].off + (uint64_t)(pg[i].rows - 1) * (uint64_t)pg[i].stride + (uint64_t)pg[i].rowbytes;
+    uint64_t w0 = pg[i].off / 4, w1 = (end + 3) / 4;
+    struct {
+      uint32_t format, fw, fh, xw, xh;
+      uint32_t plane_off, stride, rows, rowbytes;
+      uint32_t plane;
+      uint32_t word0, nwords;
+      uint32_t preserve;
+      float sx, sy;
+    } pc = {(uint32_t)layout->format,
+            (uint32_t)layout->width,
+            (uint32_t)layout->height,
+            (uint32_t)xw,
+            (uint32_t)xh,
+            (uint32_t)pg[i].off,
+            (uint32_t)pg[i].stride,
+            (uint32_t)pg[i].rows,
+            (uint32_t)pg[i].rowbytes,
+            (uint32_t)i,
+            (uint32_t)w0,
+            (uint32_t)(w1 - w0),
+            preserve_colors,
+            (float)xw / (float)layout->width,
+            (float)xh / (float)layout->height};
+    _Static_assert(sizeof pc == 15 * 4, "push constant layout");
+    uint32_t gx = 0, gy = 0;
+    if (!split_groups((size_t)((w1 - w0 + 63) / 64), &gx, &gy, op, err))
+      return false;
+    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  }
+  return true;
+}

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * CPU reference implementations (ref.h). Straightforward loops, double accumulation.
+ */
+#include "ref.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+float st_ref_act1(float v, StAct act, float alpha) {
+  switch (act) {
+  case ST_ACT_RELU:
+    return v > 0.0f ? v : 0.0f;
+  case ST_ACT_LRELU:
+    return v >= 0.0f ? v : v * alpha;
+  case ST_ACT_TANH:
+    return tanhf(v);
+  case ST_ACT_SIGMOID:
+    return 1.0f / (1.0f + expf(-v));
+  default:
+    return v;
+  }
+}
+
+static int reflect_index(int i, int n) {
+  if (i < 0)
+    i = -i;
+  if (i >= n)
+    i = 2 * n - 2 - i;
+  if (i < 0)
+    i = 0;
+  if (i > n - 1)
+    i = n - 1;
+  return i;
+}
+
+void st_ref_conv2d(const float *x, int ci, int h, int w, const float *wt, const float *b, int co,
+                   int k, int stride, StPad pad, StAct act, float alpha, float *y) {
+  int p = (k - 1) / 2, oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+  for (int o = 0; o < co; o++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        double s = b ? b[o] : 0.0;
+        for (int i = 0; i < ci; i++)
+          for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+              int iy = oy * stride + ky - p, ix = ox * stride + kx - p;
+              if (pad == ST_PAD_REFLECT) {
+                iy = reflect_index(iy, h);
+                ix = reflect_index(ix, w);
+              } else if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+                continue;
+              }
+              s += (double)x[((size_t)i * h + iy) * w + ix] *
+                   wt[(((size_t)o * ci + i) * k + ky) * k + kx];
+            }
+        y[((size_t)o * oh + oy) * ow + ox] = st_ref_act1((float)s, act, alpha);
+      }
+}
+
+void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y) {
+  int oh = (h + 1) / 2, ow = (w + 1) / 2;
+  for (int ch = 0; ch < c; ch++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        double s = 0.0;
+        float m = -INFINITY;
+        int n = 0;
+        for (int dy = 0; dy < 2; dy++)
+          for (int dx = 0; dx < 2; dx++) {
+            int iy = 2 * oy + dy, ix = 2 * ox + dx;
+            if (iy >= h || ix >= w)
+              continue;
+            float v = x[((size_t)ch * h + iy) * w + ix];
+            s += v;
+            m = v > m ? v : m;
+            n++;
+          }
+        y[((size_t)ch * oh + oy) * ow + ox] = mode == ST_POOL_MAX ? m : (float)(s / n);
+      }
+}
+
+void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
+                   float *y) {
+  float sy = (float)h / (float)oh, sx = (float)w / (float)ow;
+  for (int ch = 0; ch < c; ch++) {
+    const float *xp = x + (size_t)ch * h * w;
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float v;
+        if (mode == ST_RESIZE_NEAREST) {
+          int iy = (int)floorf((float)oy * sy), ix = (int)floorf((float)ox * sx);
+          iy = iy < h - 1 ? iy : h - 1;
+          ix = ix < w - 1 ? ix : w - 1;
+          v = xp[(size_t)iy * w + ix];
+        } else {
+          float fy = ((float)oy + 0.5f) * sy - 0.5f, fx = ((float)ox + 0.5f) * sx - 0.5f;
+          fy = fy < 0.0f ? 0.0f : fy;
+          fx = fx < 0.0f ? 0.0f : fx;
+          int y0 = (int)fy, x0 = (int)fx;
+          y0 = y0 < h - 1 ? y0 : h - 1;
+          x0 = x0 < w - 1 ? x0 : w - 1;
+          int y1 = y0 + (y0 < h - 1), x1 = x0 + (x0 < w - 1);
+          float ly = fy - (float)y0, lx = fx - (float)x0;
+          float r0 = (1.0f - lx) * xp[(size_t)y0 * w + x0] + lx * xp[(size_t)y0 * w + x1];
+          float r1 = (1.0f - lx) * xp[(size_t)y1 * w + x0] + lx * xp[(size_t)y1 * w + x1];
+          v = (1.0f - ly) * r0 + ly * r1;
+        }
+        y[((size_t)ch * oh + oy) * ow + ox] = v;
+      }
+  }
+}
+
+void st_ref_add(const float *a, const float *b, size_t n, size_t bcast_hw, float ka, float kb,
+                StAct act, float alpha, float *y) {
+  for (size_t i = 0; i < n; i++) {
+    float bv = b[bcast_hw ? i / bcast_hw : i];
+    y[i] = st_ref_act1(ka * a[i] + kb * bv, act, alpha);
+  }
+}
+
+void st_ref_mul(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
+                float *y) {
+  for (size_t i = 0; i < n; i++)
+    y[i] = st_ref_act1(a[i] * b[bcast_hw ? i / bcast_hw : i], act, alpha);
+}
+
+void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y) {
+  for (size_t i = 0; i < n; i++)
+    y[i] = st_ref_act1(x[i], act, alpha);
+}
+
+void st_ref_moments(const float *x, int c, size_t hw, float eps, float *mean, float *std) {
+  for (int ch = 0; ch < c; ch++) {
+    const float *p = x + (size_t)ch * hw;
+    double s = 0.0, q = 0.0;
+    for (size_t i = 0; i < hw; i++)
+      s += p[i];
+    double m = s / (double)hw;
+    for (size_t i = 0; i < hw; i++)
+      q += (p[i] - m) * (p[i] - m);
+    mean[ch] = (float)m;
+    std[ch] = (float)sqrt(q / (double)hw + eps);
+  }
+}
+
+static void row_means(const float *x, int c, size_t hw, double *m) {
+  for (int i = 0; i < c; i++) {
+    double s = 0.0;
+    for (size_t j = 0; j < hw; j++)
+      s += x[(size_t)i * hw + j];
+    m[i] = s / (double)hw;
+  }
+}
+
+void st_ref_gram(const float *x, const float *y, int c, int d, size_t hw, bool center, bool sqrt_,
+                 float *g) {
+  if (!y) {
+    y = x;
+    d = c;
+  }
+  double *mx = calloc((size_t)c + (size_t)d, sizeof *mx);
+  if (!mx)
+    abort();
+  double *my = mx + c;
+  if (center) {
+    row_means(x, c, hw, mx);
+    row_means(y, d, hw, my);
+  }
+  for (int i = 0; i < c; i++)
+    for (int j = 0; j < d; j++) {
+      double s = 0.0;
+      for (size_t t = 0; t < hw; t++)
+        s += (x[(size_t)i * hw + t] - mx[i]) * (y[(size_t)j * hw + t] - my[j]);
+      s /= (double)hw;
+      if (sqrt_)
+        s = sqrt((s > 0.0 ? s : 0.0) + 1e-8);
+      g[(size_t)i * d + j] = (float)s;
+    }
+  free(mx);
+}
+
+void st_ref_matmul(const float *a, const float *b, int m, int n, int k, bool ta, bool tb,
+                   float *c) {
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      double s = 0.0;
+      for (int t = 0; t < k; t++) {
+        float av = ta ? a[(size_t)t * m + i] : a[(size_t)i * k + t];
+        float bv = tb ? b[(size_t)j * k + t] : b[(size_t)t * n + j];
+        s += (double)av * bv;
+      }
+      c[(size_t)i * n + j] = (float)s;
+    }
+}
+
+void st_ref_linear(const float *x, const float *w, const float *b, int n, size_t k, StAct act,
+                   float alpha, float *y) {
+  for (int i = 0; i < n; i++) {
+    double s = b ? b[i] : 0.0;
+    for (size_t t = 0; t < k; t++)
+      s += (double)w[(size_t)i * k + t] * x[t];
+    y[i] = st_ref_act1((float)s, act, alpha);
+  }
+}
+
+void st_ref_softmax(const float *x, int m, int n, float scale, float *y) {
+  for (int i = 0; i < m; i++) {
+    const float *r = x + (size_t)i * n;
+    double mx = -INFINITY, s = 0.0;
+    for (int j = 0; j < n; j++)
+      mx = fmax(mx, (double)scale * r[j]);
+    for (int j = 0; j < n; j++)
+      s += exp((double)scale * r[j] - mx);
+    for (int j = 0; j < n; j++)
+      y[(size_t)i * n + j] = (float)(exp((double)scale * r[j] - mx) / s);
+  }
+}
+
+void st_ref_concat(const float *const *xs, const int *cs, int n, size_t hw, float *y) {
+  for (int i = 0; i < n; i++) {
+    memcpy(y, xs[i], (size_t)cs[i] * hw * sizeof(float));
+    y += (size_t)cs[i] * hw;
+  }
+}
+
+/* ---- frames ------------------------------------------------------------------------------ */
+
+static const float KY[3] = {0.299f, 0.587f, 0.114f};
+static const float KCB[3] = {-0.168736f, -0.331264f, 0.5f};
+static const float KCR[3] = {0.5f, -0.418688f, -0.081312f};
+
+static float dot3(const float *a, const float *b) {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+static float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
+
+static void ycc_to_rgb(float y, float cb, float cr, float *rgb) {
+  rgb[0] = y + 1.402f * cr;
+  rgb[1] = y - 0.344136f * cb - 0.714136f * cr;
+  rgb[2] = y + 1.772f * cb;
+}
+
+static bool is_bgr(StPixelFormat f) { return f == ST_FORMAT_BGRA || f == ST_FORMAT_BGRX; }
+
+static bool is_packed(StPixelFormat f) { return f != ST_FORMAT_I420 && f != ST_FORMAT_NV12; }
+
+static void decode(const uint8_t *buf, const StFrameLayout *l, int x, int y, float *rgb) {
+  if (is_packed(l->format)) {
+    const uint8_t *p = buf + l->offsets[0] + (size_t)y * l->strides[0] + 4 * (size_t)x;
+    for (int c = 0; c < 3; c++)
+      rgb[c] = p[is_bgr(l->format) ? 2 - c : c] / 255.0f;
+    return;
+  }
+  float Y = buf[l->offsets[0] + (size_t)y * l->strides[0] + x], U, V;
+  int cx = x / 2, cy = y / 2;
+  if (l->format == ST_FORMAT_I420) {
+    U = buf[l->offsets[1] + (size_t)cy * l->strides[1] + cx];
+    V = buf[l->offsets[2] + (size_t)cy * l->strides[2] + cx];
+  } else {
+    U = buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx];
+    V = buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx + 1];
+  }
+  ycc_to_rgb((Y - 16.0f) / 219.0f, (U - 128.0f) / 224.0f, (V - 128.0f) / 224.0f, rgb);
+  for (int c = 0; c < 3; c++)
+    rgb[c] = clamp01(rgb[c]);
+}
+
+/* Bilinear source position along one axis (PyTorch align_corners=False). */
+static void bilin(int dst, float scale, int n, int *i0, int *i1, float *l) {
+  float f = ((float)dst + 0.5f) * scale - 0.5f;
+  f = f < 0.0f ? 0.0f : f;
+  int a = (int)f;
+  a = a < n - 1 ? a : n - 1;
+  *i0 = a;
+  *i1 = a + (a < n - 1);
+  *l = f - (float)a;
+}
+
+void st_ref_frame_to_float(const uint8_t *buf, const StFrameLayout *l, int tw, int th, float *y) {
+  float sx = (float)l->width / (float)tw, sy = (float)l->height / (float)th;
+  size_t plane = (size_t)tw * th;
+  for (int oy = 0; oy < th; oy++)
+    for (int ox = 0; ox < tw; ox++) {
+      int x0, x1, y0, y1;
+      float lx, ly, c00[3], c01[3], c10[3], c11[3];
+      bilin(ox, sx, l->width, &x0, &x1, &lx);
+      bilin(oy, sy, l->height, &y0, &y1, &ly);
+      decode(buf, l, x0, y0, c00);
+      decode(buf, l, x1, y0, c01);
+      decode(buf, l, x0, y1, c10);
+      decode(buf, l, x1, y1, c11);
+      for (int c = 0; c < 3; c++) {
+        float r0 = (1.0f - lx) * c00[c] + lx * c01[c];
+        float r1 = (1.0f - lx) * c10[c] + lx * c11[c];
+        y[c * plane + (size_t)oy * tw + ox] = (1.0f - ly) * r0 + ly * r1;
+      }
+    }
+}
+
+typedef struct {
+  const float *x, *orig;
+  int xw, xh;
+  bool preserve;
+  float sx, sy;
+} Src;
+
+static void tap(const Src *s, int px, int py, float *rgb) {
+  size_t n = (size_t)s->xw * s->xh, i = (size_t)py * s->xw + px;
+  float c[3] = {s->x[i], s->x[n + i], s->x[2 * n + i]};
+  if (s->preserve) {
+    float o[3] = {s->orig[i], s->orig[n + i], s->orig[2 * n + i]};
+    ycc_to_rgb(dot3(c, KY), dot3(o, KCB), dot3(o, KCR), rgb);
+  } else {
+    memcpy(rgb, c, sizeof c);
+  }
+}
+
+static void sample_rgb(const Src *s, int fx, int fy, float *rgb) {
+  int x0, x1, y0, y1;
+  float lx, ly, c00[3], c01[3], c10[3], c11[3];
+  bilin(fx, s->sx, s->xw, &x0, &x1, &lx);
+  bilin(fy, s->sy, s->xh, &y0, &y1, &ly);
+  tap(s, x0, y0, c00);
+  tap(s, x1, y0, c01);
+  tap(s, x0, y1, c10);
+  tap(s, x1, y1, c11);
+  for (int c = 0; c < 3; c++) {
+    float r0 = (1.0f - lx) * c00[c] + lx * c01[c];
+    float r1 = (1.0f - lx) * c10[c] + lx * c11[c];
+    rgb[c] = clamp01((1.0f - ly) * r0 + ly * r1);
+  }
+}
+
+static uint8_t to_byte(float v) {
+  float r = floorf(v + 0.5f);
+  return (uint8_t)(r < 0.0f ? 0.0f : r > 255.0f ? 255.0f : r);
+}
+
+void st_ref_float_to_frame(const float *x, const float *orig, int xw, int xh, bool preserve_colors,
+                           uint8_t *buf, const StFrameLayout *l) {
+  Src s = {
+      x, orig, xw, xh, preserve_colors, (float)xw / (float)l->width, (float)xh / (float)l->height};
+  int w = l->width, h = l->height;
+  float rgb[3];
+  if (is_packed(l->format)) {
+    for (int y = 0; y < h; y++)
+      for (int xx = 0; xx < w; xx++) {
+        uint8_t *p = buf + l->offsets[0] + (size_t)y * l->strides[0] + 4 * (size_t)xx;
+        sample_rgb(&s, xx, y, rgb);
+        for (int c = 0; c < 3; c++)
+          p[is_bgr(l->format) ? 2 - c : c] = to_byte(rgb[c] * 255.0f);
+        p[3] = 255;
+      }
+    return;
+  }
+  for (int y = 0; y < h; y++)
+    for (int xx = 0; xx < w; xx++) {
+      sample_rgb(&s, xx, y, rgb);
+      buf[l->offsets[0] + (size_t)y * l->strides[0] + xx] = to_byte(16.0f + 219.0f * dot3(rgb, KY));
+    }
+  int cw = (w + 1) / 2, ch = (h + 1) / 2;
+  for (int cy = 0; cy < ch; cy++)
+    for (int cx = 0; cx < cw; cx++) {
+      float acc[3] = {0, 0, 0};
+      int cnt = 0;
+      for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) {
+          int px = 2 * cx + dx, py = 2 * cy + dy;
+          if (px >= w || py >= h)
+            continue;
+          sample_rgb(&s, px, py, rgb);
+          for (int c = 0; c < 3; c++)
+            acc[c] += rgb[c];
+          cnt++;
+        }
+      for (int c = 0; c < 3; c++)
+        acc[c] /= (float)cnt;
+      uint8_t u = to_byte(128.0f + 224.0f * dot3(acc, KCB));
+      uint8_t v = to_byte(128.0f + 224.0f * dot3(acc, KCR));
+      if (l->format == ST_FORMAT_I420) {
+        buf[l->offsets[1] + (size_t)cy * l->strides[1] + cx] = u;
+        buf[l->offsets[2] + (size_t)cy * l->strides[2] + cx] = v;
+      } else {
+        buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx] = u;
+        buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx + 1] = v;
+      }
+    }
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Plain C CPU reference implementations of the operations in ops.h, on host float arrays, with
+ * the same semantics (weights/FORMAT.md, PyTorch rules). Used by the tests to check the shaders;
+ * sums are accumulated in double. Tensors are planar C-major like on the device.
+ */
+#ifndef ST_REF_H
+#define ST_REF_H
+
+#include "ops.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+float st_ref_act1(float v, StAct act, float alpha);
+
+/* y[co, ceil(h/stride), ceil(w/stride)]; wt [co, ci, k, k]; b may be NULL. Reflect padding of a
+ * size-1 axis repeats its only element (PyTorch refuses that case). */
+void st_ref_conv2d(const float *x, int ci, int h, int w, const float *wt, const float *b, int co,
+                   int k, int stride, StPad pad, StAct act, float alpha, float *y);
+void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y);
+void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
+                   float *y);
+/* b has n elements, or (bcast_hw > 0) n / bcast_hw elements broadcast over runs of bcast_hw. */
+void st_ref_add(const float *a, const float *b, size_t n, size_t bcast_hw, float ka, float kb,
+                StAct act, float alpha, float *y);
+void st_ref_mul(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
+                float *y);
+void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y);
+void st_ref_moments(const float *x, int c, size_t hw, float eps, float *mean, float *std);
+/* g[c, d] = x y^T / hw; y NULL: y = x (d = c). */
+void st_ref_gram(const float *x, const float *y, int c, int d, size_t hw, bool center, bool sqrt_,
+                 float *g);
+/* c[m,n] = op(a) op(b); a is [m,k] ([k,m] if ta), b is [k,n] ([n,k] if tb). */
+void st_ref_matmul(const float *a, const float *b, int m, int n, int k, bool ta, bool tb, float *c);
+/* y[n] = act(w[n,k] x + b); b may be NULL. */
+void st_ref_linear(const float *x, const float *w, const float *b, int n, size_t k, StAct act,
+                   float alpha, float *y);
+void st_ref_softmax(const float *x, int m, int n, float scale, float *y);
+/* xs[i] has cs[i] channels of hw elements. */
+void st_ref_concat(const float *const *xs, const int *cs, int n, size_t hw, float *y);
+
+/* Frames: `buf` holds the planes at layout->offsets (bytes) with layout->strides. */
+void st_ref_frame_to_float(const uint8_t *buf, const StFrameLayout *layout, int tw, int th,
+                           float *y);
+/* x [3,xh,xw]; orig [3,xh,xw] (only read with preserve_colors). Bytes outside the planes' pixels
+ * (row padding) are left untouched. */
+void st_ref_float_to_frame(const float *x, const float *orig, int xw, int xh, bool preserve_colors,
+                           uint8_t *buf, const StFrameLayout *layout);
+
+#endif /* ST_REF_H */

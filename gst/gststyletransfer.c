@@ -1,0 +1,967 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * styletransfer: the `styletransfer` video filter element.
+ *
+ * This library is free software; you can redistribute it and/or modify it under the terms of the
+ * GNU Lesser General Public License as published by the Free Software Foundation; either version
+ * 2.1 of the License, or (at your option) any later version. See the file COPYING.
+ */
+
+/**
+ * SECTION:element-styletransfer
+ * @title: styletransfer
+ *
+ * Repaints every video frame in the style of one artwork image with a neural network (EFANet
+ * feature alignment followed by ETNet error-transition refinement) run as Vulkan compute shaders.
+ * Any Vulkan 1.1 device works; without a GPU the element runs on Mesa's lavapipe (CPU Vulkan).
+ *
+ * The style image is read through GStreamer itself (`decodebin`), so any image format that the
+ * installed plugins decode (PNG, JPEG, WebP, ... or the first frame of a video) can be used.
+ * The style, the strength and every other property can change while the pipeline is playing;
+ * a new style is decoded in the thread that sets the property and takes effect at the next frame.
+ *
+ * The element processes RGBA, BGRA, RGBx, BGRx, I420 and NV12 frames of any size; the output has
+ * the same caps as the input.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! styletransfer style=art.jpg ! videoconvert !
+ * autovideosink
+ * ]| Stylizes a camera.
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
+ *     styletransfer style=art.jpg steps=3 ! videoconvert ! x264enc ! mp4mux ! filesink
+ * location=out.mp4
+ * ]| Stylizes a file (the element accepts NV12 and I420 directly, the videoconvert before it is
+ * only needed for other formats).
+ * |[
+ * gst-launch-1.0 videotestsrc ! video/x-raw,width=640,height=480 ! \
+ *     styletransfer style=art.png strength=0.6 preserve-colors=true ! videoconvert ! autovideosink
+ * ]| A lighter stylization that keeps the input's colours.
+ *
+ * Since: 0.1.0
+ */
+
+#define _POSIX_C_SOURCE 200809L /* stat(), access() with -std=c11 */
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gststyletransfer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <gst/app/gstappsink.h>
+
+#include "st.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_style_transfer_debug);
+#define GST_CAT_DEFAULT gst_style_transfer_debug
+
+#define DEFAULT_STEPS 2
+#define MAX_STEPS 8
+#define DEFAULT_STRENGTH 1.0
+#define DEFAULT_PRESERVE_COLORS FALSE
+#define DEFAULT_TEMPORAL TRUE
+#define DEFAULT_DEVICE (-1)
+#define MAX_DEVICE 63
+#define DEFAULT_PROCESSING_SIZE 0
+#define MAX_PROCESSING_SIZE 8192
+/* processing-size used on CPU Vulkan devices (lavapipe) when the user did not set the property */
+#define CPU_PROCESSING_SIZE 256
+#define DEFAULT_FP16 TRUE
+/* how long decoding a style image may take before it is reported as failed */
+#define STYLE_DECODE_TIMEOUT (30 * GST_SECOND)
+
+enum {
+  PROP_0,
+  PROP_STYLE,
+  PROP_MODEL,
+  PROP_STEPS,
+  PROP_STRENGTH,
+  PROP_PRESERVE_COLORS,
+  PROP_TEMPORAL,
+  PROP_DEVICE,
+  PROP_PROCESSING_SIZE,
+  PROP_FP16,
+  PROP_DEVICE_NAME,
+};
+
+#define ST_VIDEO_CAPS GST_VIDEO_CAPS_MAKE("{ RGBA, BGRA, RGBx, BGRx, I420, NV12 }")
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(ST_VIDEO_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(ST_VIDEO_CAPS));
+
+/* A Vulkan device with the model loaded on it. Used by one thread at a time (engine_lock). */
+typedef struct {
+  StDevice *dev;
+  StNet *net;
+  gchar *device_name;
+  gboolean is_cpu;
+  guint style_serial; /* serial of the style image set on `net`; 0: none */
+} Engine;
+
+struct _GstStyleTransfer {
+  GstVideoFilter parent;
+
+  /* `lock` protects the properties, the decoded style and the flags below. It is never held
+   * while decoding an image or while the engine runs. Order: engine_lock, then lock. */
+  GMutex lock;
+  gchar *style_path;
+  gchar *model_path;
+  gint steps;
+  gdouble strength;
+  gboolean preserve_colors;
+  gboolean temporal;
+  gint device_index;
+  gint processing_size;
+  gboolean processing_size_set; /* the user set processing-size (else: automatic on CPUs) */
+  gboolean fp16;
+  gchar *device_name;
+  gboolean started;
+  GstSample *style_sample; /* decoded style, RGBA */
+  guint style_serial;      /* incremented on every new style_sample */
+  gboolean reset_temporal; /* the next frame starts without temporal state */
+
+  /* held while the engine is used (streaming thread) or swapped */
+  GMutex engine_lock;
+  Engine *engine;
+
+  /* serialises start(), stop() and engine rebuilds caused by property changes */
+  GMutex reload_lock;
+};
+
+#define gst_style_transfer_parent_class parent_class
+G_DEFINE_TYPE(GstStyleTransfer, gst_style_transfer, GST_TYPE_VIDEO_FILTER);
+GST_ELEMENT_REGISTER_DEFINE(styletransfer, "styletransfer", GST_RANK_NONE, GST_TYPE_STYLE_TRANSFER);
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* Posts `err` as an ERROR message of the element (domain and code are kept). */
+#define post_gerror(self, err)                                                                     \
+  gst_element_message_full(GST_ELEMENT(self), GST_MESSAGE_ERROR, (err)->domain, (err)->code,       \
+                           g_strdup((err)->message), NULL, __FILE__, GST_FUNCTION, __LINE__)
+
+/* Checks that `path` names a readable regular file. `what` is "Style image" or "Model file". */
+static gboolean check_readable_file(const gchar *path, const gchar *what, GError **error) {
+  GStatBuf st;
+  if (g_stat(path, &st) != 0) {
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR)
+      g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                  "%s \"%s\" does not exist", what, path);
+    else
+      g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                  "%s \"%s\" cannot be read: %s", what, path, g_strerror(e));
+    return FALSE;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                "%s \"%s\" is a directory, not a file", what, path);
+    return FALSE;
+  }
+  if (g_access(path, R_OK) != 0) {
+    int e = errno;
+    g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                "%s \"%s\" cannot be read: %s", what, path, g_strerror(e));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- style image decoding ------------------------------------------------------------------ */
+
+static void on_decodebin_pad_added(GstElement *decodebin, GstPad *pad, gpointer user_data) {
+  GstElement *convert = GST_ELEMENT(user_data);
+  GstPad *sinkpad = gst_element_get_static_pad(convert, "sink");
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  if (caps == NULL)
+    caps = gst_pad_query_caps(pad, NULL);
+  const GstStructure *s = gst_caps_get_size(caps) > 0 ? gst_caps_get_structure(caps, 0) : NULL;
+  if (s != NULL && g_str_has_prefix(gst_structure_get_name(s), "video/") &&
+      !gst_pad_is_linked(sinkpad)) {
+    GstPadLinkReturn ret = gst_pad_link(pad, sinkpad);
+    if (GST_PAD_LINK_FAILED(ret))
+      GST_WARNING_OBJECT(decodebin, "could not link the decoded video: %s",
+                         gst_pad_link_get_name(ret));
+  }
+  gst_caps_unref(caps);
+  gst_object_unref(sinkpad);
+}
+
+/* Decodes the first video frame of the file at `path` to RGBA with a private pipeline
+ * (filesrc ! decodebin ! videoconvert ! appsink). Returns a sample that owns its memory. */
+static GstSample *decode_style_image(const gchar *path, GError **error) {
+  if (!check_readable_file(path, "Style image", error))
+    return NULL;
+
+  GstElement *pipeline = gst_pipeline_new("styletransfer-style-decoder");
+  GstElement *src = gst_element_factory_make("filesrc", NULL);
+  GstElement *decode = gst_element_factory_make("decodebin", NULL);
+  GstElement *convert = gst_element_factory_make("videoconvert", NULL);
+  GstElement *sink = gst_element_factory_make("appsink", NULL);
+  if (src == NULL || decode == NULL || convert == NULL || sink == NULL) {
+    g_set_error(error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+                "Cannot decode the style image: one of the elements filesrc, decodebin, "
+                "videoconvert, appsink is missing (install gstreamer1.0-plugins-base)");
+    gst_clear_object(&src);
+    gst_clear_object(&decode);
+    gst_clear_object(&convert);
+    gst_clear_object(&sink);
+    gst_object_unref(pipeline);
+    return NULL;
+  }
+
+  GstCaps *rgba = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "RGBA", NULL);
+  g_object_set(src, "location", path, NULL);
+  g_object_set(sink, "caps", rgba, "sync", FALSE, "max-buffers", 1, "enable-last-sample", FALSE,
+               NULL);
+  gst_caps_unref(rgba);
+  gst_bin_add_many(GST_BIN(pipeline), src, decode, convert, sink, NULL);
+  if (!gst_element_link(src, decode) || !gst_element_link(convert, sink)) {
+    g_set_error(error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+                "Cannot decode the style image: internal linking failed");
+    gst_object_unref(pipeline);
+    return NULL;
+  }
+  g_signal_connect(decode, "pad-added", G_CALLBACK(on_decodebin_pad_added), convert);
+
+  GstSample *result = NULL;
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstStateChangeReturn sret = gst_element_set_state(pipeline, GST_STATE_PAUSED);
+  gboolean prerolled = FALSE;
+  gchar *problem = NULL;
+  if (sret == GST_STATE_CHANGE_SUCCESS || sret == GST_STATE_CHANGE_NO_PREROLL) {
+    prerolled = TRUE;
+  } else {
+    /* wait for the first frame (ASYNC_DONE) or the first error */
+    GstMessage *msg = gst_bus_timed_pop_filtered(bus, STYLE_DECODE_TIMEOUT,
+                                                 GST_MESSAGE_ASYNC_DONE | GST_MESSAGE_ERROR);
+    if (msg == NULL) {
+      problem = g_strdup("decoding timed out");
+    } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+      GError *derr = NULL;
+      gchar *dbg = NULL;
+      gst_message_parse_error(msg, &derr, &dbg);
+      problem = g_strdup(derr->message);
+      GST_DEBUG("style decoder error: %s (%s)", derr->message, GST_STR_NULL(dbg));
+      g_clear_error(&derr);
+      g_free(dbg);
+    } else {
+      prerolled = TRUE;
+    }
+    if (msg != NULL)
+      gst_message_unref(msg);
+  }
+
+  if (prerolled) {
+    GstSample *sample = gst_app_sink_try_pull_preroll(GST_APP_SINK(sink), 0);
+    GstVideoInfo info;
+    if (sample == NULL || gst_sample_get_buffer(sample) == NULL ||
+        !gst_video_info_from_caps(&info, gst_sample_get_caps(sample))) {
+      problem = g_strdup("the file contains no image or video frame");
+    } else {
+      /* copy the pixels so that nothing of the private pipeline stays referenced */
+      GstBuffer *copy = gst_buffer_copy_deep(gst_sample_get_buffer(sample));
+      result = gst_sample_new(copy, gst_sample_get_caps(sample), NULL, NULL);
+      gst_buffer_unref(copy);
+    }
+    if (sample != NULL)
+      gst_sample_unref(sample);
+  }
+
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+
+  if (result == NULL) {
+    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                "Could not decode style image \"%s\": %s", path,
+                problem ? problem : "unknown error");
+  }
+  g_free(problem);
+  return result;
+}
+
+/* ---- engine --------------------------------------------------------------------------------- */
+
+static void engine_free(Engine *engine) {
+  if (engine == NULL)
+    return;
+  if (engine->net != NULL)
+    st_net_free(engine->net);
+  if (engine->dev != NULL)
+    st_device_free(engine->dev);
+  g_free(engine->device_name);
+  g_free(engine);
+}
+
+static gboolean st_format_from_video(GstVideoFormat f, StPixelFormat *out) {
+  switch (f) {
+  case GST_VIDEO_FORMAT_RGBA:
+    *out = ST_FORMAT_RGBA;
+    return TRUE;
+  case GST_VIDEO_FORMAT_BGRA:
+    *out = ST_FORMAT_BGRA;
+    return TRUE;
+  case GST_VIDEO_FORMAT_RGBx:
+    *out = ST_FORMAT_RGBX;
+    return TRUE;
+  case GST_VIDEO_FORMAT_BGRx:
+    *out = ST_FORMAT_BGRX;
+    return TRUE;
+  case GST_VIDEO_FORMAT_I420:
+    *out = ST_FORMAT_I420;
+    return TRUE;
+  case GST_VIDEO_FORMAT_NV12:
+    *out = ST_FORMAT_NV12;
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+static gboolean image_from_frame(const GstVideoFrame *frame, StImage *img) {
+  memset(img, 0, sizeof(*img));
+  if (!st_format_from_video(GST_VIDEO_FRAME_FORMAT(frame), &img->format))
+    return FALSE;
+  img->width = GST_VIDEO_FRAME_WIDTH(frame);
+  img->height = GST_VIDEO_FRAME_HEIGHT(frame);
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES(frame) && i < 3; i++) {
+    img->planes[i] = GST_VIDEO_FRAME_PLANE_DATA(frame, i);
+    img->strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE(frame, i);
+  }
+  return TRUE;
+}
+
+/* Sets the style `sample` (RGBA) on the engine's network. */
+static gboolean engine_set_style(Engine *engine, GstSample *sample, guint serial, GError **error) {
+  GstVideoInfo info;
+  GstVideoFrame frame;
+  if (!gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) ||
+      !gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ)) {
+    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                "Could not map the decoded style image");
+    return FALSE;
+  }
+  StImage img;
+  StError serr = {0};
+  gboolean ok = image_from_frame(&frame, &img) && st_net_set_style(engine->net, &img, &serr);
+  gst_video_frame_unmap(&frame);
+  if (!ok) {
+    g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED,
+                "Could not compute the style features: %s", serr.message);
+    return FALSE;
+  }
+  engine->style_serial = serial;
+  return TRUE;
+}
+
+/* Opens Vulkan device `device_index` and loads the model at `model_path` on it. */
+static Engine *engine_new(const gchar *model_path, gint device_index, gboolean fp16,
+                          GError **error) {
+  if (model_path == NULL || model_path[0] == '\0') {
+    g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                "No model set: set the model property to a styletransfer model file");
+    return NULL;
+  }
+  if (!check_readable_file(model_path, "Model file", error))
+    return NULL;
+
+  StDeviceOptions dopts;
+  st_device_options_init(&dopts);
+  dopts.index = device_index;
+  StError serr = {0};
+  StDevice *dev = st_device_new(&dopts, &serr);
+  if (dev == NULL) {
+    if (device_index >= 0)
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                  "Could not open Vulkan device %d: %s", device_index, serr.message);
+    else
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "No usable Vulkan device: %s",
+                  serr.message);
+    return NULL;
+  }
+
+  StNetOptions nopts = {.fp16 = fp16};
+  StNet *net = st_net_load(dev, model_path, &nopts, &serr);
+  if (net == NULL) {
+    if (serr.code == ST_ERROR_MODEL)
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Invalid model file \"%s\": %s",
+                  model_path, serr.message);
+    else
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                  "Could not load model \"%s\" on %s: %s", model_path, st_device_name(dev),
+                  serr.message);
+    st_device_free(dev);
+    return NULL;
+  }
+
+  Engine *engine = g_new0(Engine, 1);
+  engine->dev = dev;
+  engine->net = net;
+  engine->device_name = g_strdup(st_device_name(dev));
+  engine->is_cpu = st_device_is_cpu(dev);
+  GST_INFO("loaded %s on %s (%s device, fp16 %s)", model_path, engine->device_name,
+           engine->is_cpu ? "CPU" : "GPU", fp16 && st_device_has_fp16_storage(dev) ? "on" : "off");
+  return engine;
+}
+
+/* Builds a new engine from the current properties and swaps it in (property change while
+ * started). The old engine keeps running until the swap; errors keep the old engine. */
+static void gst_style_transfer_reload(GstStyleTransfer *self) {
+  g_mutex_lock(&self->reload_lock);
+  g_mutex_lock(&self->lock);
+  gboolean started = self->started;
+  gchar *model = g_strdup(self->model_path);
+  gint device_index = self->device_index;
+  gboolean fp16 = self->fp16;
+  GstSample *style = self->style_sample ? gst_sample_ref(self->style_sample) : NULL;
+  guint serial = self->style_serial;
+  g_mutex_unlock(&self->lock);
+
+  if (started) {
+    GError *error = NULL;
+    Engine *engine = engine_new(model, device_index, fp16, &error);
+    if (engine != NULL && style != NULL && !engine_set_style(engine, style, serial, &error)) {
+      engine_free(engine);
+      engine = NULL;
+    }
+    if (engine == NULL) {
+      post_gerror(self, error);
+      g_clear_error(&error);
+    } else {
+      g_mutex_lock(&self->engine_lock);
+      Engine *old = self->engine;
+      self->engine = engine;
+      g_mutex_unlock(&self->engine_lock);
+      engine_free(old);
+      g_mutex_lock(&self->lock);
+      g_free(self->device_name);
+      self->device_name = g_strdup(engine->device_name);
+      g_mutex_unlock(&self->lock);
+      g_object_notify(G_OBJECT(self), "device-name");
+    }
+  }
+  g_free(model);
+  if (style != NULL)
+    gst_sample_unref(style);
+  g_mutex_unlock(&self->reload_lock);
+}
+
+/* New style path while started: decode here (caller's thread, no lock held), then hand the
+ * image to the streaming thread, which sets it before the next frame. */
+static void gst_style_transfer_update_style(GstStyleTransfer *self, const gchar *path) {
+  g_mutex_lock(&self->lock);
+  gboolean started = self->started;
+  g_mutex_unlock(&self->lock);
+  if (!started)
+    return;
+  if (path == NULL || path[0] == '\0') {
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("The style was cleared; the current style stays in use until the "
+                         "element is restarted"),
+                        (NULL));
+    return;
+  }
+  GError *error = NULL;
+  GstSample *sample = decode_style_image(path, &error);
+  if (sample == NULL) {
+    post_gerror(self, error);
+    g_clear_error(&error);
+    return;
+  }
+  g_mutex_lock(&self->lock);
+  /* a later set_property may have replaced the path while this one decoded */
+  if (g_strcmp0(self->style_path, path) == 0 && self->started) {
+    if (self->style_sample != NULL)
+      gst_sample_unref(self->style_sample);
+    self->style_sample = sample;
+    self->style_serial++;
+    sample = NULL;
+  }
+  g_mutex_unlock(&self->lock);
+  if (sample != NULL)
+    gst_sample_unref(sample);
+}
+
+/* ---- GstBaseTransform / GstVideoFilter ------------------------------------------------------ */
+
+static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(trans);
+  GError *error = NULL;
+
+  g_mutex_lock(&self->reload_lock);
+  g_mutex_lock(&self->lock);
+  gchar *style = g_strdup(self->style_path);
+  gchar *model = g_strdup(self->model_path);
+  gint device_index = self->device_index;
+  gboolean fp16 = self->fp16;
+  g_mutex_unlock(&self->lock);
+
+  GstSample *sample = NULL;
+  Engine *engine = NULL;
+  if (style == NULL || style[0] == '\0') {
+    g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                "No style set: set the style property to an image file");
+    goto fail;
+  }
+  /* cheap checks first, so that a wrong path is reported before the device is opened */
+  if (model == NULL || model[0] == '\0') {
+    g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                "No model set: set the model property to a styletransfer model file");
+    goto fail;
+  }
+  if (!check_readable_file(model, "Model file", &error))
+    goto fail;
+  sample = decode_style_image(style, &error);
+  if (sample == NULL)
+    goto fail;
+  engine = engine_new(model, device_index, fp16, &error);
+  if (engine == NULL)
+    goto fail;
+
+  g_mutex_lock(&self->lock);
+  guint serial = ++self->style_serial;
+  g_mutex_unlock(&self->lock);
+  if (!engine_set_style(engine, sample, serial, &error))
+    goto fail;
+
+  g_mutex_lock(&self->engine_lock);
+  g_mutex_lock(&self->lock);
+  if (self->style_sample != NULL)
+    gst_sample_unref(self->style_sample);
+  self->style_sample = sample;
+  self->style_serial = serial;
+  self->reset_temporal = TRUE;
+  g_free(self->device_name);
+  self->device_name = g_strdup(engine->device_name);
+  self->started = TRUE;
+  g_mutex_unlock(&self->lock);
+  self->engine = engine;
+  g_mutex_unlock(&self->engine_lock);
+
+  GST_INFO_OBJECT(self, "started on %s with style %s", engine->device_name, style);
+  g_free(style);
+  g_free(model);
+  g_mutex_unlock(&self->reload_lock);
+  g_object_notify(G_OBJECT(self), "device-name");
+  return TRUE;
+
+fail:
+  post_gerror(self, error);
+  g_clear_error(&error);
+  engine_free(engine);
+  if (sample != NULL)
+    gst_sample_unref(sample);
+  g_free(style);
+  g_free(model);
+  g_mutex_unlock(&self->reload_lock);
+  return FALSE;
+}
+
+static gboolean gst_style_transfer_stop(GstBaseTransform *trans) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(trans);
+  g_mutex_lock(&self->reload_lock);
+  g_mutex_lock(&self->engine_lock);
+  Engine *engine = self->engine;
+  self->engine = NULL;
+  g_mutex_lock(&self->lock);
+  self->started = FALSE;
+  if (self->style_sample != NULL) {
+    gst_sample_unref(self->style_sample);
+    self->style_sample = NULL;
+  }
+  g_mutex_unlock(&self->lock);
+  g_mutex_unlock(&self->engine_lock);
+  engine_free(engine);
+  g_mutex_unlock(&self->reload_lock);
+  return TRUE;
+}
+
+static gboolean gst_style_transfer_set_info(GstVideoFilter *filter, GstCaps *incaps,
+                                            GstVideoInfo *in_info, GstCaps *outcaps,
+                                            GstVideoInfo *out_info) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(filter);
+  (void)incaps;
+  (void)outcaps;
+  if (GST_VIDEO_INFO_WIDTH(in_info) != GST_VIDEO_INFO_WIDTH(out_info) ||
+      GST_VIDEO_INFO_HEIGHT(in_info) != GST_VIDEO_INFO_HEIGHT(out_info)) {
+    GST_ERROR_OBJECT(self, "input and output sizes differ");
+    return FALSE;
+  }
+  GST_DEBUG_OBJECT(self, "format %s %dx%d", GST_VIDEO_INFO_NAME(in_info),
+                   GST_VIDEO_INFO_WIDTH(in_info), GST_VIDEO_INFO_HEIGHT(in_info));
+  /* the engine plans per size; the temporal state of the old size is meaningless */
+  g_mutex_lock(&self->lock);
+  self->reset_temporal = TRUE;
+  g_mutex_unlock(&self->lock);
+  return TRUE;
+}
+
+static gboolean gst_style_transfer_sink_event(GstBaseTransform *trans, GstEvent *event) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(trans);
+  switch (GST_EVENT_TYPE(event)) {
+  case GST_EVENT_FLUSH_STOP:
+  case GST_EVENT_STREAM_START:
+  case GST_EVENT_SEGMENT:
+    g_mutex_lock(&self->lock);
+    self->reset_temporal = TRUE;
+    g_mutex_unlock(&self->lock);
+    break;
+  default:
+    break;
+  }
+  return GST_BASE_TRANSFORM_CLASS(parent_class)->sink_event(trans, event);
+}
+
+static void gst_style_transfer_before_transform(GstBaseTransform *trans, GstBuffer *buf) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(trans);
+  GstClockTime stream_time =
+      gst_segment_to_stream_time(&trans->segment, GST_FORMAT_TIME, GST_BUFFER_TIMESTAMP(buf));
+  if (GST_CLOCK_TIME_IS_VALID(stream_time))
+    gst_object_sync_values(GST_OBJECT(trans), stream_time);
+  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT)) {
+    g_mutex_lock(&self->lock);
+    self->reset_temporal = TRUE;
+    g_mutex_unlock(&self->lock);
+  }
+}
+
+/* The network's input size for a frame: the longer side is `size`, aspect ratio kept; 0x0 (the
+ * engine's "frame size") when that is the frame size. */
+static void processing_dims(gint size, gint width, gint height, gint *pw, gint *ph) {
+  if (size <= 0 || size == MAX(width, height)) {
+    *pw = 0;
+    *ph = 0;
+  } else if (width >= height) {
+    *pw = size;
+    *ph = MAX(1, (gint)lround((double)height * size / width));
+  } else {
+    *ph = size;
+    *pw = MAX(1, (gint)lround((double)width * size / height));
+  }
+}
+
+static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
+                                                        GstVideoFrame *inframe,
+                                                        GstVideoFrame *outframe) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(filter);
+  GstFlowReturn ret = GST_FLOW_OK;
+  GError *error = NULL;
+
+  g_mutex_lock(&self->engine_lock);
+  Engine *engine = self->engine;
+  if (engine == NULL) {
+    g_mutex_unlock(&self->engine_lock);
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("The style transfer engine is not initialised"),
+                      (NULL));
+    return GST_FLOW_ERROR;
+  }
+
+  StFrameParams params;
+  st_frame_params_init(&params);
+  g_mutex_lock(&self->lock);
+  params.steps = self->steps;
+  params.strength = (float)self->strength;
+  params.preserve_colors = self->preserve_colors;
+  params.temporal = self->temporal;
+  gint size = self->processing_size;
+  gboolean size_set = self->processing_size_set;
+  GstSample *new_style = NULL;
+  guint serial = self->style_serial;
+  if (self->style_sample != NULL && engine->style_serial != serial)
+    new_style = gst_sample_ref(self->style_sample);
+  gboolean reset = self->reset_temporal;
+  self->reset_temporal = FALSE;
+  g_mutex_unlock(&self->lock);
+
+  gint width = GST_VIDEO_FRAME_WIDTH(inframe);
+  gint height = GST_VIDEO_FRAME_HEIGHT(inframe);
+  if (!size_set && engine->is_cpu)
+    size = MIN(CPU_PROCESSING_SIZE, MAX(width, height));
+  processing_dims(size, width, height, &params.processing_width, &params.processing_height);
+
+  if (new_style != NULL) {
+    GST_DEBUG_OBJECT(self, "applying style %u", serial);
+    gboolean ok = engine_set_style(engine, new_style, serial, &error);
+    gst_sample_unref(new_style);
+    if (!ok)
+      goto fail;
+  }
+  if (reset)
+    st_net_reset_temporal(engine->net);
+
+  StImage in, out;
+  if (!image_from_frame(inframe, &in) || !image_from_frame(outframe, &out)) {
+    g_set_error(&error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION, "Unsupported video format %s",
+                GST_VIDEO_INFO_NAME(&inframe->info));
+    goto fail;
+  }
+  StError serr = {0};
+  if (!st_net_process(engine->net, &in, &out, &params, &serr)) {
+    g_set_error(&error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED,
+                "Style transfer failed on a %dx%d frame: %s", width, height, serr.message);
+    goto fail;
+  }
+  g_mutex_unlock(&self->engine_lock);
+  return ret;
+
+fail:
+  g_mutex_unlock(&self->engine_lock);
+  post_gerror(self, error);
+  g_clear_error(&error);
+  return GST_FLOW_ERROR;
+}
+
+/* ---- GObject ----------------------------------------------------------------------------------
+ */
+
+static const gchar *default_model_path(void) {
+  const gchar *env = g_getenv("ST_MODEL_PATH");
+  return env != NULL && env[0] != '\0' ? env : ST_DEFAULT_MODEL_PATH;
+}
+
+static void gst_style_transfer_set_property(GObject *object, guint prop_id, const GValue *value,
+                                            GParamSpec *pspec) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(object);
+  gboolean reload = FALSE;
+  gchar *new_style = NULL;
+
+  g_mutex_lock(&self->lock);
+  switch (prop_id) {
+  case PROP_STYLE:
+    g_free(self->style_path);
+    self->style_path = g_value_dup_string(value);
+    new_style = g_strdup(self->style_path);
+    break;
+  case PROP_MODEL:
+    if (g_strcmp0(self->model_path, g_value_get_string(value)) != 0) {
+      g_free(self->model_path);
+      self->model_path = g_value_dup_string(value);
+      reload = TRUE;
+    }
+    break;
+  case PROP_STEPS:
+    self->steps = g_value_get_int(value);
+    break;
+  case PROP_STRENGTH:
+    self->strength = g_value_get_double(value);
+    break;
+  case PROP_PRESERVE_COLORS:
+    self->preserve_colors = g_value_get_boolean(value);
+    break;
+  case PROP_TEMPORAL:
+    self->temporal = g_value_get_boolean(value);
+    break;
+  case PROP_DEVICE:
+    reload = self->device_index != g_value_get_int(value);
+    self->device_index = g_value_get_int(value);
+    break;
+  case PROP_PROCESSING_SIZE:
+    self->processing_size = g_value_get_int(value);
+    self->processing_size_set = TRUE;
+    break;
+  case PROP_FP16:
+    reload = self->fp16 != g_value_get_boolean(value);
+    self->fp16 = g_value_get_boolean(value);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    break;
+  }
+  g_mutex_unlock(&self->lock);
+
+  if (prop_id == PROP_STYLE)
+    gst_style_transfer_update_style(self, new_style);
+  g_free(new_style);
+  if (reload)
+    gst_style_transfer_reload(self);
+}
+
+static void gst_style_transfer_get_property(GObject *object, guint prop_id, GValue *value,
+                                            GParamSpec *pspec) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(object);
+  g_mutex_lock(&self->lock);
+  switch (prop_id) {
+  case PROP_STYLE:
+    g_value_set_string(value, self->style_path);
+    break;
+  case PROP_MODEL:
+    g_value_set_string(value, self->model_path);
+    break;
+  case PROP_STEPS:
+    g_value_set_int(value, self->steps);
+    break;
+  case PROP_STRENGTH:
+    g_value_set_double(value, self->strength);
+    break;
+  case PROP_PRESERVE_COLORS:
+    g_value_set_boolean(value, self->preserve_colors);
+    break;
+  case PROP_TEMPORAL:
+    g_value_set_boolean(value, self->temporal);
+    break;
+  case PROP_DEVICE:
+    g_value_set_int(value, self->device_index);
+    break;
+  case PROP_PROCESSING_SIZE:
+    g_value_set_int(value, self->processing_size);
+    break;
+  case PROP_FP16:
+    g_value_set_boolean(value, self->fp16);
+    break;
+  case PROP_DEVICE_NAME:
+    g_value_set_string(value, self->device_name);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    break;
+  }
+  g_mutex_unlock(&self->lock);
+}
+
+static void gst_style_transfer_finalize(GObject *object) {
+  GstStyleTransfer *self = GST_STYLE_TRANSFER(object);
+  engine_free(self->engine);
+  if (self->style_sample != NULL)
+    gst_sample_unref(self->style_sample);
+  g_free(self->style_path);
+  g_free(self->model_path);
+  g_free(self->device_name);
+  g_mutex_clear(&self->lock);
+  g_mutex_clear(&self->engine_lock);
+  g_mutex_clear(&self->reload_lock);
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+  GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS(klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
+
+  GST_DEBUG_CATEGORY_INIT(gst_style_transfer_debug, "styletransfer", 0,
+                          "neural style transfer on Vulkan");
+
+  gobject_class->set_property = gst_style_transfer_set_property;
+  gobject_class->get_property = gst_style_transfer_get_property;
+  gobject_class->finalize = gst_style_transfer_finalize;
+
+  /**
+   * GstStyleTransfer:style:
+   *
+   * Path of the style image. Decoded with GStreamer (any image format the installed plugins
+   * decode). Can be changed while playing: the new image is decoded in the calling thread and
+   * used from the next frame on.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_STYLE,
+      g_param_spec_string("style", "Style image",
+                          "Path of the image whose style is transferred to the video "
+                          "(any format GStreamer can decode)",
+                          NULL, rw));
+  /**
+   * GstStyleTransfer:model:
+   *
+   * Path of the model file (safetensors, see weights/FORMAT.md). Defaults to the installed model,
+   * or to the environment variable ST_MODEL_PATH when it is set. Changing it while playing loads
+   * the new model beside the running one and swaps it in.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model file",
+                          "Path of the styletransfer model (.safetensors); default: the installed "
+                          "model, or $ST_MODEL_PATH when set",
+                          default_model_path(), rw));
+  g_object_class_install_property(
+      gobject_class, PROP_STEPS,
+      g_param_spec_int("steps", "Refinement steps",
+                       "Number of refinement steps per frame (more: closer to the style, slower)",
+                       0, MAX_STEPS, DEFAULT_STEPS, rw | GST_PARAM_CONTROLLABLE));
+  g_object_class_install_property(
+      gobject_class, PROP_STRENGTH,
+      g_param_spec_double("strength", "Strength",
+                          "How much of the stylization is applied (0 = the input, 1 = full style)",
+                          0.0, 1.0, DEFAULT_STRENGTH, rw | GST_PARAM_CONTROLLABLE));
+  g_object_class_install_property(
+      gobject_class, PROP_PRESERVE_COLORS,
+      g_param_spec_boolean("preserve-colors", "Preserve colors",
+                           "Keep the colours (chroma) of the input and take only the texture and "
+                           "luminance of the style",
+                           DEFAULT_PRESERVE_COLORS, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_TEMPORAL,
+      g_param_spec_boolean("temporal", "Temporal reuse",
+                           "Continue the refinement of the previous frame (less flicker)",
+                           DEFAULT_TEMPORAL, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_int("device", "Vulkan device",
+                       "Index of the Vulkan physical device (-1 = automatic: discrete GPU, then "
+                       "integrated, virtual, CPU)",
+                       -1, MAX_DEVICE, DEFAULT_DEVICE, rw));
+  /**
+   * GstStyleTransfer:processing-size:
+   *
+   * The longer side, in pixels, of the image the network works on (the aspect ratio is kept and
+   * the result is scaled back to the frame size). 0 means the frame size. When the property has
+   * never been set and the device is a CPU Vulkan implementation (lavapipe), 256 (or the frame
+   * size if smaller) is used so that the pipeline stays usable; set the property explicitly to
+   * override that.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_PROCESSING_SIZE,
+      g_param_spec_int("processing-size", "Processing size",
+                       "Longer side of the network's input in pixels, aspect ratio kept "
+                       "(0 = frame size; if never set, CPU Vulkan devices use 256)",
+                       0, MAX_PROCESSING_SIZE, DEFAULT_PROCESSING_SIZE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_FP16,
+      g_param_spec_boolean("fp16", "FP16 storage",
+                           "Store weights and feature maps as 16-bit floats when the device "
+                           "supports it",
+                           DEFAULT_FP16, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE_NAME,
+      g_param_spec_string("device-name", "Device name",
+                          "Name of the Vulkan device in use (NULL while stopped)", NULL,
+                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  gst_element_class_set_static_metadata(
+      element_class, "Style transfer", "Filter/Effect/Video",
+      "Repaints video in the style of an artwork image with a neural network run as Vulkan "
+      "compute shaders",
+      "The styletransfer authors");
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+
+  trans_class->start = GST_DEBUG_FUNCPTR(gst_style_transfer_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_style_transfer_stop);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_style_transfer_sink_event);
+  trans_class->before_transform = GST_DEBUG_FUNCPTR(gst_style_transfer_before_transform);
+  filter_class->set_info = GST_DEBUG_FUNCPTR(gst_style_transfer_set_info);
+  filter_class->transform_frame = GST_DEBUG_FUNCPTR(gst_style_transfer_transform_frame);
+}
+
+static void gst_style_transfer_init(GstStyleTransfer *self) {
+  g_mutex_init(&self->lock);
+  g_mutex_init(&self->engine_lock);
+  g_mutex_init(&self->reload_lock);
+  self->model_path = g_strdup(default_model_path());
+  self->steps = DEFAULT_STEPS;
+  self->strength = DEFAULT_STRENGTH;
+  self->preserve_colors = DEFAULT_PRESERVE_COLORS;
+  self->temporal = DEFAULT_TEMPORAL;
+  self->device_index = DEFAULT_DEVICE;
+  self->processing_size = DEFAULT_PROCESSING_SIZE;
+  self->fp16 = DEFAULT_FP16;
+}

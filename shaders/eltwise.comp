@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Elementwise ops: y = act(a) | act(ka*a + kb*b) | act(a*b); b same shape as a or [C] broadcast
+// over H*W (BCAST). One invocation per element, 2D dispatch over groups of 256.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 256) in;
+layout(constant_id = 1) const int OP = 0; // 0 act(a), 1 add, 2 mul
+layout(constant_id = 2) const int ACT = 0;
+layout(constant_id = 3) const int BCAST = 0; // b is [C], index = i / hw
+
+ST_IN(0, a)
+ST_IN(1, b)
+ST_OUT(2, y)
+
+layout(push_constant) uniform P {
+  uint n;
+  uint hw;
+  float ka;
+  float kb;
+  float alpha;
+} p;
+
+void main() {
+  uint i = st_group_linear() * 256u + gl_LocalInvocationID.x;
+  if (i >= p.n)
+    return;
+  float v = ld_a(i);
+  if (OP != 0) {
+    float bv = ld_b(BCAST != 0 ? i / p.hw : i);
+    if (OP == 1)
+      v = p.ka * v + p.kb * bv;
+    else
+      v = v * bv;
+  }
+  st_y(i, st_act(v, ACT, p.alpha));
+}

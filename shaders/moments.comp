@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Per-channel mean and std = sqrt(biased variance + eps) over H*W. One workgroup per channel;
+// two passes over the channel (mean, then sum of squared deviations: no cancellation), each a
+// strided loop (contiguous loads across invocations) followed by a shared-memory tree reduction.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 256) in;
+
+ST_IN(0, x)
+ST_OUT(1, mean)
+ST_OUT(2, sd)
+
+layout(push_constant) uniform P {
+  uint c;
+  uint hw;
+  float eps;
+} p;
+
+shared float red[256];
+
+float reduce_sum(float v) {
+  uint t = gl_LocalInvocationID.x;
+  red[t] = v;
+  barrier();
+  for (uint s = 128u; s > 0u; s >>= 1u) {
+    if (t < s)
+      red[t] += red[t + s];
+    barrier();
+  }
+  float r = red[0];
+  barrier();
+  return r;
+}
+
+void main() {
+  uint c = st_group_linear();
+  if (c >= p.c)
+    return; // uniform over the workgroup
+  uint t = gl_LocalInvocationID.x;
+  uint base = c * p.hw;
+  float s = 0.0;
+  for (uint i = t; i < p.hw; i += 256u)
+    s += ld_x(base + i);
+  float m = reduce_sum(s) / float(p.hw);
+  float q = 0.0;
+  for (uint i = t; i < p.hw; i += 256u) {
+    float d = ld_x(base + i) - m;
+    q += d * d;
+  }
+  float var = reduce_sum(q) / float(p.hw);
+  if (t == 0u) {
+    st_mean(c, m);
+    st_sd(c, sqrt(var + p.eps));
+  }
+}

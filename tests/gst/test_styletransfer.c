@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Tests of the styletransfer element: properties, formats, sizes, run-time changes, errors.
+ *
+ * Environment (set by meson test): GST_PLUGIN_PATH (build tree), ST_MODEL_PATH (a small random
+ * model), ST_TEST_DATA (tests/data), ST_VALIDATION=1 and ST_VALIDATION_FATAL=1.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <gst/app/gstappsink.h>
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/controller/gstdirectcontrolbinding.h>
+#include <gst/controller/gstinterpolationcontrolsource.h>
+#include <gst/video/video.h>
+
+/* how long a pipeline may take to reach EOS or ERROR */
+#define PIPELINE_TIMEOUT (300 * GST_SECOND)
+
+static const gchar *formats[] = {"RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12"};
+
+static gchar *data_path(const gchar *name) {
+  const gchar *dir = g_getenv("ST_TEST_DATA");
+  fail_unless(dir != NULL, "ST_TEST_DATA is not set (run the tests with meson test)");
+  return g_build_filename(dir, name, NULL);
+}
+
+static const gchar *model_path(void) {
+  const gchar *m = g_getenv("ST_MODEL_PATH");
+  fail_unless(m != NULL && g_file_test(m, G_FILE_TEST_IS_REGULAR),
+              "ST_MODEL_PATH does not name a model file");
+  return m;
+}
+
+/* ---- frames ------------------------------------------------------------------------------ */
+
+/* One frame from videotestsrc, with its caps. */
+static GstSample *make_frame(const gchar *format, gint width, gint height, const gchar *pattern) {
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=1 pattern=%s ! "
+                                "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! "
+                                "appsink name=sink sync=false",
+                                pattern, format, width, height);
+  GError *err = NULL;
+  GstElement *pipeline = gst_parse_launch(desc, &err);
+  fail_unless(pipeline != NULL, "could not build %s: %s", desc, err ? err->message : "");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 30 * GST_SECOND);
+  fail_unless(sample != NULL, "no frame from %s", desc);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  g_free(desc);
+  return sample;
+}
+
+typedef struct {
+  gdouble mad;    /* mean absolute difference to the reference (colour components) */
+  gdouble stddev; /* standard deviation of the first component of the tested frame */
+} FrameStats;
+
+/* Compares colour components (not alpha, not padding) of two frames of the same caps. */
+static FrameStats compare_frames(GstCaps *caps, GstBuffer *ref, GstBuffer *test) {
+  GstVideoInfo info;
+  GstVideoFrame fr, ft;
+  fail_unless(gst_video_info_from_caps(&info, caps));
+  fail_unless(gst_video_frame_map(&fr, &info, ref, GST_MAP_READ));
+  fail_unless(gst_video_frame_map(&ft, &info, test, GST_MAP_READ));
+  gdouble sum_diff = 0, n_diff = 0, sum = 0, sum2 = 0, n = 0;
+  for (guint c = 0; c < 3; c++) {
+    const guint8 *dr = GST_VIDEO_FRAME_COMP_DATA(&fr, c);
+    const guint8 *dt = GST_VIDEO_FRAME_COMP_DATA(&ft, c);
+    gint sr = GST_VIDEO_FRAME_COMP_STRIDE(&fr, c), st = GST_VIDEO_FRAME_COMP_STRIDE(&ft, c);
+    gint ps = GST_VIDEO_FRAME_COMP_PSTRIDE(&fr, c);
+    gint w = GST_VIDEO_FRAME_COMP_WIDTH(&fr, c), h = GST_VIDEO_FRAME_COMP_HEIGHT(&fr, c);
+    for (gint y = 0; y < h; y++) {
+      for (gint x = 0; x < w; x++) {
+        gint a = dr[y * sr + x * ps], b = dt[y * st + x * ps];
+        sum_diff += ABS(a - b);
+        n_diff++;
+        if (c == 0) {
+          sum += b;
+          sum2 += (gdouble)b * b;
+          n++;
+        }
+      }
+    }
+  }
+  gst_video_frame_unmap(&fr);
+  gst_video_frame_unmap(&ft);
+  FrameStats s;
+  s.mad = sum_diff / n_diff;
+  gdouble mean = sum / n;
+  s.stddev = sqrt(MAX(0.0, sum2 / n - mean * mean));
+  return s;
+}
+
+static GstElement *new_element(const gchar *style) {
+  GstElement *e = gst_element_factory_make("styletransfer", NULL);
+  fail_unless(e != NULL, "styletransfer element not found (GST_PLUGIN_PATH?)");
+  gchar *s = data_path(style);
+  g_object_set(e, "style", s, "model", model_path(), NULL);
+  g_free(s);
+  return e;
+}
+
+static GstHarness *new_harness(GstElement *element, GstCaps *caps) {
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps(h, gst_caps_copy(caps));
+  return h;
+}
+
+/* Pushes `in` through the harness and returns the output buffer. */
+static GstBuffer *process(GstHarness *h, GstBuffer *in) {
+  fail_unless_equals_int(gst_harness_push(h, gst_buffer_ref(in)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  fail_unless(out != NULL);
+  return out;
+}
+
+/* ---- properties ------------------------------------------------------------------------------ */
+
+GST_START_TEST(test_properties) {
+  GstElement *e = gst_element_factory_make("styletransfer", NULL);
+  fail_unless(e != NULL);
+  GstElementFactory *f = gst_element_get_factory(e);
+  fail_unless_equals_string(gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS),
+                            "Filter/Effect/Video");
+
+  gchar *style = NULL, *model = NULL, *device_name = NULL;
+  gint steps, device, size;
+  gdouble strength;
+  gboolean preserve, temporal, fp16;
+  g_object_get(e, "style", &style, "model", &model, "steps", &steps, "strength", &strength,
+               "preserve-colors", &preserve, "temporal", &temporal, "device", &device,
+               "processing-size", &size, "fp16", &fp16, "device-name", &device_name, NULL);
+  fail_unless(style == NULL);
+  /* the default model comes from ST_MODEL_PATH when set */
+  fail_unless_equals_string(model, g_getenv("ST_MODEL_PATH"));
+  fail_unless_equals_int(steps, 2);
+  fail_unless_equals_float(strength, 1.0);
+  fail_unless(!preserve);
+  fail_unless(temporal);
+  fail_unless_equals_int(device, -1);
+  fail_unless_equals_int(size, 0);
+  fail_unless(fp16);
+  fail_unless(device_name == NULL);
+  g_free(style);
+  g_free(model);
+
+  struct {
+    const gchar *name;
+    gint min, max;
+  } ranges[] = {{"steps", 0, 8}, {"device", -1, 63}, {"processing-size", 0, 8192}};
+  for (guint i = 0; i < G_N_ELEMENTS(ranges); i++) {
+    GParamSpec *p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), ranges[i].name);
+    fail_unless(p != NULL && G_IS_PARAM_SPEC_INT(p), "%s", ranges[i].name);
+    fail_unless_equals_int(G_PARAM_SPEC_INT(p)->minimum, ranges[i].min);
+    fail_unless_equals_int(G_PARAM_SPEC_INT(p)->maximum, ranges[i].max);
+  }
+  const gchar *mutable[] = {"style",    "model",  "steps",           "strength", "preserve-colors",
+                            "temporal", "device", "processing-size", "fp16"};
+  for (guint i = 0; i < G_N_ELEMENTS(mutable); i++) {
+    GParamSpec *p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), mutable[i]);
+    fail_unless(p != NULL, "%s", mutable[i]);
+    fail_unless(p->flags & GST_PARAM_MUTABLE_PLAYING, "%s not mutable in PLAYING", mutable[i]);
+    fail_unless(p->flags & G_PARAM_WRITABLE);
+  }
+  GParamSpec *p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "strength");
+  fail_unless(p->flags & GST_PARAM_CONTROLLABLE);
+  fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->minimum, 0.0);
+  fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->maximum, 1.0);
+  p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "device-name");
+  fail_unless(p != NULL && !(p->flags & G_PARAM_WRITABLE));
+
+  /* pad templates: the six formats, same caps on both sides */
+  GstCaps *expected = gst_caps_from_string(
+      "video/x-raw,format={RGBA,BGRA,RGBx,BGRx,I420,NV12},width=[1,2147483647],"
+      "height=[1,2147483647],framerate=[0/1,2147483647/1]");
+  GstPad *sink = gst_element_get_static_pad(e, "sink");
+  GstPad *src = gst_element_get_static_pad(e, "src");
+  GstCaps *sc = gst_pad_get_pad_template_caps(sink);
+  GstCaps *dc = gst_pad_get_pad_template_caps(src);
+  fail_unless(gst_caps_is_equal(sc, expected));
+  fail_unless(gst_caps_is_equal(dc, expected));
+  gst_caps_unref(sc);
+  gst_caps_unref(dc);
+  gst_caps_unref(expected);
+  gst_object_unref(sink);
+  gst_object_unref(src);
+  gst_object_unref(e);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_out_of_range) {
+  GstElement *e = gst_element_factory_make("styletransfer", NULL);
+  fail_unless(e != NULL);
+  g_object_set(e, "steps", 3, "strength", 0.5, "device", 0, "processing-size", 128, NULL);
+  ASSERT_WARNING(g_object_set(e, "steps", 9, NULL));
+  ASSERT_WARNING(g_object_set(e, "steps", -1, NULL));
+  ASSERT_WARNING(g_object_set(e, "strength", 1.5, NULL));
+  ASSERT_WARNING(g_object_set(e, "strength", -0.1, NULL));
+  ASSERT_WARNING(g_object_set(e, "device", 64, NULL));
+  ASSERT_WARNING(g_object_set(e, "device", -2, NULL));
+  ASSERT_WARNING(g_object_set(e, "processing-size", 8193, NULL));
+  ASSERT_WARNING(g_object_set(e, "processing-size", -5, NULL));
+  ASSERT_WARNING(g_object_set(e, "device-name", "x", NULL));
+  gint steps, device, size;
+  gdouble strength;
+  gchar *name;
+  g_object_get(e, "steps", &steps, "strength", &strength, "device", &device, "processing-size",
+               &size, "device-name", &name, NULL);
+  fail_unless_equals_int(steps, 3);
+  fail_unless_equals_float(strength, 0.5);
+  fail_unless_equals_int(device, 0);
+  fail_unless_equals_int(size, 128);
+  fail_unless(name == NULL);
+  gst_object_unref(e);
+}
+GST_END_TEST;
+
+/* ---- processing ------------------------------------------------------------------------------ */
+
+/* The launch line of the brief, to fakesink, counting buffers. */
+static void count_handoff(GstElement *sink, GstBuffer *buf, GstPad *pad, gpointer user_data) {
+  (void)sink;
+  (void)buf;
+  (void)pad;
+  g_atomic_int_inc((gint *)user_data);
+}
+
+/* Runs `desc` to EOS or ERROR; returns the message (caller unrefs). */
+static GstMessage *run_pipeline(GstElement *pipeline) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstMessage *msg =
+      gst_bus_timed_pop_filtered(bus, PIPELINE_TIMEOUT, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  fail_unless(msg != NULL, "pipeline neither finished nor failed in time");
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  return msg;
+}
+
+GST_START_TEST(test_launch_line) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=4 ! video/x-raw,width=320,height=240 ! "
+                                "styletransfer name=st style=%s ! fakesink name=sink "
+                                "signal-handoffs=true",
+                                style);
+  GstElement *pipeline = gst_parse_launch(desc, NULL);
+  fail_unless(pipeline != NULL);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gint count = 0;
+  g_signal_connect(sink, "handoff", G_CALLBACK(count_handoff), &count);
+  GstMessage *msg = run_pipeline(pipeline);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError *err = NULL;
+    gst_message_parse_error(msg, &err, NULL);
+    fail("pipeline failed: %s", err->message);
+  }
+  fail_unless_equals_int(count, 4);
+  gst_message_unref(msg);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  g_free(desc);
+  g_free(style);
+}
+GST_END_TEST;
+
+static void check_format(const gchar *format, gint width, gint height) {
+  GstSample *in = make_frame(format, width, height, "smpte");
+  GstElement *e = new_element("style-spokes.png");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  gchar *name = NULL;
+  g_object_get(e, "device-name", &name, NULL);
+  fail_unless(name != NULL && name[0] != '\0', "device-name not set while playing");
+  g_free(name);
+
+  for (int i = 0; i < 2; i++) {
+    GstBuffer *out = process(h, gst_sample_get_buffer(in));
+    GstVideoInfo info;
+    fail_unless(gst_video_info_from_caps(&info, gst_sample_get_caps(in)));
+    fail_unless(gst_buffer_get_size(out) >= info.size);
+    FrameStats s = compare_frames(gst_sample_get_caps(in), gst_sample_get_buffer(in), out);
+    GST_INFO("%s %dx%d frame %d: mad %.2f stddev %.2f", format, width, height, i, s.mad, s.stddev);
+    fail_unless(s.mad > 2.0, "%s %dx%d: output equals the input (mad %.3f)", format, width, height,
+                s.mad);
+    fail_unless(s.stddev > 2.0, "%s %dx%d: output is constant (stddev %.3f)", format, width, height,
+                s.stddev);
+    gst_buffer_unref(out);
+  }
+  GstCaps *outcaps = gst_pad_get_current_caps(h->sinkpad);
+  fail_unless(gst_caps_is_equal(outcaps, gst_sample_get_caps(in)));
+  gst_caps_unref(outcaps);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+
+GST_START_TEST(test_formats) {
+  for (guint i = 0; i < G_N_ELEMENTS(formats); i++)
+    check_format(formats[i], 320, 240);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_odd_size) {
+  for (guint i = 0; i < G_N_ELEMENTS(formats); i++)
+    check_format(formats[i], 257, 129);
+  check_format("I420", 33, 65);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_style_change_playing) {
+  GstSample *in = make_frame("RGBA", 160, 120, "smpte");
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, NULL);
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstBuffer *a1 = process(h, gst_sample_get_buffer(in));
+
+  gchar *other = data_path("style-pinwheel.jpg");
+  g_object_set(e, "style", other, NULL);
+  GstBuffer *b = process(h, gst_sample_get_buffer(in));
+  FrameStats s = compare_frames(caps, a1, b);
+  fail_unless(s.mad > 1.0, "a new style did not change the output (mad %.3f)", s.mad);
+
+  gchar *first = data_path("style-spokes.png");
+  g_object_set(e, "style", first, NULL);
+  GstBuffer *a2 = process(h, gst_sample_get_buffer(in));
+  s = compare_frames(caps, a1, a2);
+  fail_unless(s.mad < 0.5, "the first style did not come back (mad %.3f)", s.mad);
+
+  /* an undecodable style while playing: error posted, the current style stays in use */
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  gchar *bad = data_path("not-an-image.txt");
+  g_object_set(e, "style", bad, NULL);
+  GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  fail_unless(msg != NULL, "no error for an undecodable style set while playing");
+  GError *err = NULL;
+  gst_message_parse_error(msg, &err, NULL);
+  fail_unless(g_error_matches(err, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE), "%s", err->message);
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  GstBuffer *a3 = process(h, gst_sample_get_buffer(in));
+  s = compare_frames(caps, a1, a3);
+  fail_unless(s.mad < 0.5, "the style changed after a failed update (mad %.3f)", s.mad);
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+
+  gst_buffer_unref(a1);
+  gst_buffer_unref(a2);
+  gst_buffer_unref(a3);
+  gst_buffer_unref(b);
+  g_free(other);
+  g_free(first);
+  g_free(bad);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_property_change_playing) {
+  GstSample *in = make_frame("RGBA", 160, 120, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, NULL);
+  GstHarness *h = new_harness(e, caps);
+  GstBuffer *base = process(h, inbuf);
+  FrameStats sb = compare_frames(caps, inbuf, base);
+
+  /* strength 0 gives (nearly) the input; 0.5 lies between */
+  g_object_set(e, "strength", 0.0, NULL);
+  GstBuffer *out = process(h, inbuf);
+  FrameStats s0 = compare_frames(caps, inbuf, out);
+  gst_buffer_unref(out);
+  fail_unless(s0.mad < sb.mad / 4, "strength 0: mad %.2f vs %.2f at 1", s0.mad, sb.mad);
+  g_object_set(e, "strength", 0.5, NULL);
+  out = process(h, inbuf);
+  FrameStats s5 = compare_frames(caps, inbuf, out);
+  gst_buffer_unref(out);
+  fail_unless(s5.mad > s0.mad && s5.mad < sb.mad, "strength 0.5: mad %.2f (0: %.2f, 1: %.2f)",
+              s5.mad, s0.mad, sb.mad);
+  g_object_set(e, "strength", 1.0, NULL);
+
+  struct {
+    const gchar *name;
+    GValue value;
+  } changes[] = {
+      {"steps", G_VALUE_INIT},
+      {"preserve-colors", G_VALUE_INIT},
+      {"processing-size", G_VALUE_INIT},
+  };
+  g_value_init(&changes[0].value, G_TYPE_INT);
+  g_value_set_int(&changes[0].value, 0);
+  g_value_init(&changes[1].value, G_TYPE_BOOLEAN);
+  g_value_set_boolean(&changes[1].value, TRUE);
+  g_value_init(&changes[2].value, G_TYPE_INT);
+  g_value_set_int(&changes[2].value, 64);
+  for (guint i = 0; i < G_N_ELEMENTS(changes); i++) {
+    GValue old = G_VALUE_INIT;
+    g_value_init(&old, G_VALUE_TYPE(&changes[i].value));
+    g_object_get_property(G_OBJECT(e), changes[i].name, &old);
+    g_object_set_property(G_OBJECT(e), changes[i].name, &changes[i].value);
+    out = process(h, inbuf);
+    FrameStats s = compare_frames(caps, base, out);
+    fail_unless(s.mad > 0.5, "changing %s while playing changed nothing (mad %.3f)",
+                changes[i].name, s.mad);
+    gst_buffer_unref(out);
+    g_object_set_property(G_OBJECT(e), changes[i].name, &old);
+    out = process(h, inbuf);
+    s = compare_frames(caps, base, out);
+    fail_unless(s.mad < 0.5, "restoring %s did not restore the output (mad %.3f)", changes[i].name,
+                s.mad);
+    gst_buffer_unref(out);
+    g_value_unset(&old);
+    g_value_unset(&changes[i].value);
+  }
+
+  /* temporal on: frames keep being produced; a changed model/fp16/device reloads the engine */
+  g_object_set(e, "temporal", TRUE, NULL);
+  for (int i = 0; i < 2; i++)
+    gst_buffer_unref(process(h, inbuf));
+  g_object_set(e, "temporal", FALSE, "fp16", FALSE, NULL);
+  out = process(h, inbuf);
+  FrameStats sf = compare_frames(caps, base, out);
+  fail_unless(sf.mad < 3.0, "fp16 off: output far from fp16 on (mad %.3f)", sf.mad);
+  gst_buffer_unref(out);
+  g_object_set(e, "device", 0, NULL);
+  out = process(h, inbuf);
+  FrameStats sd = compare_frames(caps, inbuf, out);
+  fail_unless(sd.mad > 2.0 && sd.stddev > 2.0);
+  gst_buffer_unref(out);
+
+  gst_buffer_unref(base);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_controller) {
+  GstSample *in = make_frame("RGBA", 96, 64, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, NULL);
+  GstControlSource *cs = gst_interpolation_control_source_new();
+  g_object_set(cs, "mode", GST_INTERPOLATION_MODE_NONE, NULL);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(cs), 0, 0.0);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(cs), GST_SECOND, 1.0);
+  gst_object_add_control_binding(
+      GST_OBJECT(e), gst_direct_control_binding_new_absolute(GST_OBJECT(e), "strength", cs));
+  GstHarness *h = new_harness(e, caps);
+  GstBuffer *b0 = gst_buffer_copy(gst_sample_get_buffer(in));
+  GST_BUFFER_PTS(b0) = 0;
+  GstBuffer *o0 = process(h, b0);
+  gdouble strength;
+  g_object_get(e, "strength", &strength, NULL);
+  fail_unless_equals_float(strength, 0.0);
+  GstBuffer *b1 = gst_buffer_copy(gst_sample_get_buffer(in));
+  GST_BUFFER_PTS(b1) = GST_SECOND;
+  GstBuffer *o1 = process(h, b1);
+  g_object_get(e, "strength", &strength, NULL);
+  fail_unless_equals_float(strength, 1.0);
+  FrameStats s0 = compare_frames(caps, gst_sample_get_buffer(in), o0);
+  FrameStats s1 = compare_frames(caps, gst_sample_get_buffer(in), o1);
+  fail_unless(s0.mad < s1.mad / 4, "controlled strength: mad %.2f at 0, %.2f at 1", s0.mad, s1.mad);
+  gst_buffer_unref(b0);
+  gst_buffer_unref(b1);
+  gst_buffer_unref(o0);
+  gst_buffer_unref(o1);
+  gst_object_unref(cs);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_renegotiate) {
+  GstElement *e = new_element("style-spokes.png");
+  GstSample *a = make_frame("I420", 320, 240, "smpte");
+  GstSample *b = make_frame("I420", 176, 144, "ball");
+  GstSample *c = make_frame("BGRx", 200, 300, "snow");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(a));
+  GstSample *seq[] = {a, a, b, b, c, a};
+  for (guint i = 0; i < G_N_ELEMENTS(seq); i++) {
+    if (i > 0 && seq[i] != seq[i - 1])
+      gst_harness_set_src_caps(h, gst_caps_copy(gst_sample_get_caps(seq[i])));
+    GstBuffer *out = process(h, gst_sample_get_buffer(seq[i]));
+    GstVideoInfo info;
+    fail_unless(gst_video_info_from_caps(&info, gst_sample_get_caps(seq[i])));
+    fail_unless(gst_buffer_get_size(out) >= info.size);
+    FrameStats s = compare_frames(gst_sample_get_caps(seq[i]), gst_sample_get_buffer(seq[i]), out);
+    fail_unless(s.mad > 2.0 && s.stddev > 2.0, "frame %u after renegotiation: mad %.2f sd %.2f", i,
+                s.mad, s.stddev);
+    gst_buffer_unref(out);
+  }
+  GstCaps *outcaps = gst_pad_get_current_caps(h->sinkpad);
+  fail_unless(gst_caps_is_equal(outcaps, gst_sample_get_caps(a)));
+  gst_caps_unref(outcaps);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(a);
+  gst_sample_unref(b);
+  gst_sample_unref(c);
+}
+GST_END_TEST;
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+/* Runs videotestsrc ! styletransfer <props> ! fakesink and expects an ERROR from the element. */
+static void expect_error(const gchar *props, GQuark domain, gint code, const gchar *text) {
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! "
+                                "styletransfer name=st %s ! fakesink",
+                                props);
+  GError *perr = NULL;
+  GstElement *pipeline = gst_parse_launch(desc, &perr);
+  fail_unless(pipeline != NULL, "%s: %s", desc, perr ? perr->message : "");
+  GstMessage *msg = run_pipeline(pipeline);
+  fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_ERROR);
+  GError *err = NULL;
+  gchar *dbg = NULL;
+  gst_message_parse_error(msg, &err, &dbg);
+  GST_INFO("%s -> %s (%s)", props, err->message, GST_STR_NULL(dbg));
+  fail_unless_equals_string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), "st");
+  fail_unless(err->domain == domain && err->code == code, "%s: got %s %d: %s", props,
+              g_quark_to_string(err->domain), err->code, err->message);
+  fail_unless(strstr(err->message, text) != NULL, "%s: message \"%s\" lacks \"%s\"", props,
+              err->message, text);
+  g_clear_error(&err);
+  g_free(dbg);
+  gst_message_unref(msg);
+  gst_object_unref(pipeline);
+  g_free(desc);
+}
+
+GST_START_TEST(test_error_no_style) {
+  expect_error("", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "No style set");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_error_missing_style) {
+  expect_error("style=/nonexistent/dir/art.png", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+               "does not exist");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_error_undecodable_style) {
+  gchar *txt = data_path("not-an-image.txt");
+  gchar *props = g_strdup_printf("style=%s", txt);
+  expect_error(props, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode style image");
+  g_free(props);
+  g_free(txt);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_error_missing_model) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *props = g_strdup_printf("style=%s model=/nonexistent/model.safetensors", style);
+  expect_error(props, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "does not exist");
+  g_free(props);
+  g_free(style);
+}
+GST_END_TEST;
+
+static void expect_bad_model(const guint8 *bytes, gsize size) {
+  gchar *path = NULL;
+  gint fd = g_file_open_tmp("st-bad-model-XXXXXX.safetensors", &path, NULL);
+  fail_unless(fd >= 0);
+  g_close(fd, NULL);
+  fail_unless(g_file_set_contents(path, (const gchar *)bytes, size, NULL));
+  gchar *style = data_path("style-spokes.png");
+  gchar *props = g_strdup_printf("style=%s model=%s", style, path);
+  expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Invalid model file");
+  g_unlink(path);
+  g_free(props);
+  g_free(style);
+  g_free(path);
+}
+
+GST_START_TEST(test_error_bad_model) {
+  guint8 garbage[4096];
+  GRand *r = g_rand_new_with_seed(1234);
+  for (gsize i = 0; i < sizeof(garbage); i++)
+    garbage[i] = (guint8)g_rand_int(r);
+  g_rand_free(r);
+  expect_bad_model(garbage, sizeof(garbage));
+  expect_bad_model(garbage, 3); /* shorter than the header length field */
+
+  gchar *model = NULL;
+  gsize size = 0;
+  fail_unless(g_file_get_contents(model_path(), &model, &size, NULL));
+  /* truncated copies: inside the JSON header, and inside the tensor data */
+  guint64 header = 0;
+  for (int i = 7; i >= 0; i--)
+    header = (header << 8) | (guint8)model[i];
+  fail_unless(8 + header < size);
+  expect_bad_model((const guint8 *)model, 8 + header / 2);
+  expect_bad_model((const guint8 *)model, 8 + header + (size - 8 - header) / 2);
+  /* a valid header that does not describe a styletransfer graph */
+  const gchar *json = "{\"__metadata__\":{\"format\":\"other\"},"
+                      "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+  gsize jlen = strlen(json);
+  guint8 *other = g_malloc0(8 + jlen + 4);
+  for (int i = 0; i < 8; i++)
+    other[i] = (guint8)((guint64)jlen >> (8 * i));
+  memcpy(other + 8, json, jlen);
+  expect_bad_model(other, 8 + jlen + 4);
+  g_free(other);
+  g_free(model);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_error_device_index) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *props = g_strdup_printf("style=%s device=63", style);
+  expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Vulkan device 63");
+  g_free(props);
+  g_free(style);
+}
+GST_END_TEST;
+
+/* No Vulkan driver at all: run this test again in a child process whose Vulkan loader is pointed
+ * at an ICD manifest that does not exist. */
+GST_START_TEST(test_error_no_vulkan_driver) {
+  if (g_getenv("ST_TEST_NO_ICD_CHILD") != NULL) {
+    gchar *style = data_path("style-spokes.png");
+    gchar *props = g_strdup_printf("style=%s", style);
+    expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Vulkan");
+    g_free(props);
+    g_free(style);
+    return;
+  }
+  gchar **env = g_get_environ();
+  env = g_environ_setenv(env, "ST_TEST_NO_ICD_CHILD", "1", TRUE);
+  env = g_environ_setenv(env, "GST_CHECKS", "test_error_no_vulkan_driver", TRUE);
+  env = g_environ_setenv(env, "VK_ICD_FILENAMES", "/nonexistent/st-test-icd.json", TRUE);
+  env = g_environ_setenv(env, "VK_DRIVER_FILES", "/nonexistent/st-test-icd.json", TRUE);
+  gchar *argv[] = {(gchar *)"/proc/self/exe", NULL};
+  gchar *out = NULL, *err = NULL;
+  gint status = 0;
+  GError *error = NULL;
+  fail_unless(
+      g_spawn_sync(NULL, argv, env, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error),
+      "spawn: %s", error ? error->message : "");
+  GST_INFO("child stdout:\n%s\nchild stderr:\n%s", out, err);
+  fail_unless(g_spawn_check_wait_status(status, NULL), "child failed:\n%s\n%s", out, err);
+  fail_unless(strstr(out, "Checks: 1, Failures: 0, Errors: 0") != NULL,
+              "child did not run the test:\n%s\n%s", out, err);
+  g_free(out);
+  g_free(err);
+  g_strfreev(env);
+}
+GST_END_TEST;
+
+static Suite *styletransfer_suite(void) {
+  Suite *s = suite_create("styletransfer");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 600);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_properties);
+  tcase_add_test(tc, test_out_of_range);
+  tcase_add_test(tc, test_launch_line);
+  tcase_add_test(tc, test_formats);
+  tcase_add_test(tc, test_odd_size);
+  tcase_add_test(tc, test_style_change_playing);
+  tcase_add_test(tc, test_property_change_playing);
+  tcase_add_test(tc, test_controller);
+  tcase_add_test(tc, test_renegotiate);
+  tcase_add_test(tc, test_error_no_style);
+  tcase_add_test(tc, test_error_missing_style);
+  tcase_add_test(tc, test_error_undecodable_style);
+  tcase_add_test(tc, test_error_missing_model);
+  tcase_add_test(tc, test_error_bad_model);
+  tcase_add_test(tc, test_error_device_index);
+  tcase_add_test(tc, test_error_no_vulkan_driver);
+  return s;
+}
+
+GST_CHECK_MAIN(styletransfer);

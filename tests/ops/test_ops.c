@@ -1,0 +1,940 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Runs every operation of compute/ops.h on the Vulkan device and compares it with the CPU
+ * reference (compute/ref.c) on random data, over odd sizes and all variants.
+ *
+ * Tolerances (|got - ref| <= atol + rtol * scale, scale = max(|ref|, rms(ref))):
+ * - fp32 results: rtol 1e-4. Sums of K products of random sign carry a rounding error of about
+ *   sqrt(K) * 6e-8 of their magnitude (1e-5 for K = 10^4, the largest sums here use pairwise-ish
+ *   tree or tiled order); any indexing or padding mistake gives O(1) relative errors.
+ * - fp16 storage of the output: rtol 2e-3 (one fp16 rounding is 4.9e-4 relative).
+ * - Inputs stored as fp16 are rounded on the host first, so the reference sees the same values.
+ * - Frames: float results rtol 1e-4; 8-bit results may differ by 1 where the exact value lies
+ *   within float rounding of a .5 boundary (at most 2 % of the bytes); bytes outside the
+ *   pixels (row padding, gaps between planes) must be unchanged.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ops.h"
+#include "ref.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static StDevice *dev;
+static int failures, checks;
+static bool have_f16;
+
+/* ---- random numbers, fp16 ------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd_u32(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 11);
+}
+static float rnd_uniform(float lo, float hi) {
+  return lo + (hi - lo) * (float)(rnd_u32() & 0xffffff) / (float)0x1000000;
+}
+static void fill_random(float *p, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; i++)
+    p[i] = rnd_uniform(lo, hi);
+}
+
+static uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  int32_t e = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+  uint32_t m = x & 0x7fffffu;
+  if (((x >> 23) & 0xff) == 0xff)
+    return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0));
+  if (e >= 31)
+    return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10)
+      return (uint16_t)sign;
+    m |= 0x800000u;
+    uint32_t shift = (uint32_t)(14 - e);
+    uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1)))
+      h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (m >> 13), rem = m & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+    h++; /* may carry into the exponent: still correct (up to inf) */
+  return (uint16_t)(sign | h);
+}
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu, x;
+  if (e == 0) {
+    float f = ldexpf((float)m, -24);
+    return sign ? -f : f;
+  }
+  if (e == 31)
+    x = sign | 0x7f800000u | (m << 13);
+  else
+    x = sign | ((e - 15 + 127) << 23) | (m << 13);
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+/* ---- device tensors ------------------------------------------------------------------- */
+
+typedef struct {
+  StBuffer buf;
+  StTensor t;
+} DT;
+
+static DT *dt_new(StDType dtype, int rank, int s0, int s1, int s2) {
+  DT *d = calloc(1, sizeof *d);
+  if (!d)
+    abort();
+  d->t.rank = rank;
+  d->t.shape[0] = s0;
+  d->t.shape[1] = rank > 1 ? s1 : 1;
+  d->t.shape[2] = rank > 2 ? s2 : 1;
+  d->t.dtype = dtype;
+  StError err = {0};
+  size_t bytes = st_tensor_numel(&d->t) * (dtype == ST_F16 ? 2 : 4);
+  if (!st_buffer_create(dev, bytes, ST_MEM_UPLOAD, &d->buf, &err)) {
+    fprintf(stderr, "buffer: %s\n", err.message);
+    exit(1);
+  }
+  d->t.buf = &d->buf;
+  /* Garbage (NaN) so that unwritten outputs are detected. */
+  memset(d->buf.mapped, 0xff, bytes);
+  return d;
+}
+
+/* Writes host data; for fp16 tensors the host array is rounded to fp16 in place. */
+static void dt_write(DT *d, float *host) {
+  size_t n = st_tensor_numel(&d->t);
+  if (d->t.dtype == ST_F16) {
+    uint16_t *p = d->buf.mapped;
+    for (size_t i = 0; i < n; i++) {
+      p[i] = f32_to_f16(host[i]);
+      host[i] = f16_to_f32(p[i]);
+    }
+  } else {
+    memcpy(d->buf.mapped, host, n * 4);
+  }
+}
+
+static void dt_read(DT *d, float *host) {
+  size_t n = st_tensor_numel(&d->t);
+  if (d->t.dtype == ST_F16) {
+    const uint16_t *p = d->buf.mapped;
+    for (size_t i = 0; i < n; i++)
+      host[i] = f16_to_f32(p[i]);
+  } else {
+    memcpy(host, d->buf.mapped, n * 4);
+  }
+}
+
+static DT *dt_random(StDType dtype, int rank, int s0, int s1, int s2, float lo, float hi,
+                     float **host) {
+  DT *d = dt_new(dtype, rank, s0, s1, s2);
+  size_t n = st_tensor_numel(&d->t);
+  *host = malloc(n * sizeof(float));
+  if (!*host)
+    abort();
+  fill_random(*host, n, lo, hi);
+  dt_write(d, *host);
+  return d;
+}
+
+static void dt_free(DT *d) {
+  if (!d)
+    return;
+  st_buffer_destroy(dev, &d->buf);
+  free(d);
+}
+
+static float *fmalloc(size_t n) {
+  float *p = malloc((n ? n : 1) * sizeof(float));
+  if (!p)
+    abort();
+  return p;
+}
+
+/* ---- running and checking ------------------------------------------------------------- */
+
+static StCmd *begin(void) {
+  StError err = {0};
+  StCmd *cmd = st_cmd_begin(dev, &err);
+  if (!cmd) {
+    fprintf(stderr, "st_cmd_begin: %s\n", err.message);
+    exit(1);
+  }
+  return cmd;
+}
+
+static bool finish(StCmd *cmd, bool ok, StError *err, const char *what) {
+  if (ok)
+    ok = st_cmd_submit_wait(cmd, err);
+  st_cmd_free(cmd);
+  if (!ok) {
+    fprintf(stderr, "FAIL %s: %s\n", what, err->message);
+    failures++;
+    checks++;
+  }
+  return ok;
+}
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "FAIL ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  failures++;
+}
+
+static bool compare(const char *what, const float *got, const float *ref, size_t n, float rtol,
+                    float atol) {
+  double ss = 0.0;
+  for (size_t i = 0; i < n; i++)
+    ss += (double)ref[i] * ref[i];
+  float rms = n ? (float)sqrt(ss / (double)n) : 0.0f;
+  size_t bad = 0, worst = 0;
+  double worst_excess = -1.0, max_rel = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    float scale = fabsf(ref[i]) > rms ? fabsf(ref[i]) : rms;
+    double d = fabs((double)got[i] - ref[i]);
+    double tol = atol + rtol * scale;
+    if (!(d <= tol)) { /* NaN fails too */
+      bad++;
+      double ex = isnan(d) ? 1e30 : d / tol;
+      if (ex > worst_excess) {
+        worst_excess = ex;
+        worst = i;
+      }
+    }
+    if (scale > 0 && d / scale > max_rel)
+      max_rel = d / scale;
+  }
+  checks++;
+  if (bad) {
+    fail("%s: %zu of %zu elements differ; worst [%zu] got %.8g ref %.8g", what, bad, n, worst,
+         got[worst], ref[worst]);
+    return false;
+  }
+  if (getenv("ST_TEST_VERBOSE"))
+    printf("ok   %s (n=%zu, max rel err %.3g)\n", what, n, max_rel);
+  return true;
+}
+
+static float rtol_for(StDType out) { return out == ST_F16 ? 2e-3f : 1e-4f; }
+
+static const char *act_name(StAct a) {
+  static const char *n[] = {"none", "relu", "lrelu", "tanh", "sigmoid"};
+  return n[a];
+}
+
+/* ---- conv2d ---------------------------------------------------------------------------- */
+
+static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPad pad, bool bias,
+                           StAct act, StDType wdt, StDType xdt, bool generic) {
+  int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+  float *hx, *hw, *hb = NULL;
+  DT *x = dt_random(xdt, 3, ci, h, w, -1.0f, 1.0f, &hx);
+  DT *wt = dt_random(wdt, 3, co, ci, k * k, -0.5f, 0.5f, &hw);
+  DT *b = bias ? dt_random(ST_F32, 1, co, 1, 1, -0.5f, 0.5f, &hb) : NULL;
+  DT *y = dt_new(xdt, 3, co, oh, ow);
+  char what[200];
+  snprintf(what, sizeof what, "conv2d%s k%d s%d %s %s bias=%d x[%d,%d,%d] o%d w%s x%s",
+           generic ? "(generic)" : "", k, stride, pad == ST_PAD_REFLECT ? "reflect" : "zero",
+           act_name(act), bias, ci, h, w, co, wdt == ST_F16 ? "f16" : "f32",
+           xdt == ST_F16 ? "f16" : "f32");
+  if (generic)
+    setenv("ST_CONV_GENERIC", "1", 1);
+  StError err = {0};
+  StCmd *cmd = begin();
+  bool ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, b ? &b->t : NULL, k, stride, pad, act, 0.2f,
+                         &y->t, &err);
+  if (generic)
+    unsetenv("ST_CONV_GENERIC");
+  if (finish(cmd, ok, &err, what)) {
+    size_t n = (size_t)co * oh * ow;
+    float *got = fmalloc(n), *ref = fmalloc(n);
+    dt_read(y, got);
+    st_ref_conv2d(hx, ci, h, w, hw, hb, co, k, stride, pad, act, 0.2f, ref);
+    compare(what, got, ref, n, rtol_for(xdt), 1e-6f);
+    free(got);
+    free(ref);
+  }
+  free(hx);
+  free(hw);
+  free(hb);
+  dt_free(x);
+  dt_free(wt);
+  dt_free(b);
+  dt_free(y);
+}
+
+static void test_conv(void) {
+  static const int sizes[][4] = {{1, 1, 3, 2}, {7, 5, 5, 19}, {257, 129, 11, 6}, {33, 18, 20, 33}};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    int w = sizes[s][0], h = sizes[s][1], ci = sizes[s][2], co = sizes[s][3];
+    for (int k = 1; k <= 3; k += 2)
+      for (int stride = 1; stride <= 2; stride++)
+        for (int pad = 0; pad < 2; pad++)
+          for (int bias = 0; bias < 2; bias++)
+            for (int act = 0; act < 3; act++)
+              for (int wf = 0; wf < (have_f16 ? 2 : 1); wf++) {
+                if (k == 1 && pad == 1)
+                  continue; /* 1x1 has no padding */
+                /* The largest size: a subset of the combinations keeps the test fast. */
+                if (s == 2 && (bias + act + wf) % 2 != 0)
+                  continue;
+                test_conv_case(ci, h, w, co, k, stride, (StPad)pad, bias, (StAct)act,
+                               wf ? ST_F16 : ST_F32, ST_F32, false);
+              }
+  }
+  /* Generic kernel for 3x3 (fallback path), fp16 feature maps, more channels. */
+  test_conv_case(5, 7, 9, 6, 3, 1, ST_PAD_REFLECT, true, ST_ACT_LRELU, ST_F32, ST_F32, true);
+  test_conv_case(5, 8, 9, 6, 3, 2, ST_PAD_ZERO, false, ST_ACT_RELU, ST_F32, ST_F32, true);
+  test_conv_case(40, 21, 37, 35, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, false);
+  test_conv_case(40, 21, 37, 35, 3, 2, ST_PAD_REFLECT, true, ST_ACT_NONE, ST_F32, ST_F32, false);
+  test_conv_case(64, 16, 16, 64, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, false);
+  if (have_f16) {
+    test_conv_case(9, 13, 17, 10, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F16, ST_F16, false);
+    test_conv_case(9, 13, 17, 10, 3, 2, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F16, ST_F16, false);
+    test_conv_case(9, 13, 17, 10, 1, 1, ST_PAD_ZERO, false, ST_ACT_NONE, ST_F32, ST_F16, false);
+  }
+}
+
+/* ---- pool / resize --------------------------------------------------------------------- */
+
+static const int spatial[][2] = {{1, 1}, {7, 5}, {257, 129}, {2, 2}, {8, 3}};
+#define NSPATIAL (sizeof spatial / sizeof spatial[0])
+
+static void test_pool(void) {
+  for (size_t s = 0; s < NSPATIAL; s++)
+    for (int mode = 0; mode < 2; mode++)
+      for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
+        int w = spatial[s][0], h = spatial[s][1], c = 3, oh = (h + 1) / 2, ow = (w + 1) / 2;
+        StDType dt = f ? ST_F16 : ST_F32;
+        float *hx;
+        DT *x = dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hx);
+        DT *y = dt_new(dt, 3, c, oh, ow);
+        char what[128];
+        snprintf(what, sizeof what, "pool %s [%d,%d,%d] %s", mode ? "max" : "avg", c, h, w,
+                 f ? "f16" : "f32");
+        StError err = {0};
+        StCmd *cmd = begin();
+        bool ok = st_op_pool(dev, cmd, &x->t, (StPoolMode)mode, &y->t, &err);
+        if (finish(cmd, ok, &err, what)) {
+          size_t n = (size_t)c * oh * ow;
+          float *got = fmalloc(n), *ref = fmalloc(n);
+          dt_read(y, got);
+          st_ref_pool(hx, c, h, w, (StPoolMode)mode, ref);
+          compare(what, got, ref, n, rtol_for(dt), 1e-6f);
+          free(got);
+          free(ref);
+        }
+        free(hx);
+        dt_free(x);
+        dt_free(y);
+      }
+}
+
+static void test_resize(void) {
+  static const int outs[][2] = {{1, 1}, {3, 2}, {14, 10}, {100, 37}, {513, 260}, {6, 11}};
+  for (size_t s = 0; s < NSPATIAL; s++)
+    for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+      for (int mode = 0; mode < 2; mode++) {
+        int w = spatial[s][0], h = spatial[s][1], c = 2, ow = outs[o][0], oh = outs[o][1];
+        StDType dt = (have_f16 && o == 2) ? ST_F16 : ST_F32;
+        float *hx;
+        DT *x = dt_random(dt, 3, c, h, w, -1.0f, 1.0f, &hx);
+        DT *y = dt_new(dt, 3, c, oh, ow);
+        char what[128];
+        snprintf(what, sizeof what, "resize %s [%d,%d,%d] -> %dx%d %s",
+                 mode ? "bilinear" : "nearest", c, h, w, oh, ow, dt == ST_F16 ? "f16" : "f32");
+        StError err = {0};
+        StCmd *cmd = begin();
+        bool ok = st_op_resize(dev, cmd, &x->t, (StResizeMode)mode, &y->t, &err);
+        if (finish(cmd, ok, &err, what)) {
+          size_t n = (size_t)c * oh * ow;
+          float *got = fmalloc(n), *ref = fmalloc(n);
+          dt_read(y, got);
+          st_ref_resize(hx, c, h, w, (StResizeMode)mode, oh, ow, ref);
+          compare(what, got, ref, n, rtol_for(dt), 1e-6f);
+          free(got);
+          free(ref);
+        }
+        free(hx);
+        dt_free(x);
+        dt_free(y);
+      }
+}
+
+/* ---- elementwise ----------------------------------------------------------------------- */
+
+static void test_eltwise(void) {
+  static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {4, 129, 257}};
+  for (size_t s = 0; s < 3; s++) {
+    int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
+    size_t n = (size_t)c * h * w;
+    for (int kind = 0; kind < 3; kind++)
+      for (int bc = 0; bc < (kind ? 2 : 1); bc++)
+        for (int act = 0; act < 5; act++)
+          for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
+            if (kind != 0 && act > 2 && f)
+              continue;
+            StDType dt = f ? ST_F16 : ST_F32;
+            float *ha, *hb = NULL;
+            DT *a = dt_random(dt, 3, c, h, w, -6.0f, 6.0f, &ha);
+            DT *b = kind ? (bc ? dt_random(ST_F32, 1, c, 1, 1, -2.0f, 2.0f, &hb)
+                               : dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hb))
+                         : NULL;
+            DT *y = dt_new(dt, 3, c, h, w);
+            float ka = 0.75f, kb = -1.5f;
+            char what[128];
+            snprintf(what, sizeof what, "%s%s act=%s [%d,%d,%d] %s",
+                     kind == 0   ? "act"
+                     : kind == 1 ? "add"
+                                 : "mul",
+                     bc ? " broadcast" : "", act_name((StAct)act), c, h, w, f ? "f16" : "f32");
+            StError err = {0};
+            StCmd *cmd = begin();
+            bool ok;
+            if (kind == 0)
+              ok = st_op_act(dev, cmd, &a->t, (StAct)act, 0.1f, &y->t, &err);
+            else if (kind == 1)
+              ok = st_op_add(dev, cmd, &a->t, &b->t, ka, kb, (StAct)act, 0.1f, &y->t, &err);
+            else
+              ok = st_op_mul(dev, cmd, &a->t, &b->t, (StAct)act, 0.1f, &y->t, &err);
+            if (finish(cmd, ok, &err, what)) {
+              float *got = fmalloc(n), *ref = fmalloc(n);
+              dt_read(y, got);
+              size_t hw = bc ? (size_t)h * w : 0;
+              if (kind == 0)
+                st_ref_act(ha, n, (StAct)act, 0.1f, ref);
+              else if (kind == 1)
+                st_ref_add(ha, hb, n, hw, ka, kb, (StAct)act, 0.1f, ref);
+              else
+                st_ref_mul(ha, hb, n, hw, (StAct)act, 0.1f, ref);
+              compare(what, got, ref, n, rtol_for(dt), 1e-6f);
+              free(got);
+              free(ref);
+            }
+            free(ha);
+            free(hb);
+            dt_free(a);
+            dt_free(b);
+            dt_free(y);
+          }
+  }
+}
+
+/* ---- reductions ------------------------------------------------------------------------ */
+
+static void test_moments(void) {
+  static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {5, 129, 257}, {2, 1000, 1000}};
+  for (size_t s = 0; s < 4; s++)
+    for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
+      int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
+      StDType dt = f ? ST_F16 : ST_F32;
+      float *hx;
+      /* An offset mean tests that the variance does not cancel catastrophically. */
+      DT *x = dt_random(dt, 3, c, h, w, 3.0f, 5.0f, &hx);
+      DT *m = dt_new(ST_F32, 1, c, 1, 1), *sd = dt_new(dt, 1, c, 1, 1);
+      char what[128];
+      snprintf(what, sizeof what, "moments [%d,%d,%d] %s", c, h, w, f ? "f16" : "f32");
+      StError err = {0};
+      StCmd *cmd = begin();
+      bool ok = st_op_moments(dev, cmd, &x->t, 1e-5f, &m->t, &sd->t, &err);
+      if (finish(cmd, ok, &err, what)) {
+        float gm[8], gs[8], rm[8], rs[8];
+        dt_read(m, gm);
+        dt_read(sd, gs);
+        st_ref_moments(hx, c, (size_t)h * w, 1e-5f, rm, rs);
+        char w2[160];
+        snprintf(w2, sizeof w2, "%s mean", what);
+        compare(w2, gm, rm, (size_t)c, 1e-4f, 1e-6f);
+        snprintf(w2, sizeof w2, "%s std", what);
+        compare(w2, gs, rs, (size_t)c, rtol_for(dt), 1e-6f);
+      }
+      free(hx);
+      dt_free(x);
+      dt_free(m);
+      dt_free(sd);
+    }
+}
+
+static void test_gram(void) {
+  static const int shapes[][4] = {
+      {1, 1, 1, 1}, {7, 5, 7, 3}, {37, 33, 129, 257}, {64, 64, 200, 300}};
+  for (size_t s = 0; s < 4; s++)
+    for (int withy = 0; withy < 2; withy++)
+      for (int center = 0; center < 2; center++)
+        for (int sq = 0; sq < 2; sq++) {
+          int c = shapes[s][0], d = withy ? shapes[s][1] : c, h = shapes[s][2], w = shapes[s][3];
+          if (s == 3 && (center + sq + withy) % 2)
+            continue;
+          StDType dt = (have_f16 && s == 1 && sq) ? ST_F16 : ST_F32;
+          float *hx, *hy = NULL;
+          DT *x = dt_random(dt, 3, c, h, w, 0.0f, 2.0f, &hx);
+          DT *y = withy ? dt_random(dt, 3, d, h, w, -1.0f, 3.0f, &hy) : NULL;
+          DT *g = dt_new(ST_F32, 2, c, d, 1);
+          char what[128];
+          snprintf(what, sizeof what, "gram x[%d,%d,%d]%s center=%d sqrt=%d %s", c, h, w,
+                   withy ? " y" : "", center, sq, dt == ST_F16 ? "f16" : "f32");
+          StError err = {0};
+          StCmd *cmd = begin();
+          bool ok = st_op_gram(dev, cmd, &x->t, y ? &y->t : NULL, center, sq, &g->t, &err);
+          if (finish(cmd, ok, &err, what)) {
+            size_t n = (size_t)c * d;
+            float *got = fmalloc(n), *ref = fmalloc(n);
+            dt_read(g, got);
+            st_ref_gram(hx, hy, c, d, (size_t)h * w, center, sq, ref);
+            /* Centred Gram entries are differences of products: compare relative to the rms
+             * (compare() does) with an absolute floor for the sqrt(1e-8) entries. */
+            compare(what, got, ref, n, 1e-4f, 1e-6f);
+            free(got);
+            free(ref);
+          }
+          free(hx);
+          free(hy);
+          dt_free(x);
+          dt_free(y);
+          dt_free(g);
+        }
+}
+
+static void test_matmul(void) {
+  static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 129}, {100, 37, 300}};
+  for (size_t s = 0; s < 4; s++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *ha, *hb;
+        DT *a = ta ? dt_random(ST_F32, 2, k, m, 1, -1, 1, &ha)
+                   : dt_random(ST_F32, 2, m, k, 1, -1, 1, &ha);
+        DT *b = tb ? dt_random(ST_F32, 2, n, k, 1, -1, 1, &hb)
+                   : dt_random(ST_F32, 2, k, n, 1, -1, 1, &hb);
+        DT *c = dt_new(ST_F32, 2, m, n, 1);
+        char what[128];
+        snprintf(what, sizeof what, "matmul %dx%dx%d ta=%d tb=%d", m, n, k, ta, tb);
+        StError err = {0};
+        StCmd *cmd = begin();
+        bool ok = st_op_matmul(dev, cmd, &a->t, &b->t, ta, tb, &c->t, &err);
+        if (finish(cmd, ok, &err, what)) {
+          size_t cnt = (size_t)m * n;
+          float *got = fmalloc(cnt), *ref = fmalloc(cnt);
+          dt_read(c, got);
+          st_ref_matmul(ha, hb, m, n, k, ta, tb, ref);
+          compare(what, got, ref, cnt, 1e-4f, 1e-6f);
+          free(got);
+          free(ref);
+        }
+        free(ha);
+        free(hb);
+        dt_free(a);
+        dt_free(b);
+        dt_free(c);
+      }
+}
+
+static void test_linear(void) {
+  static const int shapes[][2] = {{1, 1}, {5, 7}, {300, 1000}, {3, 66049}};
+  for (size_t s = 0; s < 4; s++)
+    for (int bias = 0; bias < 2; bias++)
+      for (int act = 0; act < 3; act++) {
+        int n = shapes[s][0], k = shapes[s][1];
+        float *hx, *hw, *hb = NULL;
+        DT *x = dt_random(ST_F32, 3, 1, 1, k, -1, 1, &hx);
+        DT *w = dt_random(ST_F32, 2, n, k, 1, -1, 1, &hw);
+        DT *b = bias ? dt_random(ST_F32, 1, n, 1, 1, -1, 1, &hb) : NULL;
+        DT *y = dt_new(ST_F32, 1, n, 1, 1);
+        char what[128];
+        snprintf(what, sizeof what, "linear n=%d k=%d bias=%d act=%s", n, k, bias,
+                 act_name((StAct)act));
+        StError err = {0};
+        StCmd *cmd = begin();
+        bool ok =
+            st_op_linear(dev, cmd, &x->t, &w->t, b ? &b->t : NULL, (StAct)act, 0.2f, &y->t, &err);
+        if (finish(cmd, ok, &err, what)) {
+          float *got = fmalloc((size_t)n), *ref = fmalloc((size_t)n);
+          dt_read(y, got);
+          st_ref_linear(hx, hw, hb, n, (size_t)k, (StAct)act, 0.2f, ref);
+          compare(what, got, ref, (size_t)n, 1e-4f, 1e-6f);
+          free(got);
+          free(ref);
+        }
+        free(hx);
+        free(hw);
+        free(hb);
+        dt_free(x);
+        dt_free(w);
+        dt_free(b);
+        dt_free(y);
+      }
+}
+
+static void test_softmax(void) {
+  static const int shapes[][2] = {{1, 1}, {7, 5}, {3, 1000}, {300, 37}, {2, 70000}};
+  for (size_t s = 0; s < 5; s++)
+    for (int sc = 0; sc < 2; sc++) {
+      int m = shapes[s][0], n = shapes[s][1];
+      float scale = sc ? 0.125f : 1.0f;
+      float *hx;
+      DT *x = dt_random(ST_F32, 2, m, n, 1, -20, 20, &hx);
+      DT *y = dt_new(ST_F32, 2, m, n, 1);
+      char what[128];
+      snprintf(what, sizeof what, "softmax %dx%d scale=%g", m, n, scale);
+      StError err = {0};
+      StCmd *cmd = begin();
+      bool ok = st_op_softmax(dev, cmd, &x->t, scale, &y->t, &err);
+      if (finish(cmd, ok, &err, what)) {
+        size_t cnt = (size_t)m * n;
+        float *got = fmalloc(cnt), *ref = fmalloc(cnt);
+        dt_read(y, got);
+        st_ref_softmax(hx, m, n, scale, ref);
+        /* exp() of the shader is accurate to a few ulp of its argument's magnitude (<= 40). */
+        compare(what, got, ref, cnt, 1e-4f, 1e-9f);
+        free(got);
+        free(ref);
+      }
+      free(hx);
+      dt_free(x);
+      dt_free(y);
+    }
+}
+
+static void test_concat(void) {
+  static const int hw[][2] = {{1, 1}, {7, 5}, {257, 129}};
+  for (size_t s = 0; s < 3; s++) {
+    int h = hw[s][1], w = hw[s][0];
+    int cs[3] = {1, 2, 5};
+    float *hx[3];
+    DT *x[3];
+    for (int i = 0; i < 3; i++)
+      x[i] = dt_random((have_f16 && i == 1) ? ST_F16 : ST_F32, 3, cs[i], h, w, -1, 1, &hx[i]);
+    DT *y = dt_new(ST_F32, 3, 8, h, w);
+    const StTensor *xs[3] = {&x[0]->t, &x[1]->t, &x[2]->t};
+    char what[128];
+    snprintf(what, sizeof what, "concat 1+2+5 x %dx%d", h, w);
+    StError err = {0};
+    StCmd *cmd = begin();
+    bool ok = st_op_concat(dev, cmd, xs, 3, &y->t, &err);
+    if (finish(cmd, ok, &err, what)) {
+      size_t n = (size_t)8 * h * w;
+      float *got = fmalloc(n), *ref = fmalloc(n);
+      dt_read(y, got);
+      st_ref_concat((const float *const *)hx, cs, 3, (size_t)h * w, ref);
+      compare(what, got, ref, n, 0.0f, 0.0f);
+      free(got);
+      free(ref);
+    }
+    for (int i = 0; i < 3; i++) {
+      free(hx[i]);
+      dt_free(x[i]);
+    }
+    dt_free(y);
+  }
+}
+
+/* ---- frames ---------------------------------------------------------------------------- */
+
+static const char *fmt_name(StPixelFormat f) {
+  static const char *n[] = {"RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12"};
+  return n[f];
+}
+
+/* Builds a layout with padded strides and planes at unaligned offsets, with gaps between. */
+static size_t make_layout(StPixelFormat f, int w, int h, StFrameLayout *l, uint8_t *pixmask,
+                          size_t cap) {
+  memset(l, 0, sizeof *l);
+  l->format = f;
+  l->width = w;
+  l->height = h;
+  int cw = (w + 1) / 2, ch = (h + 1) / 2;
+  int np, rowbytes[3], rows[3];
+  if (f <= ST_FORMAT_BGRX) {
+    np = 1;
+    rowbytes[0] = 4 * w;
+    rows[0] = h;
+  } else if (f == ST_FORMAT_I420) {
+    np = 3;
+    rowbytes[0] = w;
+    rows[0] = h;
+    rowbytes[1] = rowbytes[2] = cw;
+    rows[1] = rows[2] = ch;
+  } else {
+    np = 2;
+    rowbytes[0] = w;
+    rows[0] = h;
+    rowbytes[1] = 2 * cw;
+    rows[1] = ch;
+  }
+  size_t off = 3; /* unaligned start */
+  for (int i = 0; i < np; i++) {
+    l->offsets[i] = off;
+    l->strides[i] = rowbytes[i] + 1 + i * 2; /* odd padding */
+    size_t size = (size_t)l->strides[i] * rows[i];
+    if (pixmask) {
+      for (int r = 0; r < rows[i]; r++)
+        for (int cc = 0; cc < rowbytes[i]; cc++) {
+          size_t a = off + (size_t)r * l->strides[i] + cc;
+          if (a < cap)
+            pixmask[a] = 1;
+        }
+    }
+    off += size + 5; /* a gap */
+  }
+  return off + 2;
+}
+
+static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool preserve,
+                            StDType dt) {
+  StFrameLayout l;
+  size_t size = make_layout(f, w, h, &l, NULL, 0);
+  uint8_t *mask = calloc(size, 1), *ref = malloc(size);
+  if (!mask || !ref)
+    abort();
+  make_layout(f, w, h, &l, mask, size);
+  StError err = {0};
+  StBuffer fb;
+  if (!st_buffer_create(dev, size, ST_MEM_UPLOAD, &fb, &err)) {
+    fprintf(stderr, "buffer: %s\n", err.message);
+    exit(1);
+  }
+  uint8_t *bytes = fb.mapped;
+  for (size_t i = 0; i < size; i++)
+    bytes[i] = (uint8_t)rnd_u32();
+
+  /* frame -> float */
+  DT *y = dt_new(dt, 3, 3, th, tw);
+  char what[160];
+  snprintf(what, sizeof what, "frame_to_float %s %dx%d -> %dx%d %s", fmt_name(f), w, h, tw, th,
+           dt == ST_F16 ? "f16" : "f32");
+  StCmd *cmd = begin();
+  bool ok = st_op_frame_to_float(dev, cmd, &fb, &l, &y->t, &err);
+  if (finish(cmd, ok, &err, what)) {
+    size_t n = (size_t)3 * th * tw;
+    float *got = fmalloc(n), *rf = fmalloc(n);
+    dt_read(y, got);
+    st_ref_frame_to_float(bytes, &l, tw, th, rf);
+    compare(what, got, rf, n, rtol_for(dt), 1e-5f);
+    free(got);
+    free(rf);
+  }
+  dt_free(y);
+
+  /* float -> frame: x [3,th,tw] (values slightly outside [0,1] to test clamping) */
+  float *hx, *ho = NULL;
+  DT *x = dt_random(dt, 3, 3, th, tw, -0.1f, 1.1f, &hx);
+  DT *o = preserve ? dt_random(dt, 3, 3, th, tw, 0.0f, 1.0f, &ho) : NULL;
+  memcpy(ref, bytes, size);
+  snprintf(what, sizeof what, "float_to_frame %s %dx%d -> %dx%d preserve=%d %s", fmt_name(f), tw,
+           th, w, h, preserve, dt == ST_F16 ? "f16" : "f32");
+  cmd = begin();
+  ok = st_op_float_to_frame(dev, cmd, &x->t, o ? &o->t : NULL, preserve, &fb, &l, &err);
+  if (finish(cmd, ok, &err, what)) {
+    st_ref_float_to_frame(hx, ho, tw, th, preserve, ref, &l);
+    size_t off1 = 0, npix = 0, bad = 0, first = 0;
+    for (size_t i = 0; i < size; i++) {
+      int d = abs((int)bytes[i] - (int)ref[i]);
+      if (mask[i])
+        npix++;
+      if (d == 0)
+        continue;
+      if (mask[i] && d == 1) {
+        off1++;
+        continue;
+      }
+      if (!bad)
+        first = i;
+      bad++;
+    }
+    checks++;
+    if (bad || off1 * 50 > npix)
+      fail("%s: %zu bytes differ (first at %zu: got %d ref %d, %s), %zu of %zu off by one", what,
+           bad, first, bytes[first], ref[first], mask[first] ? "pixel" : "padding", off1, npix);
+    else if (getenv("ST_TEST_VERBOSE"))
+      printf("ok   %s (%zu of %zu bytes off by one)\n", what, off1, npix);
+  }
+  free(hx);
+  free(ho);
+  dt_free(x);
+  dt_free(o);
+  st_buffer_destroy(dev, &fb);
+  free(mask);
+  free(ref);
+}
+
+static void test_frames(void) {
+  static const int sizes[][4] = {{1, 1, 1, 1},        {7, 5, 7, 5},     {7, 5, 3, 4},
+                                 {257, 129, 128, 64}, {64, 48, 97, 61}, {2, 2, 5, 3}};
+  for (int f = 0; f <= ST_FORMAT_NV12; f++)
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+      for (int pc = 0; pc < 2; pc++)
+        test_frame_case((StPixelFormat)f, sizes[s][0], sizes[s][1], sizes[s][2], sizes[s][3], pc,
+                        (have_f16 && s == 4 && pc) ? ST_F16 : ST_F32);
+}
+
+/* ---- argument errors ------------------------------------------------------------------- */
+
+static void expect_error(const char *what, bool ok, const StError *err) {
+  checks++;
+  if (ok)
+    fail("%s: accepted an invalid argument", what);
+  else if (!err->message[0])
+    fail("%s: rejected without a message", what);
+  else if (getenv("ST_TEST_VERBOSE"))
+    printf("ok   %s rejected: %s\n", what, err->message);
+}
+
+static void test_errors(void) {
+  DT *x = dt_new(ST_F32, 3, 4, 6, 6), *w = dt_new(ST_F32, 3, 8, 4, 9);
+  DT *bad = dt_new(ST_F32, 3, 8, 5, 6), *y2 = dt_new(ST_F32, 2, 3, 3, 1);
+  DT *y3 = dt_new(ST_F32, 2, 2, 3, 1);
+  StError err = {0};
+  StCmd *cmd = begin();
+  expect_error(
+      "conv2d wrong output",
+      st_op_conv2d(dev, cmd, &x->t, &w->t, NULL, 3, 1, ST_PAD_ZERO, ST_ACT_NONE, 0, &bad->t, &err),
+      &err);
+  err.message[0] = 0;
+  expect_error(
+      "conv2d k=5",
+      st_op_conv2d(dev, cmd, &x->t, &w->t, NULL, 5, 1, ST_PAD_ZERO, ST_ACT_NONE, 0, &bad->t, &err),
+      &err);
+  err.message[0] = 0;
+  expect_error("pool wrong output", st_op_pool(dev, cmd, &x->t, ST_POOL_MAX, &bad->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("resize channel mismatch",
+               st_op_resize(dev, cmd, &x->t, ST_RESIZE_BILINEAR, &bad->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("add shape mismatch",
+               st_op_add(dev, cmd, &x->t, &bad->t, 1, 1, ST_ACT_NONE, 0, &x->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("matmul inner mismatch",
+               st_op_matmul(dev, cmd, &y2->t, &y3->t, false, false, &y2->t, &err), &err);
+  err.message[0] = 0;
+  StFrameLayout l = {ST_FORMAT_RGBA, 100, 100, {0, 0, 0}, {400, 0, 0}};
+  expect_error("frame outside buffer", st_op_frame_to_float(dev, cmd, &x->buf, &l, &x->t, &err),
+               &err);
+  err.message[0] = 0;
+  StTensor big = x->t;
+  big.shape[0] = 1000;
+  expect_error("tensor outside buffer", st_op_act(dev, cmd, &big, ST_ACT_RELU, 0, &big, &err),
+               &err);
+  /* Nothing valid was recorded: the command buffer still submits cleanly. */
+  if (!st_cmd_submit_wait(cmd, &err))
+    fail("empty command buffer: %s", err.message);
+  st_cmd_free(cmd);
+  dt_free(x);
+  dt_free(w);
+  dt_free(bad);
+  dt_free(y2);
+  dt_free(y3);
+}
+
+/* ---- benchmark (not part of the default run: `test-ops bench`) ------------------------- */
+
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void bench_conv(int ci, int co, int h, int w, int k, int stride, bool generic) {
+  float *hx, *hw, *hb;
+  DT *x = dt_random(ST_F32, 3, ci, h, w, -1, 1, &hx);
+  DT *wt = dt_random(ST_F32, 3, co, ci, k * k, -1, 1, &hw);
+  DT *b = dt_random(ST_F32, 1, co, 1, 1, -1, 1, &hb);
+  int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+  DT *y = dt_new(ST_F32, 3, co, oh, ow);
+  if (generic)
+    setenv("ST_CONV_GENERIC", "1", 1);
+  double best = 1e9;
+  const int reps = 5;
+  for (int it = 0; it < 3; it++) {
+    StError err = {0};
+    StCmd *cmd = begin();
+    bool ok = true;
+    for (int r = 0; r < reps && ok; r++)
+      ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, &b->t, k, stride, ST_PAD_REFLECT, ST_ACT_RELU,
+                        0, &y->t, &err);
+    double t0 = now_s();
+    if (!finish(cmd, ok, &err, "bench"))
+      break;
+    double t = (now_s() - t0) / reps;
+    best = t < best ? t : best;
+  }
+  unsetenv("ST_CONV_GENERIC");
+  double gflop = 2.0 * ci * co * k * k * oh * ow * 1e-9;
+  printf("conv%dx%d s%d %3d->%3d %4dx%-4d %s: %7.2f ms  %6.1f GFLOP/s\n", k, k, stride, ci, co,
+         w, h, generic ? "generic" : "tiled  ", best * 1e3, gflop / best);
+  free(hx);
+  free(hw);
+  free(hb);
+  dt_free(x);
+  dt_free(wt);
+  dt_free(b);
+  dt_free(y);
+}
+
+static void bench(void) {
+  static const int cfg[][6] = {{16, 16, 256, 256, 3, 1}, {32, 32, 128, 128, 3, 1},
+                               {64, 64, 64, 64, 3, 1},   {16, 32, 256, 256, 3, 2},
+                               {3, 16, 256, 256, 3, 1},  {64, 64, 64, 64, 1, 1}};
+  for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
+    for (int g = 0; g < (cfg[i][4] == 3 ? 2 : 1); g++)
+      bench_conv(cfg[i][0], cfg[i][1], cfg[i][3], cfg[i][2], cfg[i][4], cfg[i][5], g);
+}
+
+int main(int argc, char **argv) {
+  StDeviceOptions opts;
+  st_device_options_init(&opts);
+  StError err = {0};
+  dev = st_device_new(&opts, &err);
+  if (!dev) {
+    fprintf(stderr, "no Vulkan device: %s\n", err.message);
+    return 77; /* skipped */
+  }
+  have_f16 = st_device_has_fp16_storage(dev);
+  printf("device: %s (fp16 storage: %s)\n", st_device_name(dev), have_f16 ? "yes" : "no");
+  const char *only = argc > 1 ? argv[1] : NULL;
+  struct {
+    const char *name;
+    void (*fn)(void);
+  } tests[] = {{"conv", test_conv},       {"pool", test_pool},       {"resize", test_resize},
+               {"eltwise", test_eltwise}, {"moments", test_moments}, {"gram", test_gram},
+               {"matmul", test_matmul},   {"linear", test_linear},   {"softmax", test_softmax},
+               {"concat", test_concat},   {"frames", test_frames},   {"errors", test_errors}};
+  if (only && strcmp(only, "bench") == 0) {
+    bench();
+    st_device_free(dev);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+    if (only && strcmp(only, tests[i].name) != 0)
+      continue;
+    int f0 = failures, c0 = checks;
+    tests[i].fn();
+    printf("%-8s %d checks, %d failures\n", tests[i].name, checks - c0, failures - f0);
+    fflush(stdout);
+  }
+  unsigned vmsg = st_device_validation_messages(dev);
+  if (vmsg) {
+    fprintf(stderr, "FAIL %u validation messages\n", vmsg);
+    failures++;
+  }
+  st_device_free(dev);
+  printf("%d checks, %d failures\n", checks, failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,275 @@
+"""The style-transfer network (student encoder, EFA block + decoder, ETNet-like refine steps),
+written with the op layer in graph.py so that the exported graph is exactly this forward pass.
+
+Images are RGB in [0, 1], [B, 3, H, W]. See weights/README.md for the architecture overview.
+"""
+
+import torch
+import torch.nn as nn
+
+import graph as G
+
+DEFAULT_CFG = {
+    "enc": [16, 32, 64],  # widths of f1 (full), f2 (1/2), f3 (1/4)
+    "z": 32,  # EFA compressed width (Gram matrices are z x z)
+    "hidden": 128,  # EFA MLP width
+    "dec": [32, 16],  # decoder widths at 1/2 and full resolution of a level
+    "attn": 32,  # refine channel-attention width
+    "alpha": 0.2,  # lrelu slope
+    "style_size": 256,
+    "refine_levels": [1, 0, 0],  # pools of the content per refine subgraph (1 = half res)
+}
+
+# A smaller variant for the engine's test model (same graph structure).
+TEST_CFG = dict(DEFAULT_CFG, z=16, hidden=32, style_size=64)
+
+
+def conv3(i, o, bias=True):
+    return nn.Conv2d(i, o, 3, bias=bias)
+
+
+def conv1(i, o, bias=True):
+    return nn.Conv2d(i, o, 1, bias=bias)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        w1, w2, w3 = cfg["enc"]
+        self.c1 = conv3(3, w1)
+        self.c2 = conv3(w1, w1)
+        self.c3 = conv3(w1, w2)
+        self.c4 = conv3(w2, w2)
+        self.c5 = conv3(w2, w3)
+
+    def forward(self, x, name3=None):
+        f1 = G.conv(x, self.c1, act="relu")
+        h = G.conv(f1, self.c2, act="relu")
+        h = G.pool(h, "max")
+        f2 = G.conv(h, self.c3, act="relu")
+        h = G.conv(f2, self.c4, act="relu")
+        h = G.pool(h, "max")
+        f3 = G.conv(h, self.c5, act="relu", name=name3)
+        return f1, f2, f3
+
+
+class Decoder(nn.Module):
+    """f3 (1/4) -> image at the resolution of `like1`."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w3 = cfg["enc"][2]
+        d2, d1 = cfg["dec"]
+        self.alpha = cfg["alpha"]
+        self.d1 = conv3(w3, d2)
+        self.d2 = conv3(d2, d2)
+        self.d3 = conv3(d2, d1)
+        self.d4 = conv3(d1, d1)
+        self.d5 = conv3(d1, 3)
+
+    def forward(self, f, like2, like1, name=None):
+        a = self.alpha
+        h = G.conv(f, self.d1, act="lrelu", alpha=a)
+        h = G.resize(h, like2)
+        h = G.conv(h, self.d2, act="lrelu", alpha=a)
+        h = G.conv(h, self.d3, act="lrelu", alpha=a)
+        h = G.resize(h, like1)
+        h = G.conv(h, self.d4, act="lrelu", alpha=a)
+        return G.conv(h, self.d5, name=name)
+
+
+class EFA(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c = cfg["enc"][2]
+        z = cfg["z"]
+        h = cfg["hidden"]
+        self.z = z
+        self.zconv = conv1(c, z, bias=False)  # shared compression (zero-mean in, zero-mean out)
+        self.unz = conv1(z, c)
+        self.lin_a = nn.Linear(z * z, h)
+        self.lin_b = nn.Linear(z * z, h, bias=False)
+        self.tc1a = nn.Linear(z * z, h)
+        self.tc1b = nn.Linear(h, h, bias=False)
+        self.tc2 = nn.Linear(h, z * z)
+        self.ts1a = nn.Linear(z * z, h)
+        self.ts1b = nn.Linear(h, h, bias=False)
+        self.ts2 = nn.Linear(h, z * z)
+        with torch.no_grad():
+            eye = torch.eye(z).reshape(-1)
+            for m in (self.tc2, self.ts2):
+                m.weight.mul_(0.1)
+                m.bias.copy_(eye)
+
+    def style(self, fs):
+        """Style-only part -> dict of style-state values."""
+        mu_s, _ = G.moments(fs, name=["s_mean", "s_std"])
+        zs = G.conv(G.add(fs, mu_s, kb=-1), self.zconv)
+        ks = G.gram(zs)
+        return {
+            "s_mean": mu_s,
+            "s_lb": G.linear(ks, self.lin_b, name="s_lb"),
+            "s_tsa": G.linear(ks, self.ts1a, name="s_tsa"),
+        }
+
+    def forward(self, fc, S, want_whiten=False):
+        mu_c, _ = G.moments(fc)
+        zc = G.conv(G.add(fc, mu_c, kb=-1), self.zconv)
+        kc = G.gram(zc)
+        g = G.add(G.linear(kc, self.lin_a), S["s_lb"], act="relu")
+        tc = G.add(G.linear(kc, self.tc1a), G.linear(g, self.tc1b), act="relu")
+        tc = G.reshape(G.linear(tc, self.tc2), [self.z, self.z])
+        ts = G.add(S["s_tsa"], G.linear(g, self.ts1b), act="relu")
+        ts = G.reshape(G.linear(ts, self.ts2), [self.z, self.z])
+        chat = G.conv_rt(zc, tc)
+        t = G.conv_rt(chat, ts)
+        out = G.add(G.conv(t, self.unz), S["s_mean"])
+        fused = G.add(out, fc, ka="strength", kb="one_minus_strength")
+        if want_whiten:
+            return fused, chat
+        return fused
+
+
+class Refine(nn.Module):
+    """One ETNet-like refinement step (linear cost: channel attention, C x C error fusion)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w1, w2, w3 = cfg["enc"]
+        d2, d1 = cfg["dec"]
+        na = cfg["attn"]
+        self.alpha = cfg["alpha"]
+        self.e_in = conv3(w3, w3)
+        self.v3 = conv1(w3, w3, bias=False)
+        self.e_post = conv3(w3, w3)
+        self.q = conv1(w3, na)
+        self.k = conv1(w3, na)
+        self.v = conv1(w3, na)
+        self.o = conv1(na, w3)
+        self.u3 = conv3(w3, d2)
+        self.m2 = conv3(d2 + w2, d2)
+        self.v2 = conv1(w2, w2, bias=False) if w2 == d2 else None
+        self.u2 = conv3(d2, d1)
+        self.m1 = conv3(d1 + w1, d1)
+        self.v1 = conv1(w1, w1, bias=False) if w1 == d1 else None
+        self.t1 = conv3(d1 + 3, d1)
+        self.out = conv3(d1, 3)
+        with torch.no_grad():
+            for m in (self.v3, self.v2, self.v1):
+                m.weight.uniform_(0.0, 0.01)
+            self.o.weight.mul_(0.1)
+            self.out.weight.mul_(0.1)
+            self.out.bias.zero_()
+
+    def fuse(self, h, ds, vconv):
+        """h + (V dS) h per pixel, then lrelu (ETNet Fusion_simple, linear in pixels)."""
+        c = ds.shape[-1]
+        m = G.reshape(G.conv(G.reshape(ds, [c, c, 1]), vconv), [c, c])
+        return G.add(h, G.conv_rt(h, m), act="lrelu", alpha=self.alpha)
+
+    def forward(self, enc, x_in, content, prev_res, S, Fr, pools, resize_x=True, f3c=None):
+        """Returns (x_new, residual, f3c). `Fr` holds frame state (x0)."""
+        a = self.alpha
+        c = content
+        for _ in range(pools):
+            c = G.pool(c, "avg")
+        x = G.resize(x_in, c) if resize_x else x_in
+        f1, f2, f3 = enc(x)
+        if f3c is None:
+            f3c = enc(c, name3="f3c_full" if pools == 0 else None)[2]
+        ec = G.add(f3, f3c, kb=-1)
+        ds = [G.add(G.gram(f, sqrt=True), S["s_gram%d" % (i + 1)], ka="strength", kb="neg_strength")
+              for i, f in enumerate((f1, f2, f3))]
+        e = G.conv(ec, self.e_in, act="lrelu", alpha=a)
+        e = self.fuse(e, ds[2], self.v3)
+        e = G.conv(e, self.e_post, act="lrelu", alpha=a)
+        q = G.conv(e, self.q)
+        k = G.conv(f3, self.k)
+        att = G.softmax(G.gram(q, k))
+        o = G.conv_rt(G.conv(e, self.v), att)
+        e = G.add(e, G.conv(o, self.o))
+        h = G.conv(e, self.u3, act="lrelu", alpha=a)
+        h = G.resize(h, f2)
+        h = G.conv(G.concat([h, f2]), self.m2, act="lrelu", alpha=a)
+        h = self.fuse(h, ds[1], self.v2)
+        h = G.conv(h, self.u2, act="lrelu", alpha=a)
+        h = G.resize(h, f1)
+        h = G.conv(G.concat([h, f1]), self.m1, act="lrelu", alpha=a)
+        h = self.fuse(h, ds[0], self.v1)
+        pr = G.resize(prev_res, c) if pools > 0 else prev_res
+        h = G.conv(G.concat([h, pr]), self.t1, act="lrelu", alpha=a)
+        r = G.conv(h, self.out)
+        x0 = G.resize(Fr["x0"], c)
+        d = G.add(x, x0, kb=-1)
+        residual = G.add(d, r, name="residual")
+        x_new = G.add(x, r, name="x")
+        return x_new, residual, f3c
+
+
+class StyleNet(nn.Module):
+    def __init__(self, cfg=None):
+        super().__init__()
+        self.cfg = dict(DEFAULT_CFG if cfg is None else cfg)
+        self.enc = Encoder(self.cfg)
+        self.efa = EFA(self.cfg)
+        self.dec_efa = Decoder(self.cfg)
+        self.refines = nn.ModuleList([Refine(self.cfg), Refine(self.cfg)])
+        # training-only parts (never exported)
+        w1, w2, w3 = self.cfg["enc"]
+        self.heads = nn.ModuleList([conv1(w1, 64), conv1(w2, 128), conv1(w3, 256)])
+        self.dec_rec = Decoder(self.cfg)
+        self.dec_adain = Decoder(self.cfg)
+
+    # refine subgraph i -> (module index, pools of the content, resize x, reuse cached f3c)
+    def refine_plan(self):
+        lv = self.cfg["refine_levels"]
+        plan = []
+        for i, p in enumerate(lv):
+            mod = min(i, len(self.refines) - 1)
+            prev_p = lv[i - 1] if i > 0 else None
+            plan.append({"module": mod, "pools": p, "resize_x": prev_p != p,
+                         "reuse_f3c": i > 0 and prev_p == p})
+        return plan
+
+    def style(self, s):
+        f1, f2, f3 = self.enc(s)
+        S = {"s_gram1": G.gram(f1, sqrt=True, name="s_gram1"),
+             "s_gram2": G.gram(f2, sqrt=True, name="s_gram2"),
+             "s_gram3": G.gram(f3, sqrt=True, name="s_gram3")}
+        S.update(self.efa.style(f3))
+        return S
+
+    def initial(self, content, S, want_whiten=False):
+        c = G.pool(G.pool(content, "avg"), "avg")
+        f1, f2, f3 = self.enc(c)
+        r = self.efa(f3, S, want_whiten=want_whiten)
+        fused, chat = r if want_whiten else (r, None)
+        x0 = self.dec_efa(fused, f2, f1, name="x0")
+        x = G.act(x0, "none", name="x")
+        if want_whiten:
+            return x, x0, chat
+        return x, x0
+
+    def refine(self, i, x, content, prev_res, S, Fr):
+        """Runs refine subgraph i; updates Fr (frame state) and returns (x_new, residual)."""
+        plan = self.refine_plan()[min(i, len(self.cfg["refine_levels"]) - 1)]
+        f3c = Fr.get("f3c_full") if plan["reuse_f3c"] else None
+        x_new, res, f3c_new = self.refines[plan["module"]](
+            self.enc, x, content, prev_res, S, Fr, plan["pools"], plan["resize_x"], f3c)
+        Fr["residual"] = res
+        if plan["pools"] == 0 and f3c is None:
+            Fr["f3c_full"] = f3c_new
+        return x_new, res
+
+    def forward(self, content, style_img, steps, prev_res=None, S=None):
+        if S is None:
+            S = self.style(style_img)
+        x, x0 = self.initial(content, S)
+        Fr = {"x0": x0}
+        if prev_res is None:
+            prev_res = torch.zeros_like(content)
+        outs = [x]
+        for i in range(steps):
+            x, _ = self.refine(i, x, content, prev_res, S, Fr)
+            outs.append(x)
+        return outs, Fr

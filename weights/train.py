@@ -1,0 +1,581 @@
+#!/usr/bin/python3
+"""Trains the style-transfer network in stages (see weights/README.md).
+
+    /usr/bin/python3 weights/train.py --stage distill --steps 600
+    /usr/bin/python3 weights/train.py --stage efa --steps 900 --minutes 40
+
+Every stage resumes from weights/checkpoints/<stage>.pt when present, otherwise starts from the
+checkpoint of the latest earlier stage. Checkpoints hold only the student's tensors (+ optimizer).
+Runs on CUDA when available, otherwise on the CPU with 2 threads.
+"""
+
+import argparse
+import hashlib
+import io
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import graph as G  # noqa: E402
+import model as M  # noqa: E402
+import st_io  # noqa: E402
+
+DATA = os.environ.get("ST_DATA", "/work/shared/data")
+TEACHER = os.environ.get("ST_TEACHER", "/work/shared/teacher/vgg19_block1-3.safetensors")
+CKPT_DIR = os.path.join(HERE, "checkpoints")
+LOG_DIR = os.path.join(HERE, "logs")
+CACHE_DIR = os.path.join(HERE, "cache")
+STAGES = ["distill", "efa", "refine0", "refine1", "temporal", "adain"]
+
+# Per-stage settings: batch, crop (content crop at processing size), lr.
+STAGE_CFG = {
+    "distill": {"batch": 8, "crop": 128, "lr": 1e-3},
+    "efa": {"batch": 4, "crop": 128, "lr": 5e-4},
+    "refine0": {"batch": 4, "crop": 256, "lr": 5e-4},
+    "refine1": {"batch": 2, "crop": 256, "lr": 5e-4},
+    "temporal": {"batch": 2, "crop": 192, "lr": 2e-4},
+    "adain": {"batch": 4, "crop": 128, "lr": 5e-4},
+}
+W_CONTENT = 1.0
+W_STYLE = 1.5
+W_WHITEN = 0.2
+W_TEMPORAL = 20.0
+
+
+def log_line(stage, text):
+    os.makedirs(LOG_DIR, exist_ok=True)
+    with open(os.path.join(LOG_DIR, stage + ".log"), "a") as f:
+        f.write(text + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+def _hash01(s):
+    return int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / float(1 << 32)
+
+
+def read_manifest():
+    content, style = [], []
+    with open(os.path.join(DATA, "MANIFEST.tsv")) as f:
+        next(f)
+        for line in f:
+            p = line.rstrip("\n").split("\t")[0]
+            if p.startswith("content/"):
+                content.append(p)
+            elif p.startswith("style/"):
+                style.append(p)
+    artists = {}
+    with open(os.path.join(DATA, "style_artists.tsv")) as f:
+        next(f)
+        for line in f:
+            p, a = line.rstrip("\n").split("\t")[:2]
+            artists[p] = a
+    return content, style, artists
+
+
+def splits():
+    """Fixed hash split: 5% of content photos and 5% of style artists are held out."""
+    content, style, artists = read_manifest()
+    c_train = [p for p in content if _hash01("c:" + p) >= 0.05]
+    c_val = [p for p in content if _hash01("c:" + p) < 0.05]
+    by_artist = {}
+    for p in style:
+        a = artists.get(p, "unknown")
+        if a == "unknown":
+            a = "unknown:" + p  # unknown artists count one file each
+        by_artist.setdefault(a, []).append(p)
+    s_train, s_val = {}, {}
+    for a, files in sorted(by_artist.items()):
+        (s_val if _hash01("s:" + a) < 0.05 else s_train)[a] = files
+    return c_train, c_val, s_train, s_val
+
+
+def load_rgb(path):
+    return Image.open(os.path.join(DATA, path)).convert("RGB")
+
+
+def to_tensor(img):
+    a = np.asarray(img, dtype=np.uint8).copy()
+    return torch.from_numpy(a).permute(2, 0, 1).float() / 255.0
+
+
+def random_crop(img, crop, rng, scale_max=2.0):
+    """Resizes so that the short side is uniform in [crop, crop*scale_max] (at most the original
+    short side unless that is smaller than crop), then crops crop x crop at random, random flip."""
+    w, h = img.size
+    short = min(w, h)
+    hi = max(crop, min(short, crop * scale_max))
+    target = rng.uniform(crop, hi)
+    s = target / short
+    nw, nh = max(crop, round(w * s)), max(crop, round(h * s))
+    img = img.resize((nw, nh), Image.BILINEAR)
+    x0 = rng.randint(0, nw - crop)
+    y0 = rng.randint(0, nh - crop)
+    img = img.crop((x0, y0, x0 + crop, y0 + crop))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def style_view(path, size=256):
+    """Deterministic style view used in training: short side `size`, centre crop size x size."""
+    img = load_rgb(path)
+    w, h = img.size
+    s = size / min(w, h)
+    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    w, h = img.size
+    x0, y0 = (w - size) // 2, (h - size) // 2
+    return img.crop((x0, y0, x0 + size, y0 + size))
+
+
+# ----------------------------------------------------------------------------------------------
+# Teacher (training only; never exported)
+
+
+class Teacher(torch.nn.Module):
+    def __init__(self, path=TEACHER):
+        super().__init__()
+        t, _ = st_io.read(path)
+        self.w = {}
+        for name in ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2",
+                     "block3_conv1"):
+            self.register_buffer(name + "_w", torch.from_numpy(t[name + ".weight"].copy()))
+            self.register_buffer(name + "_b", torch.from_numpy(t[name + ".bias"].copy()))
+        self.register_buffer("mean", torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1))
+
+    def _c(self, x, n):
+        return F.relu(F.conv2d(x, getattr(self, n + "_w"), getattr(self, n + "_b"), padding=1))
+
+    def forward(self, rgb):
+        x = rgb.flip(1) * 255.0 - self.mean
+        r11 = self._c(x, "block1_conv1")
+        h = F.max_pool2d(self._c(r11, "block1_conv2"), 2)
+        r21 = self._c(h, "block2_conv1")
+        h = F.max_pool2d(self._c(r21, "block2_conv2"), 2)
+        r31 = self._c(h, "block3_conv1")
+        return r11, r21, r31
+
+
+def gram_t(f):
+    B, C, H, W = f.shape
+    f = f.reshape(B, C, H * W)
+    return torch.bmm(f, f.transpose(1, 2)) / (H * W)
+
+
+class StylePool:
+    """Training styles sampled by artist; style views and teacher Grams cached (memory + disk)."""
+
+    def __init__(self, by_artist, teacher, device, size=256):
+        self.artists = sorted(by_artist)
+        self.by_artist = by_artist
+        self.teacher = teacher
+        self.device = device
+        self.size = size
+        self.mem = {}
+        os.makedirs(os.path.join(CACHE_DIR, "style%d" % size), exist_ok=True)
+
+    def get(self, path):
+        if path in self.mem:
+            return self.mem[path]
+        key = hashlib.sha1(path.encode()).hexdigest()[:16]
+        cp = os.path.join(CACHE_DIR, "style%d" % self.size, key + ".pt")
+        if os.path.exists(cp):
+            d = torch.load(cp)
+        else:
+            img = to_tensor(style_view(path, self.size))
+            with torch.no_grad():
+                feats = self.teacher(img[None].to(self.device))
+                grams = [gram_t(f)[0].bfloat16().cpu() for f in feats]  # fp16 overflows
+            d = {"img": (img * 255).round().to(torch.uint8), "grams": grams}
+            torch.save(d, cp)
+        if len(self.mem) < 3000:
+            self.mem[path] = d
+        return d
+
+    def sample(self, rng, n):
+        imgs, grams = [], [[], [], []]
+        for _ in range(n):
+            a = self.artists[rng.randrange(len(self.artists))]
+            files = self.by_artist[a]
+            d = self.get(files[rng.randrange(len(files))])
+            imgs.append(d["img"].float() / 255.0)
+            for k in range(3):
+                grams[k].append(d["grams"][k].float())
+        return (torch.stack(imgs).to(self.device),
+                [torch.stack(g).to(self.device) for g in grams])
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses
+
+
+def rel_mse(a, b):
+    return ((a - b) ** 2).mean() / (b ** 2).mean().clamp(min=1e-6)
+
+
+def perceptual(teacher, out, content, style_grams, sw):
+    """Content at relu3_1 vs the content image; Gram style loss at relu1_1..3_1 (relative).
+    sw: per-sample style weight [B]."""
+    fo = teacher(out)
+    with torch.no_grad():
+        fc = teacher(content)[2]
+    lc = rel_mse(fo[2], fc)
+    ls = 0.0
+    for k in range(3):
+        go = gram_t(fo[k])
+        gs = style_grams[k]
+        per = ((go - gs) ** 2).mean(dim=(1, 2)) / (gs ** 2).mean(dim=(1, 2)).clamp(min=1e-6)
+        ls = ls + (per * sw).mean()
+    return lc, ls
+
+
+def whiten_loss(chat):
+    g = gram_t(chat - chat.mean(dim=(2, 3), keepdim=True))
+    eye = torch.eye(g.shape[-1], device=g.device)
+    return ((g - eye) ** 2).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Stages
+
+
+def trainable(net, stage):
+    if stage == "distill":
+        mods = [net.enc, net.heads, net.dec_rec]
+    elif stage == "efa":
+        mods = [net.efa, net.dec_efa]
+    elif stage == "refine0":
+        mods = [net.refines[0]]
+    elif stage == "refine1":
+        mods = [net.refines[1]]
+    elif stage == "temporal":
+        mods = [net.refines[0], net.refines[1]]
+    elif stage == "adain":
+        mods = [net.dec_adain]
+    else:
+        raise ValueError(stage)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    params = []
+    for m in mods:
+        for p in m.parameters():
+            p.requires_grad_(True)
+            params.append(p)
+    return params
+
+
+def sample_strength(rng, B, device):
+    s = [1.0 if rng.random() < 0.7 else rng.uniform(0.2, 1.0) for _ in range(B)]
+    return torch.tensor(s, device=device)
+
+
+def efa_direct(net, c, S, want_whiten=False):
+    """The `initial` path without its two pools (content already at the coarse level)."""
+    f1, f2, f3 = net.enc(c)
+    r = net.efa(f3, S, want_whiten=want_whiten)
+    fused, chat = r if want_whiten else (r, None)
+    x0 = net.dec_efa(fused, f2, f1)
+    return x0, chat
+
+
+def adain_direct(net, c, s):
+    f1, f2, f3 = net.enc(c)
+    fs = net.enc(s)[2]
+    mc, sc = G.moments(f3)
+    ms, ss = G.moments(fs)
+    fused = (f3 - mc[..., None, None]) / sc[..., None, None] * ss[..., None, None] + ms[..., None, None]
+    return net.dec_adain(fused, f2, f1)
+
+
+def load_batch(paths, rng, crop, n, device):
+    return torch.stack([to_tensor(random_crop(load_rgb(paths[rng.randrange(len(paths))]), crop, rng))
+                        for _ in range(n)]).to(device)
+
+
+def step_loss(stage, net, teacher, styles, c_train, rng, device):
+    cfg = STAGE_CFG[stage]
+    B, crop = cfg["batch"], cfg["crop"]
+    logs = {}
+    if stage == "distill":
+        x = load_batch(c_train, rng, crop, B, device)
+        f = net.enc(x)
+        with torch.no_grad():
+            t = teacher(x)
+        # targets scaled to unit RMS so that the 1x1 heads need no huge weights
+        ld = sum(rel_mse(net.heads[k](f[k]), t[k] / (t[k] ** 2).mean().sqrt().clamp(min=1e-6))
+                 for k in range(3))
+        rec = net.dec_rec(f[2], f[1], f[0])
+        lr_ = (rec - x).abs().mean()
+        logs.update(distill=ld.item(), recon_l1=lr_.item())
+        return ld + 5.0 * lr_, logs
+
+    s_img, s_grams = styles.sample(rng, B)
+    strength = sample_strength(rng, B, device)
+    G.set_strength(strength)
+    if stage == "efa":
+        S = net.style(s_img)  # encoder frozen; the style branch of EFA trains
+    else:
+        with torch.no_grad():
+            S = net.style(s_img)
+
+    if stage == "efa":
+        c = load_batch(c_train, rng, crop, B, device)
+        out, chat = efa_direct(net, c, S, want_whiten=True)
+        lc, ls = perceptual(teacher, out, c, s_grams, strength)
+        lw = whiten_loss(chat)
+        logs.update(content=lc.item(), style=ls.item(), whiten=lw.item())
+        return W_CONTENT * lc + W_STYLE * ls + W_WHITEN * lw, logs
+
+    if stage == "adain":
+        c = load_batch(c_train, rng, crop, B, device)
+        out = adain_direct(net, c, s_img)
+        lc, ls = perceptual(teacher, out, c, s_grams, torch.ones(B, device=device))
+        logs.update(content=lc.item(), style=ls.item())
+        return W_CONTENT * lc + W_STYLE * ls, logs
+
+    if stage in ("refine0", "refine1"):
+        c = load_batch(c_train, rng, crop, B, device)
+        zero = torch.zeros_like(c)
+        with torch.no_grad():
+            x, x0 = net.initial(c, S)
+            Fr = {"x0": x0}
+            if stage == "refine1":
+                x, _ = net.refine(0, x, c, zero, S, Fr)
+        if stage == "refine0":
+            x, _ = net.refine(0, x, c, zero, S, Fr)
+            ct = F.avg_pool2d(c, 2, 2, ceil_mode=True, count_include_pad=False)
+        else:
+            x, _ = net.refine(1, x, c, zero, S, Fr)
+            if rng.random() < 0.5:
+                x, _ = net.refine(2, x, c, zero, S, Fr)
+            ct = c
+        lc, ls = perceptual(teacher, x, ct, s_grams, strength)
+        logs.update(content=lc.item(), style=ls.item())
+        return W_CONTENT * lc + W_STYLE * ls, logs
+
+    if stage == "temporal":
+        pad = 6
+        big = load_batch(c_train, rng, crop + 2 * pad, B, device)
+        dy, dx = rng.randint(-4, 4), rng.randint(-4, 4)
+        ca = big[:, :, pad:pad + crop, pad:pad + crop]
+        cb = big[:, :, pad + dy:pad + dy + crop, pad + dx:pad + dx + crop]
+        noise = rng.uniform(0.0, 0.03)
+        ca = (ca + noise * torch.randn_like(ca)).clamp(0, 1)
+        cb = (cb + noise * torch.randn_like(cb)).clamp(0, 1)
+        steps = 3
+        with torch.no_grad():
+            outs_a, fa = net(ca, None, steps, S=S)
+        use_prev = rng.random() < 0.8
+        prev = fa["residual"] if use_prev else None
+        outs_b, _ = net(cb, None, steps, prev_res=prev, S=S)
+        xb = outs_b[-1]
+        lc, ls = perceptual(teacher, xb, cb, s_grams, strength)
+        # frame b pixel (i, j) shows frame a pixel (i + dy, j + dx)
+        ya0, yb0 = max(dy, 0), max(-dy, 0)
+        xa0, xb0 = max(dx, 0), max(-dx, 0)
+        hh, ww = crop - abs(dy), crop - abs(dx)
+        xa = outs_a[-1]
+        lt = ((xb[:, :, yb0:yb0 + hh, xb0:xb0 + ww] - xa[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
+        logs.update(content=lc.item(), style=ls.item(), temporal=lt.item())
+        return W_CONTENT * lc + W_STYLE * ls + W_TEMPORAL * lt, logs
+    raise ValueError(stage)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def ckpt_path(stage):
+    return os.path.join(CKPT_DIR, stage + ".pt")
+
+
+def save_ckpt(stage, net, opt, step, elapsed):
+    os.makedirs(CKPT_DIR, exist_ok=True)
+    tmp = ckpt_path(stage) + ".tmp"
+    torch.save({"stage": stage, "step": step, "elapsed": elapsed, "cfg": net.cfg,
+                "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                "opt": opt.state_dict() if opt is not None else None}, tmp)
+    os.replace(tmp, ckpt_path(stage))
+
+
+def latest_state(upto_stage=None):
+    """Newest checkpoint among the stages before (and including) upto_stage, in stage order."""
+    order = STAGES if upto_stage is None else STAGES[:STAGES.index(upto_stage) + 1]
+    for st in reversed(order):
+        if st == "adain":
+            continue
+        if os.path.exists(ckpt_path(st)):
+            return st, torch.load(ckpt_path(st), map_location="cpu")
+    return None, None
+
+
+def trained_stages():
+    """{stage: steps} of every stage checkpoint present."""
+    out = {}
+    for st in STAGES:
+        if os.path.exists(ckpt_path(st)):
+            out[st] = int(torch.load(ckpt_path(st), map_location="cpu")["step"])
+    return out
+
+
+def load_model_from_checkpoints(device="cpu"):
+    """Model with every trained part loaded: the latest stage's checkpoint holds all parts."""
+    st, ck = latest_state("temporal")
+    net = M.StyleNet(ck["cfg"] if ck else None)
+    if ck:
+        net.load_state_dict(ck["model"])
+    return net.to(device), st, ck
+
+
+def bench(stage, n, device):
+    """Times n steps of a stage from fresh weights (nothing saved)."""
+    net = M.StyleNet().to(device)
+    params = trainable(net, stage)
+    opt = torch.optim.Adam(params, lr=1e-4)
+    teacher = Teacher().to(device)
+    c_train, c_val, s_train, s_val = splits()
+    styles = StylePool(s_train, teacher, device)
+    rng = random.Random(0)
+    times = []
+    for i in range(n + 1):
+        t = time.time()
+        loss, logs = step_loss(stage, net, teacher, styles, c_train, rng, device)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.time() - t)
+        print(stage, i, "%.2fs" % times[-1], {k: round(v, 5) for k, v in logs.items()}, flush=True)
+    per = sum(times[1:]) / n
+    print("%s: %.2f s/step, %.0f steps/h (batch %d, crop %d)" % (
+        stage, per, 3600 / per, STAGE_CFG[stage]["batch"], STAGE_CFG[stage]["crop"]), flush=True)
+
+
+def train(stage, steps, minutes, seed, device, ckpt_every=300.0):
+    torch.manual_seed(seed)
+    cfg = STAGE_CFG[stage]
+    net = M.StyleNet().to(device)
+    start_step, elapsed0, opt_state = 0, 0.0, None
+    if os.path.exists(ckpt_path(stage)):
+        ck = torch.load(ckpt_path(stage), map_location="cpu")
+        net.load_state_dict(ck["model"])
+        start_step, elapsed0, opt_state = ck["step"], ck.get("elapsed", 0.0), ck["opt"]
+        print("resuming %s at step %d" % (stage, start_step))
+    else:
+        prev = STAGES[:STAGES.index(stage)]
+        if stage == "adain":
+            prev = ["distill"]
+        for st in reversed(prev):
+            if os.path.exists(ckpt_path(st)):
+                ck = torch.load(ckpt_path(st), map_location="cpu")
+                net.load_state_dict(ck["model"])
+                print("starting %s from checkpoint %s (step %d)" % (stage, st, ck["step"]))
+                break
+        else:
+            if stage != "distill":
+                print("warning: no earlier checkpoint; %s starts from random weights" % stage)
+        if stage == "efa":  # the reconstruction decoder is a good start for the EFA decoder
+            net.dec_efa.load_state_dict(net.dec_rec.state_dict())
+        if stage == "adain":
+            net.dec_adain.load_state_dict(net.dec_rec.state_dict())
+        if stage == "refine1":  # start from the trained half-resolution step
+            net.refines[1].load_state_dict(net.refines[0].state_dict())
+    if start_step >= steps:
+        print("%s: already at step %d >= %d, nothing to do" % (stage, start_step, steps))
+        return
+    net.train()
+    params = trainable(net, stage)
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    teacher = Teacher().to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    c_train, c_val, s_train, s_val = splits()
+    styles = StylePool(s_train, teacher, device)
+    rng = random.Random(seed * 1000003 + start_step)
+    bar = None
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=steps, initial=start_step, desc=stage)
+        except ImportError:
+            bar = None
+    t0 = time.time()
+    last_ck = t0
+    avg = {}
+    step = start_step
+    log_line(stage, "# start step %d device %s batch %d crop %d lr %g" %
+             (step, device, cfg["batch"], cfg["crop"], cfg["lr"]))
+    while step < steps:
+        if minutes and time.time() - t0 > minutes * 60:
+            break
+        lr = cfg["lr"] * min(1.0, (step + 1) / 50.0) / (1.0 + step / 2000.0)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss, logs = step_loss(stage, net, teacher, styles, c_train, rng, device)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        G.set_strength(1.0)
+        step += 1
+        logs["loss"] = loss.item()
+        for k, v in logs.items():
+            avg[k] = 0.9 * avg.get(k, v) + 0.1 * v
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: "%.4g" % v for k, v in avg.items()})
+        if step % 10 == 0 or step == steps:
+            el = time.time() - t0
+            rate = (step - start_step) / el * 3600.0
+            log_line(stage, "step %d  t %.0fs  %.0f steps/h  lr %.2e  %s" % (
+                step, elapsed0 + el, rate, lr,
+                "  ".join("%s %.5g" % (k, v) for k, v in sorted(avg.items()))))
+        if time.time() - last_ck > ckpt_every:
+            save_ckpt(stage, net, opt, step, elapsed0 + time.time() - t0)
+            last_ck = time.time()
+    save_ckpt(stage, net, opt, step, elapsed0 + time.time() - t0)
+    el = time.time() - t0
+    log_line(stage, "# stop at step %d after %.0fs (%.0f steps/h)" %
+             (step, el, (step - start_step) / max(el, 1e-6) * 3600.0))
+    if bar is not None:
+        bar.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--stage", required=True, choices=STAGES)
+    ap.add_argument("--steps", type=int, default=0, help="total step budget of the stage")
+    ap.add_argument("--bench", type=int, default=0, help="time this many steps, save nothing")
+    ap.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=float, default=300.0, help="seconds between checkpoints")
+    a = ap.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(a.threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+    if a.bench:
+        bench(a.stage, a.bench, device)
+        return
+    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every)
+
+
+if __name__ == "__main__":
+    main()

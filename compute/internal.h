@@ -57,4 +57,8 @@ static inline size_t st_dtype_size(StDType t) { return t == ST_F16 ? 2 : 4; }
 
 const char *st_vk_result_str(VkResult r);
 
+/* Tests: sets the style from planar float RGB [3,h,w] in [0,1], bound to the style subgraph's
+ * input as is (no resize to style_size). */
+bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError *err);
+
 #endif /* ST_INTERNAL_H */

@@ -200,15 +200,28 @@ static bool parse_tensors(const Ctx *c, StModel *m, const JsonValue *hdr) {
   for (int i = 0; i < m->ntensors; i++)
     sorted[i] = &m->tensors[i];
   qsort(sorted, (size_t)m->ntensors, sizeof *sorted, cmp_offset);
-  for (int i = 1; i < m->ntensors; i++) {
-    if (sorted[i]->offset < sorted[i - 1]->offset + sorted[i - 1]->nbytes) {
-      bool r = merr(c, "tensors '%s' and '%s' overlap in the data area", sorted[i - 1]->name,
-                    sorted[i]->name);
+  /* As safetensors requires: tensors tile the data area exactly (no overlap, no holes), so a
+   * shifted or padded data area cannot go unnoticed. */
+  size_t end = 0;
+  for (int i = 0; i < m->ntensors; i++) {
+    const StModelTensor *t = sorted[i];
+    bool r = true;
+    if (t->offset < end)
+      r = merr(c, "tensors '%s' and '%s' overlap in the data area", sorted[i - 1]->name, t->name);
+    else if (t->offset > end)
+      r = merr(c, "data area bytes %zu..%zu are not covered by any tensor (before '%s')", end,
+               t->offset, t->name);
+    if (!r) {
       free(sorted);
-      return r;
+      return false;
     }
+    end = t->offset + t->nbytes;
   }
   free(sorted);
+  if (end != m->data_size)
+    return merr(c, "data area is %zu bytes but the tensors cover %zu (bytes not covered by any "
+                   "tensor: file corrupt or header length wrong)",
+                m->data_size, end);
   return true;
 }
 

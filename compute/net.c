@@ -78,6 +78,7 @@ typedef struct {
   int orig;      /* preserve-colors reference at x's size, or -1 (== input when sizes match) */
   int end_step;  /* index used for "at the end of the frame" liveness */
   int *outs;     /* style plans: value of each style output */
+  bool state_resize; /* state_src is not at the processing size: resized into the state */
   VkDeviceSize arena_size, persist_size;
   StBuffer arena;
 } Plan;
@@ -521,7 +522,7 @@ static bool layout_values(const StNet *net, Plan *p, StError *err) {
   if (align < 16)
     align = 16;
   int *order = malloc(sizeof(int) * (size_t)(p->nvals + 1));
-  int *placed = malloc(sizeof(int) * (size_t)(p->nvals + 1));
+  int *placed = malloc(sizeof(int) * 2 * (size_t)(p->nvals + 1)); /* placed + scratch */
   if (!order || !placed) {
     free(order);
     free(placed);
@@ -577,6 +578,21 @@ static bool layout_values(const StNet *net, Plan *p, StError *err) {
   }
   free(order);
   free(placed);
+  /* Self-check: no two arena values alive at the same time share memory. */
+  for (int i = 0; i < p->nvals; i++) {
+    const PVal *a = &p->vals[i];
+    if (a->root != i || a->store != VS_ARENA)
+      continue;
+    for (int j = i + 1; j < p->nvals; j++) {
+      const PVal *b = &p->vals[j];
+      if (b->root != j || b->store != VS_ARENA)
+        continue;
+      if (a->last >= b->def && b->last >= a->def && a->offset < b->offset + b->bytes &&
+          b->offset < a->offset + a->bytes)
+        return st_set_error(err, ST_ERROR_VULKAN, "internal error: arena values %s and %s overlap",
+                            a->name, b->name);
+    }
+  }
   return true;
 }
 
@@ -728,14 +744,14 @@ static Plan *plan_frame(StNet *net, const StyleVal *style, int nstyle, int pw, i
     int id = env_get(&env, m->state_from);
     if (id >= 0 && id != p->state) {
       const PVal *v = &p->vals[id];
-      if (v->rank != 3 || v->shape[0] != 3 || v->shape[1] != ph || v->shape[2] != pw ||
-          p->vals[v->root].dtype != ST_F32) {
+      if (v->rank != 3 || v->shape[0] != 3) {
         char sv[64];
         shape_str(sv, sizeof sv, v->rank, v->shape);
-        perr(err, m, "state '%s' is %s, it must be [3,%d,%d] (the processing size)",
-             m->state_from, sv, ph, pw);
+        perr(err, m, "state '%s' is %s, it must be an RGB image [3,H,W]", m->state_from, sv);
         goto fail;
       }
+      /* A state produced at a coarser level (few steps) is resized to the processing size. */
+      p->state_resize = v->shape[1] != ph || v->shape[2] != pw || p->vals[v->root].dtype != ST_F32;
       p->state_src = id;
       use(p, id, p->end_step);
     }
@@ -1183,13 +1199,20 @@ static bool upload_image(StNet *net, StCmd *cmd, const StImage *img, const Plane
   return true;
 }
 
-static bool set_style_impl(StNet *net, const StImage *style, StError *err) {
+/* Either `style` (any format, resized to style_size) or `rgb` (planar float [3,fh,fw], bound as
+ * is). */
+static bool set_style_impl(StNet *net, const StImage *style, const float *rgb, int fw, int fh,
+                           StError *err) {
   StDevice *dev = net->dev;
   PlaneInfo pi;
-  if (!image_info(style, "style image", &pi, err))
-    return false;
-  int sw, sh;
-  style_size(style->width, style->height, net->model->style_size, &sw, &sh);
+  int sw = fw, sh = fh;
+  if (style) {
+    if (!image_info(style, "style image", &pi, err))
+      return false;
+    style_size(style->width, style->height, net->model->style_size, &sw, &sh);
+  } else if (!rgb || fw < 1 || fh < 1 || fw > MAX_SIDE || fh > MAX_SIDE) {
+    return st_set_error(err, ST_ERROR_ARGUMENT, "bad style image (%dx%d)", fw, fh);
+  }
   Plan *p = plan_style(net, sw, sh, err);
   if (!p)
     return false;
@@ -1206,12 +1229,21 @@ static bool set_style_impl(StNet *net, const StImage *style, StError *err) {
   cmd = st_cmd_begin(dev, err);
   if (!cmd)
     goto out;
-  StFrameLayout lay;
-  StBuffer *src;
-  if (!upload_image(net, cmd, style, &pi, &lay, &src, err))
-    goto out;
-  if (!st_op_frame_to_float(dev, cmd, src, &lay, &p->vals[p->input].t, err))
-    goto out;
+  if (style) {
+    StFrameLayout lay;
+    StBuffer *src;
+    if (!upload_image(net, cmd, style, &pi, &lay, &src, err))
+      goto out;
+    if (!st_op_frame_to_float(dev, cmd, src, &lay, &p->vals[p->input].t, err))
+      goto out;
+  } else {
+    VkDeviceSize bytes = (VkDeviceSize)3 * fw * fh * 4;
+    if (!ensure_buffer(dev, &net->up, bytes, ST_MEM_UPLOAD, err))
+      goto out;
+    memcpy(net->up.mapped, rgb, bytes);
+    const StTensor *t = &p->vals[p->input].t;
+    st_cmd_copy(cmd, &net->up, 0, t->buf, t->offset, bytes);
+  }
   st_cmd_mark(cmd, "upload");
   if (!record_steps(net, cmd, p, 1.0f, err))
     goto out;
@@ -1242,7 +1274,13 @@ out:
 bool st_net_set_style(StNet *net, const StImage *style, StError *err) {
   if (!net)
     return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
-  return set_style_impl(net, style, err);
+  return set_style_impl(net, style, NULL, 0, 0, err);
+}
+
+bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError *err) {
+  if (!net)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
+  return set_style_impl(net, NULL, rgb, w, h, err);
 }
 
 static bool check_params(const StFrameParams *params, StError *err) {
@@ -1307,8 +1345,13 @@ static bool record_network(StNet *net, StCmd *cmd, Plan *p, const StFrameParams 
     return false;
   if (p->state_src >= 0) {
     const StTensor *t = &p->vals[p->state_src].t;
-    st_cmd_copy(cmd, t->buf, t->offset, &net->state_buf, 0,
-                (VkDeviceSize)st_tensor_numel(t) * 4);
+    if (p->state_resize) {
+      if (!st_op_resize(net->dev, cmd, t, ST_RESIZE_BILINEAR, &p->vals[p->state].t, err))
+        return false;
+    } else {
+      st_cmd_copy(cmd, t->buf, t->offset, &net->state_buf, 0,
+                  (VkDeviceSize)st_tensor_numel(t) * 4);
+    }
   }
   return true;
 }

@@ -162,18 +162,20 @@ bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
   int32_t spec[6];
   StKernel *kern;
   uint32_t gx, gy, gz;
-  /* ST_CONV_GENERIC=1 forces the generic kernel for 3x3 too (tests and benchmarks). */
+  /* ST_CONV_GENERIC=1 selects the simple kernel (conv2d.comp) instead of the tiled one
+   * (conv2d_tiled.comp); used by the tests and for benchmarks. */
   const char *genv = getenv("ST_CONV_GENERIC");
   bool generic = genv && *genv && strcmp(genv, "0") != 0;
-  if (k == 3 && !generic) {
+  if (!generic) {
     spec[1] = stride;
     spec[2] = pad == ST_PAD_REFLECT;
     spec[3] = (int32_t)act;
     spec[4] = b != NULL;
-    kern = get_kernel(dev, "conv3x3", bind, 4, spec, 5, sizeof pc, err);
-    gx = (uint32_t)((ow + 15) / 16);
-    gy = (uint32_t)((oh + 3) / 4);
-    gz = (uint32_t)((co + 15) / 16);
+    spec[5] = k;
+    kern = get_kernel(dev, "conv2d_tiled", bind, 4, spec, 6, sizeof pc, err);
+    gx = (uint32_t)((ow + 63) / 64); /* tile: 64x8 pixels x 8 output channels */
+    gy = (uint32_t)((oh + 7) / 8);
+    gz = (uint32_t)((co + 7) / 8);
   } else {
     spec[1] = k;
     spec[2] = stride;

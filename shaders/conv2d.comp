@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Generic direct convolution: y[O,OH,OW] = act(conv(pad(x[I,H,W]), w[O,I,K,K]) + b), K in {1,3},
-// pad (K-1)/2 zero or reflect, stride 1 or 2, OH = ceil(H/stride). Used for 1x1 convolutions and
-// the cases the tiled 3x3 kernel (conv3x3.comp) does not take. One invocation computes 4 output
+// Generic direct convolution (reference-like fallback, ST_CONV_GENERIC=1; conv2d_tiled.comp is the
+// fast path): y[O,OH,OW] = act(conv(pad(x[I,H,W]), w[O,I,K,K]) + b), K in {1,3}, pad (K-1)/2,
+// zero or reflect, stride 1 or 2, OH = ceil(H/stride). One invocation computes 4 output
 // channels of one pixel; the 4 channels are uniform over the workgroup, so weight loads are
 // broadcasts, and neighbouring invocations load neighbouring input pixels.
 #version 450

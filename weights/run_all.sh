@@ -1,22 +1,26 @@
 #!/bin/sh
-# Runs the training stages in order, resuming each from its checkpoint. A stage stops at its step
-# budget or after its minutes for this invocation, whichever comes first; a finished stage is
-# skipped. Usage (background, low priority):
+# Runs the training stages in order, each resuming from its checkpoint. A stage stops at its step
+# budget or when its total training time (over all runs, kept in the checkpoint) reaches its
+# minute budget, whichever comes first; a finished stage is skipped, so re-running this script
+# continues where training stopped. Background, low priority:
 #   nice -n 10 nohup weights/run_all.sh > weights/logs/run_all.out 2>&1 &
-# Environment: MINUTES_SCALE (default 1) multiplies every stage's minutes (e.g. 0 = no time limit).
+# MINUTES_SCALE (default 1) multiplies every minute budget (e.g. 3 for a longer run; on a GPU the
+# step budgets are reached first). STEPS_SCALE likewise multiplies the step budgets.
 set -e
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}
-SCALE=${MINUTES_SCALE:-1}
+MS=${MINUTES_SCALE:-1}
+SS=${STEPS_SCALE:-1}
 mkdir -p logs
 run() { # stage steps minutes
-  m=$(awk "BEGIN{print $3 * $SCALE}")
-  echo "== $(date +%T) stage $1: up to $2 steps, $m minutes"
-  $PY train.py --stage "$1" --steps "$2" --minutes "$m"
+  m=$(awk "BEGIN{print $3 * $MS}")
+  n=$(awk "BEGIN{print int($2 * $SS)}")
+  echo "== $(date +%T) stage $1: up to $n steps, $m minutes in total"
+  $PY train.py --stage "$1" --steps "$n" --budget-minutes "$m"
 }
-run distill 3000 15
-run efa 3000 35
-run refine0 2000 25
-run refine1 1500 25
-run temporal 800 15
+run distill 3000 12
+run efa 3000 30
+run refine0 2000 20
+run refine1 1500 20
+run temporal 800 10
 echo "== $(date +%T) done"

@@ -464,7 +464,7 @@ def bench(stage, n, device):
         stage, per, 3600 / per, STAGE_CFG[stage]["batch"], STAGE_CFG[stage]["crop"]), flush=True)
 
 
-def train(stage, steps, minutes, seed, device, ckpt_every=300.0):
+def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=0.0):
     torch.manual_seed(seed)
     cfg = STAGE_CFG[stage]
     net = M.StyleNet().to(device)
@@ -496,6 +496,10 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0):
     if start_step >= steps:
         print("%s: already at step %d >= %d, nothing to do" % (stage, start_step, steps))
         return
+    if budget_minutes and elapsed0 >= budget_minutes * 60:
+        print("%s: already trained %.0f min >= budget %.0f min, nothing to do" % (
+            stage, elapsed0 / 60, budget_minutes))
+        return
     net.train()
     params = trainable(net, stage)
     opt = torch.optim.Adam(params, lr=cfg["lr"])
@@ -522,6 +526,8 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0):
              (step, device, cfg["batch"], cfg["crop"], cfg["lr"]))
     while step < steps:
         if minutes and time.time() - t0 > minutes * 60:
+            break
+        if budget_minutes and elapsed0 + time.time() - t0 > budget_minutes * 60:
             break
         lr = cfg["lr"] * min(1.0, (step + 1) / 50.0) / (1.0 + step / 2000.0)
         for g in opt.param_groups:
@@ -562,6 +568,8 @@ def main():
     ap.add_argument("--steps", type=int, default=0, help="total step budget of the stage")
     ap.add_argument("--bench", type=int, default=0, help="time this many steps, save nothing")
     ap.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this")
+    ap.add_argument("--budget-minutes", type=float, default=0,
+                    help="stop when the stage's total training time (all runs) reaches this")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=300.0, help="seconds between checkpoints")
@@ -574,7 +582,9 @@ def main():
     if a.bench:
         bench(a.stage, a.bench, device)
         return
-    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every)
+    if not a.steps:
+        ap.error("--steps is required (or --bench)")
+    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes)
 
 
 if __name__ == "__main__":

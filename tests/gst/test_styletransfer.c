@@ -639,6 +639,10 @@ GST_START_TEST(test_error_no_vulkan_driver) {
   env = g_environ_setenv(env, "GST_CHECKS", "test_error_no_vulkan_driver", TRUE);
   env = g_environ_setenv(env, "VK_ICD_FILENAMES", "/nonexistent/st-test-icd.json", TRUE);
   env = g_environ_setenv(env, "VK_DRIVER_FILES", "/nonexistent/st-test-icd.json", TRUE);
+  /* the loader reports the missing manifest through the debug messenger; without a driver there
+   * is nothing to validate */
+  env = g_environ_setenv(env, "ST_VALIDATION", "0", TRUE);
+  env = g_environ_setenv(env, "ST_VALIDATION_FATAL", "0", TRUE);
   gchar *argv[] = {(gchar *)"/proc/self/exe", NULL};
   gchar *out = NULL, *err = NULL;
   gint status = 0;

@@ -301,6 +301,8 @@ static void test_conv(void) {
   /* Generic kernel for 3x3 (fallback path), fp16 feature maps, more channels. */
   test_conv_case(5, 7, 9, 6, 3, 1, ST_PAD_REFLECT, true, ST_ACT_LRELU, ST_F32, ST_F32, true);
   test_conv_case(5, 8, 9, 6, 3, 2, ST_PAD_ZERO, false, ST_ACT_RELU, ST_F32, ST_F32, true);
+  test_conv_case(5, 8, 9, 6, 1, 2, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F32, ST_F32, true);
+  test_conv_case(70, 9, 130, 17, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, false);
   test_conv_case(40, 21, 37, 35, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, false);
   test_conv_case(40, 21, 37, 35, 3, 2, ST_PAD_REFLECT, true, ST_ACT_NONE, ST_F32, ST_F32, false);
   test_conv_case(64, 16, 16, 64, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, false);
@@ -867,8 +869,8 @@ static void bench_conv(int ci, int co, int h, int w, int k, int stride, bool gen
     StCmd *cmd = begin();
     bool ok = true;
     for (int r = 0; r < reps && ok; r++)
-      ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, &b->t, k, stride, ST_PAD_REFLECT, ST_ACT_RELU,
-                        0, &y->t, &err);
+      ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, &b->t, k, stride, ST_PAD_REFLECT, ST_ACT_RELU, 0,
+                        &y->t, &err);
     double t0 = now_s();
     if (!finish(cmd, ok, &err, "bench"))
       break;
@@ -877,8 +879,8 @@ static void bench_conv(int ci, int co, int h, int w, int k, int stride, bool gen
   }
   unsetenv("ST_CONV_GENERIC");
   double gflop = 2.0 * ci * co * k * k * oh * ow * 1e-9;
-  printf("conv%dx%d s%d %3d->%3d %4dx%-4d %s: %7.2f ms  %6.1f GFLOP/s\n", k, k, stride, ci, co,
-         w, h, generic ? "generic" : "tiled  ", best * 1e3, gflop / best);
+  printf("conv%dx%d s%d %3d->%3d %4dx%-4d %s: %7.2f ms  %6.1f GFLOP/s\n", k, k, stride, ci, co, w,
+         h, generic ? "generic" : "tiled  ", best * 1e3, gflop / best);
   free(hx);
   free(hw);
   free(hb);

@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * st-bench: GPU timings of the engine.
+ *
+ *   st-bench MODEL [--size WxH] [--steps N] [--frames N] [--fp16] [--per-op] [--device I]
+ *            [--strength S] [--processing WxH]
+ *     runs N synthetic RGBA frames through st_net_process (one submission each) and prints
+ *     the median GPU time per stage (and per op with --per-op) and the frame rate.
+ *   st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] [--device I]
+ *     times one 3x3 convolution with bias + ReLU (reflect padding); without --size, the shapes
+ *     1280x720 16->16, 640x360 32->32, 320x180 64->64 and 320x180 128->128.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+#include "ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  if (n <= 0)
+    return 0;
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static uint16_t float_to_half(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000;
+  int exp = (int)((x >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = x & 0x7fffff;
+  if (exp <= 0)
+    return (uint16_t)sign; /* flush tiny values (bench data only) */
+  if (exp >= 31)
+    return (uint16_t)(sign | 0x7c00);
+  return (uint16_t)(sign | ((uint32_t)exp << 10) | ((mant + 0x1000) >> 13));
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
+          "                [--strength S] [--fp16] [--per-op] [--device I]\n"
+          "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
+          "[--device I]\n");
+}
+
+static bool parse_size(const char *s, int *w, int *h) {
+  return sscanf(s, "%dx%d", w, h) == 2 && *w > 0 && *h > 0;
+}
+
+/* ---- single convolution ------------------------------------------------------------------- */
+
+static bool fill(StDevice *dev, StBuffer *dst, size_t n, StDType dt, unsigned seed, StError *err) {
+  size_t bytes = n * st_dtype_size(dt);
+  StBuffer up;
+  if (!st_buffer_create(dev, bytes, ST_MEM_UPLOAD, &up, err))
+    return false;
+  uint32_t s = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; i++) {
+    s = s * 1664525u + 1013904223u;
+    float v = ((float)(s >> 8) / 16777216.0f) * 2.0f - 1.0f;
+    if (dt == ST_F16)
+      ((uint16_t *)up.mapped)[i] = float_to_half(v * 0.5f);
+    else
+      ((float *)up.mapped)[i] = v * 0.5f;
+  }
+  StCmd *cmd = st_cmd_begin(dev, err);
+  bool ok = cmd != NULL;
+  if (ok) {
+    st_cmd_copy(cmd, &up, 0, dst, 0, bytes);
+    ok = st_cmd_submit_wait(cmd, err);
+  }
+  st_cmd_free(cmd);
+  st_buffer_destroy(dev, &up);
+  return ok;
+}
+
+static bool bench_conv(StDevice *dev, int w, int h, int cin, int cout, bool fp16, int iters,
+                       StError *err) {
+  StDType dt = fp16 ? ST_F16 : ST_F32;
+  StBuffer bx = {0}, bw = {0}, bb = {0}, by = {0};
+  bool ok = false;
+  StCmd *cmd = NULL;
+  size_t nx = (size_t)cin * w * h, nw = (size_t)cout * cin * 9, ny = (size_t)cout * w * h;
+  if (!st_buffer_create(dev, nx * st_dtype_size(dt), ST_MEM_DEVICE, &bx, err) ||
+      !st_buffer_create(dev, nw * st_dtype_size(dt), ST_MEM_DEVICE, &bw, err) ||
+      !st_buffer_create(dev, (size_t)cout * 4, ST_MEM_DEVICE, &bb, err) ||
+      !st_buffer_create(dev, ny * st_dtype_size(dt), ST_MEM_DEVICE, &by, err))
+    goto out;
+  if (!fill(dev, &bx, nx, dt, 1, err) || !fill(dev, &bw, nw, dt, 2, err) ||
+      !fill(dev, &bb, (size_t)cout, ST_F32, 3, err))
+    goto out;
+  StTensor x = {.buf = &bx, .dtype = dt, .rank = 3, .shape = {cin, h, w}};
+  StTensor wt = {.buf = &bw, .dtype = dt, .rank = 3, .shape = {cout, cin, 9}};
+  StTensor b = {.buf = &bb, .dtype = ST_F32, .rank = 1, .shape = {cout}};
+  StTensor y = {.buf = &by, .dtype = dt, .rank = 3, .shape = {cout, h, w}};
+  cmd = st_cmd_begin(dev, err);
+  if (!cmd)
+    goto out;
+  /* warm-up dispatch (pipeline creation happens while recording, not in the timed region) */
+  if (!st_op_conv2d(dev, cmd, &x, &wt, &b, 3, 1, ST_PAD_REFLECT, ST_ACT_RELU, 0.0f, &y, err))
+    goto out;
+  st_cmd_mark(cmd, "warmup");
+  for (int i = 0; i < iters; i++) {
+    if (!st_op_conv2d(dev, cmd, &x, &wt, &b, 3, 1, ST_PAD_REFLECT, ST_ACT_RELU, 0.0f, &y, err))
+      goto out;
+    st_cmd_mark(cmd, "conv");
+  }
+  if (!st_cmd_submit_wait(cmd, err))
+    goto out;
+  StTiming tm[256];
+  int nt = st_cmd_timings(cmd, tm, 256);
+  double v[256];
+  int nv = 0;
+  for (int i = 1; i < nt; i++)
+    v[nv++] = tm[i].ms;
+  if (nv == 0) {
+    printf("conv3x3 %4dx%-4d %3d->%-3d %s: no GPU timestamps on this device\n", w, h, cin, cout,
+           fp16 ? "fp16" : "fp32");
+  } else {
+    double ms = median(v, nv);
+    double flops = 2.0 * w * h * (double)cin * cout * 9;
+    printf("conv3x3 %4dx%-4d %3d->%-3d %s: %9.3f ms  %8.1f GFLOP/s  (median of %d)\n", w, h, cin,
+           cout, fp16 ? "fp16" : "fp32", ms, flops / (ms * 1e6), nv);
+  }
+  ok = true;
+out:
+  st_cmd_free(cmd);
+  st_buffer_destroy(dev, &bx);
+  st_buffer_destroy(dev, &bw);
+  st_buffer_destroy(dev, &bb);
+  st_buffer_destroy(dev, &by);
+  return ok;
+}
+
+/* ---- whole network ------------------------------------------------------------------------ */
+
+typedef struct {
+  char name[64];
+  double *v;
+  int n;
+} Series;
+
+static void add_sample(Series **s, int *ns, const char *name, double ms, int cap) {
+  int i;
+  for (i = 0; i < *ns; i++)
+    if (strcmp((*s)[i].name, name) == 0)
+      break;
+  if (i == *ns) {
+    *s = realloc(*s, sizeof **s * (size_t)(*ns + 1));
+    memset(&(*s)[i], 0, sizeof **s);
+    snprintf((*s)[i].name, sizeof (*s)[i].name, "%s", name);
+    (*s)[i].v = calloc((size_t)cap, sizeof(double));
+    (*ns)++;
+  }
+  if ((*s)[i].n < cap)
+    (*s)[i].v[(*s)[i].n++] = ms;
+}
+
+static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int ph, int steps,
+                     int frames, float strength, bool fp16, bool per_op) {
+  StError err = {0};
+  StNetOptions o = {.fp16 = fp16};
+  StNet *net = st_net_load(dev, model, &o, &err);
+  if (!net) {
+    fprintf(stderr, "st-bench: %s\n", err.message);
+    return 1;
+  }
+  /* synthetic style: colourful stripes */
+  int sw = 320, sh = 240;
+  uint8_t *style = malloc((size_t)sw * sh * 4);
+  for (int y = 0; y < sh; y++)
+    for (int x = 0; x < sw; x++) {
+      uint8_t *p = style + ((size_t)y * sw + x) * 4;
+      p[0] = (uint8_t)(127 + 127 * sin((x + y) * 0.11));
+      p[1] = (uint8_t)(127 + 127 * sin(x * 0.05 - y * 0.07));
+      p[2] = (uint8_t)(127 + 127 * cos(y * 0.13));
+      p[3] = 255;
+    }
+  StImage si = {.format = ST_FORMAT_RGBA, .width = sw, .height = sh};
+  si.planes[0] = style;
+  si.strides[0] = sw * 4;
+  double t0 = now_ms();
+  if (!st_net_set_style(net, &si, &err)) {
+    fprintf(stderr, "st-bench: set_style: %s\n", err.message);
+    free(style);
+    st_net_free(net);
+    return 1;
+  }
+  printf("device: %s | model %s | frame %dx%d | processing %dx%d | steps %d | %s\n",
+         st_device_name(dev), model, w, h, pw ? pw : w, ph ? ph : h, steps,
+         fp16 && st_device_has_fp16_storage(dev) ? "fp16 storage" : "fp32");
+  printf("set_style: %.1f ms (wall)\n", now_ms() - t0);
+  free(style);
+
+  uint8_t *in = malloc((size_t)w * h * 4), *out = malloc((size_t)w * h * 4);
+  StImage fi = {.format = ST_FORMAT_RGBA, .width = w, .height = h};
+  fi.planes[0] = in;
+  fi.strides[0] = w * 4;
+  StImage fo = fi;
+  fo.planes[0] = out;
+  StFrameParams p;
+  st_frame_params_init(&p);
+  p.steps = steps;
+  p.strength = strength;
+  p.processing_width = pw;
+  p.processing_height = ph;
+  st_net_set_profiling(net, per_op);
+  Series *stages = NULL, *ops = NULL;
+  int nstages = 0, nops = 0;
+  double *wall = calloc((size_t)frames + 1, sizeof(double));
+  StTiming *tm = malloc(sizeof *tm * 4096);
+  int rc = 0;
+  for (int f = 0; f <= frames; f++) { /* frame 0: warm-up (pipelines, allocation) */
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        uint8_t *q = in + ((size_t)y * w + x) * 4;
+        q[0] = (uint8_t)((x + 3 * f) * 255 / (w + 1));
+        q[1] = (uint8_t)(y * 255 / (h + 1));
+        q[2] = (uint8_t)(((x / 16 + y / 16) & 1) ? 200 : 40);
+        q[3] = 255;
+      }
+    double t = now_ms();
+    if (!st_net_process(net, &fi, &fo, &p, &err)) {
+      fprintf(stderr, "st-bench: frame %d: %s\n", f, err.message);
+      rc = 1;
+      break;
+    }
+    t = now_ms() - t;
+    if (f == 0)
+      continue;
+    wall[f - 1] = t;
+    int n = st_net_last_timings(net, tm, 4096, false);
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+      add_sample(&stages, &nstages, tm[i].name, tm[i].ms, frames);
+      total += tm[i].ms;
+    }
+    add_sample(&stages, &nstages, "GPU total", total, frames);
+    if (per_op) {
+      n = st_net_last_timings(net, tm, 4096, true);
+      for (int i = 0; i < n; i++)
+        add_sample(&ops, &nops, tm[i].name, tm[i].ms, frames);
+    }
+  }
+  if (rc == 0 && frames > 0) {
+    printf("\nper stage (median GPU ms over %d frames):\n", frames);
+    for (int i = 0; i < nstages; i++)
+      printf("  %-12s %10.3f\n", stages[i].name, median(stages[i].v, stages[i].n));
+    double wm = median(wall, frames);
+    printf("wall time per frame (median): %.3f ms -> %.2f fps\n", wm, 1000.0 / wm);
+    if (per_op) {
+      printf("\nper op (median GPU ms):\n");
+      double sum = 0;
+      for (int i = 0; i < nops; i++) {
+        double m = median(ops[i].v, ops[i].n);
+        sum += m;
+        printf("  %-48s %10.3f\n", ops[i].name, m);
+      }
+      printf("  %-48s %10.3f\n", "sum", sum);
+    }
+  }
+  for (int i = 0; i < nstages; i++)
+    free(stages[i].v);
+  for (int i = 0; i < nops; i++)
+    free(ops[i].v);
+  free(stages);
+  free(ops);
+  free(wall);
+  free(tm);
+  free(in);
+  free(out);
+  st_net_free(net);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  const char *model = NULL;
+  bool conv = false, fp16 = false, per_op = false, have_size = false;
+  int w = 1280, h = 720, pw = 0, ph = 0, steps = 2, frames = 10, cin = 16, cout = 16, iters = 10;
+  int device = -1;
+  float strength = 1.0f;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--conv") == 0)
+      conv = true;
+    else if (strcmp(a, "--fp16") == 0)
+      fp16 = true;
+    else if (strcmp(a, "--per-op") == 0)
+      per_op = true;
+    else if (strcmp(a, "--size") == 0 && v && parse_size(v, &w, &h)) {
+      have_size = true;
+      i++;
+    } else if (strcmp(a, "--processing") == 0 && v && parse_size(v, &pw, &ph))
+      i++;
+    else if (strcmp(a, "--steps") == 0 && v && (steps = atoi(v)) >= 0)
+      i++;
+    else if (strcmp(a, "--frames") == 0 && v && (frames = atoi(v)) >= 1)
+      i++;
+    else if (strcmp(a, "--iters") == 0 && v && (iters = atoi(v)) >= 1 && iters <= 200)
+      i++;
+    else if (strcmp(a, "--cin") == 0 && v && (cin = atoi(v)) >= 1)
+      i++;
+    else if (strcmp(a, "--cout") == 0 && v && (cout = atoi(v)) >= 1)
+      i++;
+    else if (strcmp(a, "--device") == 0 && v) {
+      device = atoi(v);
+      i++;
+    } else if (strcmp(a, "--strength") == 0 && v) {
+      strength = (float)atof(v);
+      i++;
+    } else if (a[0] != '-' && !model)
+      model = a;
+    else {
+      usage();
+      return 2;
+    }
+  }
+  if (!conv && !model) {
+    usage();
+    return 2;
+  }
+  StError err = {0};
+  StDeviceOptions opts;
+  st_device_options_init(&opts);
+  opts.index = device;
+  StDevice *dev = st_device_new(&opts, &err);
+  if (!dev) {
+    fprintf(stderr, "st-bench: %s\n", err.message);
+    return 1;
+  }
+  if (fp16 && !st_device_has_fp16_storage(dev)) {
+    fprintf(stderr, "st-bench: %s has no 16-bit storage; using fp32\n", st_device_name(dev));
+    fp16 = false;
+  }
+  int rc = 0;
+  if (conv) {
+    printf("device: %s\n", st_device_name(dev));
+    if (have_size) {
+      if (!bench_conv(dev, w, h, cin, cout, fp16, iters, &err))
+        rc = 1;
+    } else {
+      static const int shapes[][4] = {
+          {1280, 720, 16, 16}, {640, 360, 32, 32}, {320, 180, 64, 64}, {320, 180, 128, 128}};
+      for (int i = 0; i < 4 && rc == 0; i++)
+        if (!bench_conv(dev, shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], fp16, iters,
+                        &err))
+          rc = 1;
+    }
+    if (rc)
+      fprintf(stderr, "st-bench: %s\n", err.message);
+  } else {
+    rc = bench_net(dev, model, w, h, pw, ph, steps, frames, strength, fp16, per_op);
+  }
+  if (st_device_validation_messages(dev))
+    rc = 1;
+  st_device_free(dev);
+  return rc;
+}

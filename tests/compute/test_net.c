@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Whole-network test: runs the random-weight test model (tests/data/, written by
+ * weights/export.py --test-data) and compares with the PyTorch reference outputs listed in
+ * tests/data/index.json. fp32 must reach >= 40 dB PSNR, fp16 storage >= 35 dB. Also covers the
+ * temporal two-frame sequence, the frame path (st_net_process) and error paths.
+ */
+#include "internal.h"
+#include "json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                              \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fprintf(stderr, "\n");                                                                       \
+      failures++;                                                                                  \
+    }                                                                                              \
+  } while (0)
+
+static const char *data_dir;
+
+static void *read_file(const char *name, size_t *size) {
+  char path[2048];
+  snprintf(path, sizeof path, "%s/%s", data_dir, name);
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  void *buf = malloc(n > 0 ? (size_t)n : 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf)
+    *size = (size_t)n;
+  return buf;
+}
+
+static float *read_f32(const char *name, const JsonValue *shape, int *c, int *h, int *w) {
+  size_t size = 0;
+  float *d = read_file(name, &size);
+  if (!d) {
+    fprintf(stderr, "cannot read %s\n", name);
+    return NULL;
+  }
+  *c = (int)shape->items[0].number;
+  *h = (int)shape->items[1].number;
+  *w = (int)shape->items[2].number;
+  if (size != (size_t)*c * *h * *w * 4) {
+    fprintf(stderr, "%s: %zu bytes for shape %dx%dx%d\n", name, size, *c, *h, *w);
+    free(d);
+    return NULL;
+  }
+  return d;
+}
+
+typedef struct {
+  double max_abs, psnr;
+} Cmp;
+
+static Cmp compare(const float *a, const float *b, size_t n) {
+  double se = 0, mx = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (!(d <= mx)) /* also catches NaN */
+      mx = isnan(d) ? INFINITY : d;
+    se += d * d;
+  }
+  Cmp c = {mx, 0};
+  double mse = se / (double)n;
+  c.psnr = mse > 0 ? 10.0 * log10(1.0 / mse) : 200.0;
+  if (isnan(c.psnr) || isinf(mx))
+    c.psnr = -1;
+  return c;
+}
+
+static StNet *load_net(StDevice *dev, const char *model, bool fp16, const JsonValue *index) {
+  StError err = {0};
+  char path[2048];
+  snprintf(path, sizeof path, "%s/%s", data_dir, model);
+  StNetOptions o = {.fp16 = fp16};
+  StNet *net = st_net_load(dev, path, &o, &err);
+  CHECK(net, "load %s: %s", path, err.message);
+  if (!net)
+    return NULL;
+  const JsonValue *style = json_get(index, "style");
+  int c, h, w;
+  float *s = read_f32(json_get(style, "file")->string, json_get(style, "shape"), &c, &h, &w);
+  CHECK(s && c == 3, "style image");
+  if (!s) {
+    st_net_free(net);
+    return NULL;
+  }
+  CHECK(!st_net_has_style(net), "style before set_style");
+  CHECK(st_net_set_style_float(net, s, w, h, &err), "set_style: %s", err.message);
+  CHECK(st_net_has_style(net), "no style after set_style");
+  free(s);
+  return net;
+}
+
+static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
+  double min_psnr = fp16 ? 35.0 : 40.0;
+  StNet *net = load_net(dev, json_get(index, "model")->string, fp16, index);
+  if (!net)
+    return;
+  StError err = {0};
+  const JsonValue *cases = json_get(index, "cases");
+  double worst = 1e9;
+  for (size_t i = 0; i < cases->len; i++) {
+    const JsonValue *cs = &cases->items[i];
+    int c, h, w, oc, oh, ow;
+    float *in = read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h,
+                         &w);
+    float *ref =
+        read_f32(json_get(cs, "output")->string, json_get(cs, "output_shape"), &oc, &oh, &ow);
+    CHECK(in && ref, "case %zu data", i);
+    if (!in || !ref) {
+      free(in);
+      free(ref);
+      continue;
+    }
+    StFrameParams p;
+    st_frame_params_init(&p);
+    p.steps = (int)json_get(cs, "steps")->number;
+    p.strength = (float)json_get(cs, "strength")->number;
+    p.temporal = json_get(cs, "temporal")->boolean;
+    float *out = NULL;
+    int rw = 0, rh = 0;
+    bool ok = st_net_run_float(net, in, w, h, &p, &out, &rw, &rh, &err);
+    CHECK(ok, "case %zu: %s", i, err.message);
+    if (ok) {
+      CHECK(rw == ow && rh == oh, "case %zu: output %dx%d, reference %dx%d", i, rw, rh, ow, oh);
+      if (rw == ow && rh == oh) {
+        Cmp r = compare(out, ref, (size_t)3 * ow * oh);
+        printf("%s %-22s steps %d strength %.1f -> %3dx%-3d  max|d| %.2e  PSNR %6.2f dB\n",
+               fp16 ? "fp16" : "fp32", json_get(cs, "content")->string, p.steps,
+               (double)p.strength, ow, oh, r.max_abs, r.psnr);
+        CHECK(r.psnr >= min_psnr, "case %zu (%s, steps %d, strength %.1f): PSNR %.2f dB < %.0f", i,
+              json_get(cs, "content")->string, p.steps, (double)p.strength, r.psnr, min_psnr);
+        if (r.psnr < worst)
+          worst = r.psnr;
+      }
+    }
+    free(out);
+    free(in);
+    free(ref);
+  }
+  printf("%s: worst PSNR over %zu cases: %.2f dB\n", fp16 ? "fp16" : "fp32", cases->len, worst);
+
+  /* Temporal sequences: state carried from frame to frame. */
+  const JsonValue *seqs = json_get(index, "sequences");
+  for (size_t si = 0; seqs && si < seqs->len; si++) {
+    const JsonValue *sq = &seqs->items[si];
+    StFrameParams p;
+    st_frame_params_init(&p);
+    p.steps = (int)json_get(sq, "steps")->number;
+    p.strength = (float)json_get(sq, "strength")->number;
+    p.temporal = json_get(sq, "temporal")->boolean;
+    st_net_reset_temporal(net);
+    const JsonValue *frames = json_get(sq, "frames");
+    for (size_t fi = 0; fi < frames->len; fi++) {
+      const JsonValue *fr = &frames->items[fi];
+      int c, h, w, oc, oh, ow;
+      float *in = read_f32(json_get(fr, "content")->string, json_get(fr, "content_shape"), &c, &h,
+                           &w);
+      float *ref =
+          read_f32(json_get(fr, "output")->string, json_get(fr, "output_shape"), &oc, &oh, &ow);
+      float *out = NULL;
+      int rw, rh;
+      bool ok = in && ref && st_net_run_float(net, in, w, h, &p, &out, &rw, &rh, &err);
+      CHECK(ok, "sequence %zu frame %zu: %s", si, fi, err.message);
+      if (ok && rw == ow && rh == oh) {
+        Cmp r = compare(out, ref, (size_t)3 * ow * oh);
+        printf("%s sequence %zu frame %zu: max|d| %.2e PSNR %.2f dB\n", fp16 ? "fp16" : "fp32",
+               si, fi, r.max_abs, r.psnr);
+        CHECK(r.psnr >= min_psnr, "sequence %zu frame %zu: PSNR %.2f dB", si, fi, r.psnr);
+        if (fi > 0 && p.temporal && p.steps > 0) {
+          /* The same frame without the carried state must give a different result, so the
+           * state really is used (and compares worse against the temporal reference). */
+          StFrameParams q = p;
+          q.temporal = false;
+          float *out2 = NULL;
+          ok = st_net_run_float(net, in, w, h, &q, &out2, &rw, &rh, &err);
+          CHECK(ok, "%s", err.message);
+          if (ok) {
+            Cmp r2 = compare(out2, ref, (size_t)3 * ow * oh);
+            printf("  same frame without temporal state: PSNR %.2f dB vs the temporal reference\n",
+                   r2.psnr);
+            CHECK(r2.psnr < r.psnr, "temporal state has no effect (%.2f vs %.2f dB)", r2.psnr,
+                  r.psnr);
+          }
+          free(out2);
+        }
+      }
+      free(out);
+      free(in);
+      free(ref);
+    }
+  }
+
+  /* Frame path: RGBA bytes in, RGBA bytes out (at the frame size) vs. the float reference. */
+  {
+    const JsonValue *cs = NULL;
+    for (size_t i = 0; i < cases->len; i++) {
+      const JsonValue *x = &cases->items[i];
+      if (json_get(x, "steps")->number >= 2 && json_get(x, "strength")->number == 1.0 &&
+          json_get(x, "output_shape")->items[1].number == json_get(x, "content_shape")->items[1].number)
+        cs = x;
+    }
+    CHECK(cs != NULL, "no full-resolution case for the frame test");
+    if (cs) {
+      int c, h, w, oc, oh, ow;
+      float *in = read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h,
+                           &w);
+      float *ref =
+          read_f32(json_get(cs, "output")->string, json_get(cs, "output_shape"), &oc, &oh, &ow);
+      if (in && ref) {
+        int stride = w * 4 + 12; /* padded rows */
+        uint8_t *src = malloc((size_t)stride * h), *dst = malloc((size_t)stride * h);
+        for (int y = 0; y < h; y++)
+          for (int x = 0; x < w; x++) {
+            for (int k = 0; k < 3; k++)
+              src[y * stride + 4 * x + k] =
+                  (uint8_t)lrintf(fminf(fmaxf(in[(k * h + y) * w + x], 0.f), 1.f) * 255.f);
+            src[y * stride + 4 * x + 3] = 255;
+          }
+        StImage si = {.format = ST_FORMAT_RGBA, .width = w, .height = h};
+        si.planes[0] = src;
+        si.strides[0] = stride;
+        StImage so = si;
+        so.planes[0] = dst;
+        StFrameParams p;
+        st_frame_params_init(&p);
+        p.steps = (int)json_get(cs, "steps")->number;
+        p.temporal = false;
+        bool ok = st_net_process(net, &si, &so, &p, &err);
+        CHECK(ok, "st_net_process: %s", err.message);
+        if (ok) {
+          float *got = malloc(sizeof(float) * 3 * w * h), *want = malloc(sizeof(float) * 3 * w * h);
+          for (int k = 0; k < 3; k++)
+            for (int y = 0; y < h; y++)
+              for (int x = 0; x < w; x++) {
+                got[(k * h + y) * w + x] = dst[y * stride + 4 * x + k] / 255.f;
+                want[(k * h + y) * w + x] = fminf(fmaxf(ref[(k * h + y) * w + x], 0.f), 1.f);
+              }
+          Cmp r = compare(got, want, (size_t)3 * w * h);
+          printf("%s frame path RGBA %dx%d: max|d| %.3f PSNR %.2f dB\n", fp16 ? "fp16" : "fp32", w,
+                 h, r.max_abs, r.psnr);
+          CHECK(r.psnr >= 30.0, "frame path PSNR %.2f dB", r.psnr);
+          free(got);
+          free(want);
+          StTiming tm[32];
+          int nt = st_net_last_timings(net, tm, 32, false);
+          CHECK(nt >= 3 && strcmp(tm[0].name, "upload") == 0 &&
+                    strcmp(tm[nt - 1].name, "download") == 0,
+                "stage timings (%d)", nt);
+          for (int i = 0; i < nt; i++)
+            printf("  %-10s %.3f ms\n", tm[i].name, tm[i].ms);
+        }
+        /* Odd sizes, YUV formats, processing size smaller than the frame. */
+        int fw = 37, fh = 23;
+        uint8_t *y = malloc(64 * 32), *u = malloc(32 * 16), *v = malloc(32 * 16);
+        uint8_t *y2 = malloc(64 * 32), *u2 = malloc(64 * 16), *v2 = malloc(32 * 16);
+        memset(y2, 0, 64 * 32);
+        for (int i = 0; i < 64 * 32; i++)
+          y[i] = (uint8_t)(16 + (i * 7) % 220);
+        for (int i = 0; i < 32 * 16; i++) {
+          u[i] = (uint8_t)(128 + (i % 50) - 25);
+          v[i] = (uint8_t)(128 - (i % 40) + 20);
+        }
+        StImage yi = {.format = ST_FORMAT_I420, .width = fw, .height = fh};
+        yi.planes[0] = y;
+        yi.planes[1] = u;
+        yi.planes[2] = v;
+        yi.strides[0] = 64;
+        yi.strides[1] = yi.strides[2] = 32;
+        StImage yo = yi;
+        yo.format = ST_FORMAT_NV12;
+        yo.planes[0] = y2;
+        yo.planes[1] = u2;
+        yo.planes[2] = NULL;
+        yo.strides[1] = 64;
+        p.processing_width = 20;
+        p.processing_height = 0;
+        p.preserve_colors = true;
+        p.temporal = true;
+        ok = st_net_process(net, &yi, &yo, &p, &err) && st_net_process(net, &yi, &yo, &p, &err);
+        CHECK(ok, "I420 -> NV12 with preserve-colors: %s", err.message);
+        int nonzero = 0;
+        for (int yy = 0; yy < fh; yy++)
+          for (int xx = 0; xx < fw; xx++)
+            nonzero += y2[yy * 64 + xx] != 0;
+        CHECK(nonzero > fw * fh / 2, "NV12 output mostly empty (%d)", nonzero);
+        /* Argument errors */
+        StImage bad = si;
+        bad.strides[0] = w; /* too small for RGBA */
+        CHECK(!st_net_process(net, &bad, &so, &p, &err) && err.code == ST_ERROR_ARGUMENT,
+              "bad stride accepted");
+        printf("bad stride: %s\n", err.message);
+        p.strength = 2.0f;
+        CHECK(!st_net_process(net, &si, &so, &p, &err) && err.code == ST_ERROR_ARGUMENT,
+              "strength 2 accepted");
+        free(y);
+        free(u);
+        free(v);
+        free(y2);
+        free(u2);
+        free(v2);
+        free(src);
+        free(dst);
+      }
+      free(in);
+      free(ref);
+    }
+  }
+
+  /* Style from a real (byte) image of another aspect ratio: set_style resizes it. */
+  {
+    int sw = 50, sh = 90;
+    uint8_t *px = malloc((size_t)sw * sh * 4);
+    for (int i = 0; i < sw * sh * 4; i++)
+      px[i] = (uint8_t)((i * 37) % 251);
+    StImage s = {.format = ST_FORMAT_BGRX, .width = sw, .height = sh};
+    s.planes[0] = px;
+    s.strides[0] = sw * 4;
+    CHECK(st_net_set_style(net, &s, &err), "set_style BGRx 50x90: %s", err.message);
+    float *in = calloc((size_t)3 * 16 * 16, sizeof(float)), *out = NULL;
+    for (int i = 0; i < 3 * 16 * 16; i++)
+      in[i] = (float)(i % 16) / 15.0f;
+    StFrameParams p;
+    st_frame_params_init(&p);
+    int rw, rh;
+    CHECK(st_net_run_float(net, in, 16, 16, &p, &out, &rw, &rh, &err), "after restyle: %s",
+          err.message);
+    bool finite = out != NULL;
+    for (int i = 0; out && i < 3 * rw * rh; i++)
+      finite = finite && isfinite(out[i]);
+    CHECK(finite, "non-finite output after restyle");
+    free(out);
+    free(in);
+    free(px);
+  }
+  st_net_free(net);
+}
+
+int main(void) {
+  data_dir = getenv("ST_TEST_DATA");
+  if (!data_dir)
+    data_dir = "tests/data";
+  size_t isize = 0;
+  char *itext = read_file("index.json", &isize);
+  if (!itext) {
+    fprintf(stderr, "FAIL: cannot read %s/index.json\n", data_dir);
+    return 1;
+  }
+  char jerr[256];
+  JsonValue *index = json_parse(itext, isize, jerr, sizeof jerr);
+  free(itext);
+  if (!index || !json_get(index, "cases") || !json_get(index, "model")) {
+    fprintf(stderr, "FAIL: index.json: %s\n", index ? "missing keys" : jerr);
+    return 1;
+  }
+
+  StError err = {0};
+  StDeviceOptions opts;
+  st_device_options_init(&opts);
+  StDevice *dev = st_device_new(&opts, &err);
+  if (!dev) {
+    fprintf(stderr, "FAIL: st_device_new: %s\n", err.message);
+    return 1;
+  }
+  printf("device: %s, fp16 storage %d\n", st_device_name(dev), st_device_has_fp16_storage(dev));
+
+  /* Error paths that need no model. */
+  StNetOptions o = {.fp16 = false};
+  char path[2048];
+  snprintf(path, sizeof path, "%s/does-not-exist.safetensors", data_dir);
+  CHECK(!st_net_load(dev, path, &o, &err) && err.code == ST_ERROR_MODEL, "missing file: %d",
+        err.code);
+  printf("missing model: %s\n", err.message);
+  snprintf(path, sizeof path, "%s/%s", data_dir, json_get(index, "model")->string);
+  StNet *net = st_net_load(dev, path, &o, &err);
+  CHECK(net, "%s", err.message);
+  if (net) {
+    float px[3 * 4 * 4] = {0}, *out = NULL;
+    StFrameParams p;
+    st_frame_params_init(&p);
+    CHECK(!st_net_run_float(net, px, 4, 4, &p, &out, NULL, NULL, &err) &&
+              err.code == ST_ERROR_NO_STYLE,
+          "run without style: %d", err.code);
+    CHECK(st_net_max_steps(net) >= 1, "max steps %d", st_net_max_steps(net));
+    st_net_free(net);
+  }
+
+  run_cases(dev, index, false);
+  if (st_device_has_fp16_storage(dev))
+    run_cases(dev, index, true);
+  else
+    printf("fp16 storage not supported: fp16 run skipped\n");
+
+  unsigned msgs = st_device_validation_messages(dev);
+  CHECK(msgs == 0, "%u validation messages", msgs);
+  st_device_free(dev);
+  json_free(index);
+  if (failures) {
+    fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  printf("ok\n");
+  return 0;
+}

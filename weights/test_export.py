@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Checks the exporter: the graph in an exported file, run by the independent interpreter
+run_graph.py, gives the same outputs as the nn model (weights/model.py) on the same weights.
+
+    /usr/bin/python3 -m unittest weights/test_export.py      (or run this file directly)
+"""
+
+import json
+import os
+import struct
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import export as E  # noqa: E402
+import graph as G  # noqa: E402
+import model as M  # noqa: E402
+import run_graph as R  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+def nn_run(net, content, style, steps, strength, prev=None):
+    G.set_strength(strength)
+    with torch.no_grad():
+        S = net.style(style[None])
+        outs, Fr = net(content[None], None, steps, S=S,
+                       prev_res=None if prev is None else prev[None])
+    return outs[-1][0], Fr.get("residual")
+
+
+class ExportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.path = os.path.join(cls.tmp.name, "m.safetensors")
+        cls.net = M.StyleNet(M.TEST_CFG)
+        E.randomize(cls.net, 7)
+        E.export(cls.net, cls.path)  # rounds the conv weights in cls.net to the stored fp16
+        cls.gm = R.Model(cls.path)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_container(self):
+        with open(self.path, "rb") as f:
+            data = f.read()
+        n = struct.unpack("<Q", data[:8])[0]
+        hdr = json.loads(data[8:8 + n])
+        meta = hdr.pop("__metadata__")
+        self.assertEqual(meta["format"], "styletransfer-graph")
+        self.assertEqual(meta["format_version"], "1")
+        spans = []
+        size = {"F32": 4, "F16": 2}
+        for name, e in hdr.items():
+            a, b = e["data_offsets"]
+            self.assertEqual(b - a, int(np.prod(e["shape"])) * size[e["dtype"]], name)
+            spans.append((a, b))
+            if e["dtype"] == "F16":
+                self.assertEqual(len(e["shape"]), 4, name + ": only conv weights are F16")
+        spans.sort()
+        for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+            self.assertLessEqual(b0, a1)
+        self.assertLessEqual(spans[-1][1], len(data) - 8 - n)
+        g = json.loads(meta["graph"])
+        # every file tensor an op names exists; every name an op reads was assigned before
+        for sname, sg in g["subgraphs"].items():
+            for op in sg["ops"]:
+                for attr in ("bias",):
+                    if op.get(attr):
+                        self.assertIn(op[attr], hdr, sname)
+                if op["op"] == "linear":
+                    self.assertIn(op["weight"], hdr)
+
+    def test_names_defined(self):
+        g = self.gm.graph
+        style_out = set(g["subgraphs"]["style"]["outputs"])
+        frame = set(g["subgraphs"]["initial"]["outputs"])
+        for sname in ["style", "initial"] + g["refine"]:
+            sg = g["subgraphs"][sname]
+            visible = (style_out if sname != "style" else set())
+            if sname.startswith("refine"):
+                visible = visible | frame  # earlier state; the subgraph may replace it
+            own = set(sg["inputs"])  # names assigned in this subgraph run
+            known = visible | own
+            for op in sg["ops"]:
+                for n in op["in"]:
+                    self.assertIn(n, known, "%s: %s read before assignment" % (sname, n))
+                w = op.get("weight")
+                if w is not None and w not in self.gm.tensors:
+                    self.assertIn(w, known)
+                outs = op["out"] if isinstance(op["out"], list) else [op["out"]]
+                for n in outs:
+                    if n in own:
+                        self.assertEqual(n, "x", "%s: %s assigned twice" % (sname, n))
+                        self.assertIs(op, sg["ops"][-1])
+                    own.add(n)
+                    known.add(n)
+            for o in sg["outputs"]:
+                self.assertIn(o, known)
+            if sname.startswith("refine"):
+                frame |= set(sg["outputs"])
+
+    def check(self, h, w, steps, strength):
+        content = E.synthetic_image(h, w, 11 + h + w)
+        style = E.synthetic_image(48, 64, 3)
+        ref, _ = nn_run(self.net, content, style, steps, strength)
+        self.gm.set_style(style)
+        y, _ = self.gm.run_frame(content, steps, strength)
+        self.assertEqual(tuple(y.shape), tuple(ref.shape))
+        err = (y - ref).abs().max().item()
+        self.assertLess(err, 1e-4, "%dx%d steps %d strength %g: %g" % (w, h, steps, strength, err))
+        self.assertGreater(ref.std().item(), 1e-3)  # not degenerate
+
+    def test_graph_matches_model(self):
+        for (h, w) in [(5, 7), (17, 33), (40, 56), (9, 130)]:
+            for steps in (0, 1, 2, 4):
+                self.check(h, w, steps, 1.0)
+        self.check(40, 56, 3, 0.5)
+        self.check(40, 56, 3, 0.0)
+
+    def test_strength_changes_output(self):
+        content = E.synthetic_image(32, 48, 5)
+        style = E.synthetic_image(48, 64, 3)
+        self.gm.set_style(style)
+        a, _ = self.gm.run_frame(content, 3, 1.0)
+        b, _ = self.gm.run_frame(content, 3, 0.3)
+        self.assertGreater((a - b).abs().mean().item(), 1e-3)
+
+    def test_temporal(self):
+        style = E.synthetic_image(48, 64, 3)
+        c1 = E.synthetic_image(40, 56, 1)
+        c2 = E.synthetic_image(40, 56, 2)
+        _, res1 = nn_run(self.net, c1, style, 3, 1.0)
+        ref2, _ = nn_run(self.net, c2, style, 3, 1.0, prev=res1[0])
+        self.gm.set_style(style)
+        _, st = self.gm.run_frame(c1, 3, 1.0)
+        y2, _ = self.gm.run_frame(c2, 3, 1.0, prev_residual=st["residual"])
+        self.assertLess((y2 - ref2).abs().max().item(), 1e-4)
+        y2_off, _ = self.gm.run_frame(c2, 3, 1.0)
+        self.assertGreater((y2 - y2_off).abs().mean().item(), 1e-4)  # the state is used
+
+    def test_committed_test_data(self):
+        d = os.path.join(HERE, "..", "tests", "data")
+        idx_path = os.path.join(d, "index.json")
+        if not os.path.exists(idx_path):
+            self.skipTest("no tests/data")
+        idx = json.load(open(idx_path))
+        gm = R.Model(os.path.join(d, idx["model"]))
+
+        def load(name, shape):
+            return torch.from_numpy(np.fromfile(os.path.join(d, name), "<f4").reshape(shape))
+
+        gm.set_style(load(idx["style"]["file"], idx["style"]["shape"]))
+        for c in idx["cases"]:
+            y, _ = gm.run_frame(load(c["content"], c["content_shape"]), c["steps"], c["strength"])
+            ref = load(c["output"], c["output_shape"])
+            self.assertLess((y - ref).abs().max().item(), 1e-4, c["output"])
+
+
+if __name__ == "__main__":
+    unittest.main()

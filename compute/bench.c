@@ -51,11 +51,10 @@ static uint16_t float_to_half(float f) {
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
-          "                [--strength S] [--fp16] [--per-op] [--device I]\n"
-          "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
-          "[--device I]\n");
+  fprintf(stderr, "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
+                  "                [--strength S] [--fp16] [--per-op] [--device I]\n"
+                  "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
+                  "[--device I]\n");
 }
 
 static bool parse_size(const char *s, int *w, int *h) {
@@ -163,7 +162,7 @@ static void add_sample(Series **s, int *ns, const char *name, double ms, int cap
   if (i == *ns) {
     *s = realloc(*s, sizeof **s * (size_t)(*ns + 1));
     memset(&(*s)[i], 0, sizeof **s);
-    snprintf((*s)[i].name, sizeof (*s)[i].name, "%s", name);
+    snprintf((*s)[i].name, sizeof(*s)[i].name, "%s", name);
     (*s)[i].v = calloc((size_t)cap, sizeof(double));
     (*ns)++;
   }
@@ -261,6 +260,7 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
     printf("\nper stage (median GPU ms over %d frames):\n", frames);
     for (int i = 0; i < nstages; i++)
       printf("  %-12s %10.3f\n", stages[i].name, median(stages[i].v, stages[i].n));
+    printf("activation arena: %.1f MiB\n", (double)st_net_arena_bytes(net) / 1048576.0);
     double wm = median(wall, frames);
     printf("wall time per frame (median): %.3f ms -> %.2f fps\n", wm, 1000.0 / wm);
     if (per_op) {

@@ -40,11 +40,11 @@ bool st_buffer_create(StDevice *dev, VkDeviceSize size, StMemKind kind, StBuffer
   VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &out->buffer);
   if (r != VK_SUCCESS) {
     out->buffer = VK_NULL_HANDLE;
-    return st_set_error(err, r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY
-                                 ? ST_ERROR_MEMORY
-                                 : ST_ERROR_VULKAN,
-                        "vkCreateBuffer(%llu bytes) failed: %s", (unsigned long long)size,
-                        st_vk_result_str(r));
+    return st_set_error(
+        err,
+        r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? ST_ERROR_MEMORY
+                                                                               : ST_ERROR_VULKAN,
+        "vkCreateBuffer(%llu bytes) failed: %s", (unsigned long long)size, st_vk_result_str(r));
   }
   VkMemoryRequirements req;
   vkGetBufferMemoryRequirements(dev->device, out->buffer, &req);
@@ -67,7 +67,9 @@ bool st_buffer_create(StDevice *dev, VkDeviceSize size, StMemKind kind, StBuffer
   if (type < 0) {
     st_buffer_destroy(dev, out);
     return st_set_error(err, ST_ERROR_VULKAN, "no suitable Vulkan memory type for a %s buffer",
-                        kind == ST_MEM_UPLOAD ? "upload" : kind == ST_MEM_DOWNLOAD ? "download" : "device");
+                        kind == ST_MEM_UPLOAD     ? "upload"
+                        : kind == ST_MEM_DOWNLOAD ? "download"
+                                                  : "device");
   }
   VkMemoryAllocateInfo mai = {
       .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
@@ -84,8 +86,7 @@ bool st_buffer_create(StDevice *dev, VkDeviceSize size, StMemKind kind, StBuffer
   r = vkBindBufferMemory(dev->device, out->buffer, out->memory, 0);
   if (r != VK_SUCCESS) {
     st_buffer_destroy(dev, out);
-    return st_set_error(err, ST_ERROR_VULKAN, "vkBindBufferMemory failed: %s",
-                        st_vk_result_str(r));
+    return st_set_error(err, ST_ERROR_VULKAN, "vkBindBufferMemory failed: %s", st_vk_result_str(r));
   }
   out->size = size;
   out->kind = kind;

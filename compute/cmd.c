@@ -89,8 +89,7 @@ StCmd *st_cmd_begin(StDevice *dev, StError *err) {
   VkResult r = vkAllocateCommandBuffers(dev->device, &ai, &cmd->cb);
   if (r != VK_SUCCESS) {
     free(cmd);
-    st_set_error(err, ST_ERROR_VULKAN, "vkAllocateCommandBuffers failed: %s",
-                 st_vk_result_str(r));
+    st_set_error(err, ST_ERROR_VULKAN, "vkAllocateCommandBuffers failed: %s", st_vk_result_str(r));
     return NULL;
   }
   VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
@@ -189,8 +188,8 @@ void st_cmd_dispatch(StCmd *cmd, StKernel *k, const StTensor *const *bindings, i
   if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] ||
       gz > lim->maxComputeWorkGroupCount[2]) {
     cmd_fail(cmd, ST_ERROR_ARGUMENT,
-             "dispatch of %s: workgroup count %u x %u x %u exceeds the device limit", k->shader,
-             gx, gy, gz);
+             "dispatch of %s: workgroup count %u x %u x %u exceeds the device limit", k->shader, gx,
+             gy, gz);
     return;
   }
   if (gx == 0 || gy == 0 || gz == 0)
@@ -218,12 +217,12 @@ void st_cmd_dispatch(StCmd *cmd, StKernel *k, const StTensor *const *bindings, i
     if (range > lim->maxStorageBufferRange) {
       cmd_fail(cmd, ST_ERROR_ARGUMENT,
                "dispatch of %s: binding %d is %llu bytes, more than the device's storage buffer "
-               "range limit (use a smaller processing size)",
-               k->shader, i, (unsigned long long)range);
+               "range limit of %u bytes (use a smaller processing size, or fp16)",
+               k->shader, i, (unsigned long long)range, lim->maxStorageBufferRange);
       return;
     }
-    infos[i] = (VkDescriptorBufferInfo){.buffer = t->buf->buffer, .offset = t->offset,
-                                        .range = range};
+    infos[i] =
+        (VkDescriptorBufferInfo){.buffer = t->buf->buffer, .offset = t->offset, .range = range};
   }
   VkDescriptorSet set = VK_NULL_HANDLE;
   if (nbindings > 0) {
@@ -384,15 +383,13 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
         uint32_t count = cmd->nts - first;
         if (count > QUERIES_PER_POOL)
           count = QUERIES_PER_POOL;
-        ok = vkGetQueryPoolResults(dev->device, cmd->qpools[p], 0, count,
-                                   sizeof(uint64_t) * count, ts + first, sizeof(uint64_t),
-                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) ==
-             VK_SUCCESS;
+        ok = vkGetQueryPoolResults(dev->device, cmd->qpools[p], 0, count, sizeof(uint64_t) * count,
+                                   ts + first, sizeof(uint64_t),
+                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) == VK_SUCCESS;
       }
       if (ok) {
-        uint64_t mask = dev->timestamp_valid_bits >= 64
-                            ? ~0ull
-                            : ((1ull << dev->timestamp_valid_bits) - 1);
+        uint64_t mask =
+            dev->timestamp_valid_bits >= 64 ? ~0ull : ((1ull << dev->timestamp_valid_bits) - 1);
         for (uint32_t i = 1; i < cmd->nts; i++) {
           uint64_t d = (ts[i] - ts[i - 1]) & mask;
           memcpy(cmd->timings[i - 1].name, cmd->labels[i - 1], 64);

@@ -266,7 +266,8 @@ static bool find_compute_queue(VkPhysicalDevice phys, uint32_t *family, uint32_t
       continue;
     /* Prefer a queue with timestamps, then the general (graphics+compute) queue, which is the
      * fastest path on most drivers for a single stream of work. */
-    int score = (q[i].timestampValidBits ? 2 : 0) + ((q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT) ? 1 : 0);
+    int score =
+        (q[i].timestampValidBits ? 2 : 0) + ((q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT) ? 1 : 0);
     if (score > best_score) {
       best_score = score;
       best = (int)i;
@@ -437,8 +438,8 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   uint32_t n = 0;
   VkResult r = vkEnumeratePhysicalDevices(dev->instance, &n, NULL);
   if (r != VK_SUCCESS || n == 0) {
-    st_set_error(err, ST_ERROR_NO_DEVICE, "no Vulkan device found%s%s",
-                 r != VK_SUCCESS ? ": " : "", r != VK_SUCCESS ? st_vk_result_str(r) : "");
+    st_set_error(err, ST_ERROR_NO_DEVICE, "no Vulkan device found%s%s", r != VK_SUCCESS ? ": " : "",
+                 r != VK_SUCCESS ? st_vk_result_str(r) : "");
     st_device_free(dev);
     return NULL;
   }
@@ -454,8 +455,8 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   if (opts_in->index >= 0) {
     if ((uint32_t)opts_in->index >= n) {
       st_set_error(err, ST_ERROR_NO_DEVICE,
-                   "Vulkan device index %d out of range (%u device%s available)", opts_in->index,
-                   n, n == 1 ? "" : "s");
+                   "Vulkan device index %d out of range (%u device%s available)", opts_in->index, n,
+                   n == 1 ? "" : "s");
       free(phys);
       st_device_free(dev);
       return NULL;
@@ -463,7 +464,8 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(phys[opts_in->index], &p);
     uint32_t fam, bits;
-    if (p.apiVersion < VK_API_VERSION_1_1 || !find_compute_queue(phys[opts_in->index], &fam, &bits)) {
+    if (p.apiVersion < VK_API_VERSION_1_1 ||
+        !find_compute_queue(phys[opts_in->index], &fam, &bits)) {
       st_set_error(err, ST_ERROR_NO_DEVICE,
                    "Vulkan device %d (%s) lacks Vulkan 1.1 or a compute queue", opts_in->index,
                    p.deviceName);
@@ -504,6 +506,10 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
                 strstr(dev->props.deviceName, "llvmpipe") ||
                 strstr(dev->props.deviceName, "lavapipe") ||
                 strstr(dev->props.deviceName, "SwiftShader");
+
+  /* Frames go through device-local copies except on CPU devices, where host-visible memory is
+   * the same memory; ST_FORCE_DEVICE_COPIES=1 forces the copies (tests). */
+  dev->device_copies = !dev->is_cpu || env_is_1("ST_FORCE_DEVICE_COPIES");
 
   VkPhysicalDeviceSubgroupProperties sub = {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};

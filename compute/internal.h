@@ -34,6 +34,7 @@ struct StDevice {
   uint32_t timestamp_valid_bits;
   bool fp16_storage;
   bool is_cpu;
+  bool device_copies; /* frames staged through device-local buffers (not on CPU devices) */
   bool validation;
   bool validation_fatal;
   unsigned validation_messages;
@@ -60,5 +61,7 @@ const char *st_vk_result_str(VkResult r);
 /* Tests: sets the style from planar float RGB [3,h,w] in [0,1], bound to the style subgraph's
  * input as is (no resize to style_size). */
 bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError *err);
+/* Bytes of device memory of the current frame plan's arena (0 before the first frame). */
+VkDeviceSize st_net_arena_bytes(const StNet *net);
 
 #endif /* ST_INTERNAL_H */

@@ -153,8 +153,8 @@ StKernel *st_kernel_get_spirv(StDevice *dev, const char *name, const uint32_t *c
   return k;
 
 fail:
-  st_set_error(err, ST_ERROR_VULKAN, "creating the compute pipeline for shader %s failed: %s",
-               name, st_vk_result_str(r));
+  st_set_error(err, ST_ERROR_VULKAN, "creating the compute pipeline for shader %s failed: %s", name,
+               st_vk_result_str(r));
   kernel_destroy(dev, k);
   return NULL;
 }

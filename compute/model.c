@@ -55,8 +55,8 @@ float st_half_to_float(uint16_t h) {
 }
 
 const char *st_graph_op_name(StGraphOpKind k) {
-  static const char *names[] = {"conv2d", "pool",   "resize",  "add",     "mul",
-                                "moments", "gram",  "matmul",  "linear",  "softmax",
+  static const char *names[] = {"conv2d",  "pool",   "resize", "add",    "mul",
+                                "moments", "gram",   "matmul", "linear", "softmax",
                                 "reshape", "concat", "act"};
   return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
@@ -219,8 +219,9 @@ static bool parse_tensors(const Ctx *c, StModel *m, const JsonValue *hdr) {
   }
   free(sorted);
   if (end != m->data_size)
-    return merr(c, "data area is %zu bytes but the tensors cover %zu (bytes not covered by any "
-                   "tensor: file corrupt or header length wrong)",
+    return merr(c,
+                "data area is %zu bytes but the tensors cover %zu (bytes not covered by any "
+                "tensor: file corrupt or header length wrong)",
                 m->data_size, end);
   return true;
 }
@@ -616,8 +617,9 @@ static StModel *parse_owned(const char *path, uint8_t *bytes, size_t size, StErr
   for (int i = 7; i >= 0; i--)
     n = (n << 8) | m->file[i];
   if (n == 0 || n > size - 8 || n > MAX_HEADER) {
-    merr(&c, "header length %llu is impossible for a %zu-byte file (not a safetensors file, or "
-             "truncated)",
+    merr(&c,
+         "header length %llu is impossible for a %zu-byte file (not a safetensors file, or "
+         "truncated)",
          (unsigned long long)n, size);
     goto fail;
   }

@@ -34,7 +34,12 @@ typedef enum {
   ST_GOP_ACT,
 } StGraphOpKind;
 
-typedef enum { ST_SCALAR_CONST = 0, ST_SCALAR_STRENGTH, ST_SCALAR_NEG, ST_SCALAR_ONE_MINUS } StScalarKind;
+typedef enum {
+  ST_SCALAR_CONST = 0,
+  ST_SCALAR_STRENGTH,
+  ST_SCALAR_NEG,
+  ST_SCALAR_ONE_MINUS
+} StScalarKind;
 typedef struct {
   StScalarKind kind;
   float value;

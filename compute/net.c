@@ -71,13 +71,13 @@ typedef struct {
   int nst, scap;
   int nstages;
   char (*stage_names)[32];
-  int input;     /* content (frame plans) or style (style plans) */
-  int state;     /* VS_STATE value or -1 */
-  int x_final;   /* frame plans */
-  int state_src; /* value copied into the temporal state at the end, or -1 */
-  int orig;      /* preserve-colors reference at x's size, or -1 (== input when sizes match) */
-  int end_step;  /* index used for "at the end of the frame" liveness */
-  int *outs;     /* style plans: value of each style output */
+  int input;         /* content (frame plans) or style (style plans) */
+  int state;         /* VS_STATE value or -1 */
+  int x_final;       /* frame plans */
+  int state_src;     /* value copied into the temporal state at the end, or -1 */
+  int orig;          /* preserve-colors reference at x's size, or -1 (== input when sizes match) */
+  int end_step;      /* index used for "at the end of the frame" liveness */
+  int *outs;         /* style plans: value of each style output */
   bool state_resize; /* state_src is not at the processing size: resized into the state */
   VkDeviceSize arena_size, persist_size;
   StBuffer arena;
@@ -313,7 +313,8 @@ static bool infer(const StNet *net, Plan *p, const StSubgraph *sg, int opi, cons
     return true;
   case ST_GOP_ADD:
   case ST_GOP_MUL: {
-    bool same = a->rank == b->rank && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->rank) == 0;
+    bool same =
+        a->rank == b->rank && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->rank) == 0;
     bool bcast = a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0];
     if (!same && !bcast)
       return perr(err, m, "%s: '%s' %s and '%s' %s do not match (same shape or [C] expected)",
@@ -329,8 +330,8 @@ static bool infer(const StNet *net, Plan *p, const StSubgraph *sg, int opi, cons
     shape[0][0] = shape[1][0] = a->shape[0];
     return true;
   case ST_GOP_GRAM:
-    if (a->rank != 3 || (b && (b->rank != 3 || b->shape[1] != a->shape[1] ||
-                               b->shape[2] != a->shape[2])))
+    if (a->rank != 3 ||
+        (b && (b->rank != 3 || b->shape[1] != a->shape[1] || b->shape[2] != a->shape[2])))
       return perr(err, m, "%s: inputs must be [C,H,W] and [D,H,W] (got %s%s%s)", where, sa,
                   b ? " and " : "", b ? sb : "");
     rank[0] = 2;
@@ -415,8 +416,9 @@ static bool plan_subgraph(const StNet *net, Plan *p, const StSubgraph *sg, Env *
   }
   for (int i = 0; i < sg->ninputs; i++) {
     if (env_get(global, sg->inputs[i]) < 0) {
-      perr(err, m, "subgraph '%s': input '%s' is not available at this point (not the content, "
-                   "the state, or an output of the style/initial/earlier subgraphs)",
+      perr(err, m,
+           "subgraph '%s': input '%s' is not available at this point (not the content, "
+           "the state, or an output of the style/initial/earlier subgraphs)",
            sg->name, sg->inputs[i]);
       goto out;
     }
@@ -702,8 +704,8 @@ static Plan *plan_frame(StNet *net, const StyleVal *style, int nstyle, int pw, i
   p->preserve = preserve;
   p->state = p->state_src = p->orig = -1;
   for (int i = 0; i < nstyle; i++) {
-    int id = new_value(p, style[i].name, style[i].rank, style[i].shape, style[i].dtype, VS_STYLE,
-                       -1);
+    int id =
+        new_value(p, style[i].name, style[i].rank, style[i].shape, style[i].dtype, VS_STYLE, -1);
     if (id < 0 || !env_set(&env, style[i].name, id))
       goto oom;
     p->vals[id].offset = style[i].offset;
@@ -850,8 +852,8 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, float str
     } else {
       w = &p->vals[s->wval].t;
     }
-    ok = st_op_conv2d(dev, cmd, a, w, op->bias >= 0 ? &net->wt[op->bias] : NULL, op->k,
-                      op->stride, op->pad, op->act, op->alpha, y, err);
+    ok = st_op_conv2d(dev, cmd, a, w, op->bias >= 0 ? &net->wt[op->bias] : NULL, op->k, op->stride,
+                      op->pad, op->act, op->alpha, y, err);
     break;
   }
   case ST_GOP_POOL:
@@ -921,8 +923,8 @@ static bool record_steps(StNet *net, StCmd *cmd, Plan *p, float strength, StErro
 }
 
 static void save_timings(StNet *net, StCmd *cmd) {
-  free(net->timings);
-  net->timings = malloc(sizeof *net->timings * MAX_TIMINGS);
+  if (!net->timings)
+    net->timings = malloc(sizeof *net->timings * MAX_TIMINGS);
   net->ntimings = net->timings ? st_cmd_timings(cmd, net->timings, MAX_TIMINGS) : 0;
 }
 
@@ -1064,6 +1066,7 @@ StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *op
 }
 
 int st_net_max_steps(const StNet *net) { return net->model->nrefine; }
+VkDeviceSize st_net_arena_bytes(const StNet *net) { return net->plan ? net->plan->arena_size : 0; }
 bool st_net_has_style(const StNet *net) { return net->has_style; }
 void st_net_reset_temporal(StNet *net) { net->state_valid = false; }
 void st_net_set_profiling(StNet *net, bool per_op) { net->per_op = per_op; }
@@ -1190,7 +1193,7 @@ static bool upload_image(StNet *net, StCmd *cmd, const StImage *img, const Plane
     memcpy(dst, img->planes[i], n);
   }
   *src = &net->up;
-  if (!st_device_is_cpu(net->dev)) {
+  if (net->dev->device_copies) {
     if (!ensure_buffer(net->dev, &net->up_dev, size, ST_MEM_DEVICE, err))
       return false;
     st_cmd_copy(cmd, &net->up, 0, &net->up_dev, 0, size);
@@ -1310,6 +1313,28 @@ static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StEr
   if (!p)
     return NULL;
   p->style_gen = net->style_gen;
+  /* Every value must fit in one storage-buffer binding of this device. */
+  uint32_t range = st_device_limits(net->dev)->maxStorageBufferRange;
+  for (int i = 0; i < p->nvals; i++) {
+    const PVal *v = &p->vals[i];
+    VkDeviceSize bytes = (VkDeviceSize)numel_of(v->rank, v->shape) * st_dtype_size(v->dtype);
+    if (bytes > range) {
+      char sv[64];
+      shape_str(sv, sizeof sv, v->rank, v->shape);
+      st_set_error(err, ST_ERROR_ARGUMENT,
+                   "processing size %dx%d is too large for %s: value '%s' %s needs %.1f MiB, "
+                   "more than the device's %.1f MiB storage-buffer limit (use a smaller "
+                   "processing size%s)",
+                   pw, ph, st_device_name(net->dev), v->name, sv, (double)bytes / 1048576.0,
+                   (double)range / 1048576.0,
+                   !net->fp16 && st_device_has_fp16_storage(net->dev) && v->rank == 3 &&
+                           v->shape[0] > 3
+                       ? " or fp16"
+                       : "");
+      plan_free(net->dev, p);
+      return NULL;
+    }
+  }
   if (!st_buffer_create(net->dev, p->arena_size ? p->arena_size : 16, ST_MEM_DEVICE, &p->arena,
                         err)) {
     char pre[128];
@@ -1323,8 +1348,8 @@ static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StEr
     st_buffer_destroy(net->dev, &net->state_buf);
     net->state_valid = false;
     net->state_w = net->state_h = 0;
-    if (!st_buffer_create(net->dev, (VkDeviceSize)3 * pw * ph * 4, ST_MEM_DEVICE,
-                          &net->state_buf, err)) {
+    if (!st_buffer_create(net->dev, (VkDeviceSize)3 * pw * ph * 4, ST_MEM_DEVICE, &net->state_buf,
+                          err)) {
       plan_free(net->dev, p);
       return NULL;
     }
@@ -1349,8 +1374,7 @@ static bool record_network(StNet *net, StCmd *cmd, Plan *p, const StFrameParams 
       if (!st_op_resize(net->dev, cmd, t, ST_RESIZE_BILINEAR, &p->vals[p->state].t, err))
         return false;
     } else {
-      st_cmd_copy(cmd, t->buf, t->offset, &net->state_buf, 0,
-                  (VkDeviceSize)st_tensor_numel(t) * 4);
+      st_cmd_copy(cmd, t->buf, t->offset, &net->state_buf, 0, (VkDeviceSize)st_tensor_numel(t) * 4);
     }
   }
   return true;
@@ -1410,7 +1434,7 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   if (!ensure_buffer(dev, &net->down, osize, ST_MEM_DOWNLOAD, err))
     goto out;
   dst = &net->down;
-  if (!st_device_is_cpu(dev)) {
+  if (dev->device_copies) {
     if (!ensure_buffer(dev, &net->down_dev, osize, ST_MEM_DEVICE, err))
       goto out;
     dst = &net->down_dev;

@@ -52,8 +52,7 @@ static void expect_fail(const char *what, const uint8_t *d, size_t n, const char
   CHECK(strstr(err.message, tmp_path) != NULL, "%s: message does not name the file: %s", what,
         err.message);
   if (want)
-    CHECK(strstr(err.message, want) != NULL, "%s: message lacks '%s': %s", what, want,
-          err.message);
+    CHECK(strstr(err.message, want) != NULL, "%s: message lacks '%s': %s", what, want, err.message);
   if (want)
     printf("%-28s -> %s\n", what, err.message + strlen("model ") + strlen(tmp_path) + 2);
 }
@@ -102,14 +101,35 @@ static void expect_mutation_fails(const char *what, const char *find, const char
 
 static void json_tests(void) {
   static const char *good[] = {
-      "{}", "[]", "0", "-0.5e+3", "\"a\\u00e9\\ud83d\\ude00\\n\"", "[1,[2,[3]],{\"a\":null}]",
+      "{}",
+      "[]",
+      "0",
+      "-0.5e+3",
+      "\"a\\u00e9\\ud83d\\ude00\\n\"",
+      "[1,[2,[3]],{\"a\":null}]",
       " {\"a\" : true , \"b\":false} ",
   };
   static const char *bad[] = {
-      "",          "{",           "[1,]",         "{\"a\":1,}",     "{\"a\" 1}",
-      "01",        "1.",          ".5",           "+1",             "\"\\x\"",
-      "\"\\ud800\"", "\"a\nb\"",  "{\"a\":1,\"a\":2}", "[1] x",      "nul",
-      "\"\\u0000\"", "1e999",     "\"\xff\"",     "\"\xc0\x80\"",   "{1:2}",
+      "",
+      "{",
+      "[1,]",
+      "{\"a\":1,}",
+      "{\"a\" 1}",
+      "01",
+      "1.",
+      ".5",
+      "+1",
+      "\"\\x\"",
+      "\"\\ud800\"",
+      "\"a\nb\"",
+      "{\"a\":1,\"a\":2}",
+      "[1] x",
+      "nul",
+      "\"\\u0000\"",
+      "1e999",
+      "\"\xff\"",
+      "\"\xc0\x80\"",
+      "{1:2}",
   };
   char err[256];
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -246,16 +266,16 @@ int main(void) {
                         0, "outside the data area");
   expect_mutation_fails("hole in the data area", "\"data_offsets\":[0,128]",
                         "\"data_offsets\":[4,132]", 0, NULL);
-  expect_mutation_fails("overlap", "\"data_offsets\":[128,36992]", "\"data_offsets\":[64,36928]",
-                        0, "overlap");
+  expect_mutation_fails("overlap", "\"data_offsets\":[128,36992]", "\"data_offsets\":[64,36928]", 0,
+                        "overlap");
   expect_mutation_fails("offsets not integers", "\"data_offsets\":[0,128]",
                         "\"data_offsets\":[0,128.5]", 0, "data_offsets");
   expect_mutation_fails("missing metadata", "\"__metadata__\"", "\"__metadata_x\"", 0,
                         "'__metadata_x'");
   expect_mutation_fails("wrong format", "styletransfer-graph", "styletransfer-grap", 0,
                         "expected 'styletransfer-graph'");
-  expect_mutation_fails("format version 2", "\"format_version\":\"1\"",
-                        "\"format_version\":\"2\"", 0, "format_version '2'");
+  expect_mutation_fails("format version 2", "\"format_version\":\"1\"", "\"format_version\":\"2\"",
+                        0, "format_version '2'");
 
   /* Graph errors. */
   expect_mutation_fails("graph not JSON", "\"graph\":\"{", "\"graph\":\"{{", 0,
@@ -264,8 +284,8 @@ int main(void) {
                         "unknown op 'pool3d'");
   expect_mutation_fails("missing subgraph", "\\\"initial\\\": {", "\\\"initial_x\\\": {", 0,
                         "subgraph 'initial' is missing");
-  expect_mutation_fails("missing refine subgraph", "[\\\"refine_0\\\", ",
-                        "[\\\"refine_9\\\", ", 0, "subgraph 'refine_9' is missing");
+  expect_mutation_fails("missing refine subgraph", "[\\\"refine_0\\\", ", "[\\\"refine_9\\\", ", 0,
+                        "subgraph 'refine_9' is missing");
   expect_mutation_fails("weight not in file", "\\\"weight\\\": \\\"enc.c2.weight\\\"",
                         "\\\"weight\\\": \\\"enc.c2.weightX\\\"", 0, "enc.c2.weightX");
   expect_mutation_fails("wrong weight shape", "\\\"weight\\\": \\\"enc.c4.weight\\\"",
@@ -279,8 +299,8 @@ int main(void) {
   expect_mutation_fails("bad pad", "\\\"pad\\\": \\\"reflect\\\"", "\\\"pad\\\": \\\"mirror\\\"", 0,
                         "unknown pad");
   expect_mutation_fails("bad stride", "\\\"stride\\\": 1", "\\\"stride\\\": 3", 0, "stride");
-  expect_mutation_fails("bad pool mode", "\\\"mode\\\": \\\"max\\\"", "\\\"mode\\\": \\\"min\\\"", 0,
-                        "unknown mode");
+  expect_mutation_fails("bad pool mode", "\\\"mode\\\": \\\"max\\\"", "\\\"mode\\\": \\\"min\\\"",
+                        0, "unknown mode");
   expect_mutation_fails("style_size 0", "\\\"style_size\\\": 64", "\\\"style_size\\\": 0", 1,
                         "style_size");
   expect_mutation_fails("missing output", "\\\"outputs\\\": [\\\"s_gram1\\\"",
@@ -291,8 +311,8 @@ int main(void) {
                         "\\\"in\\\": [\\\"st1\\\", \\\"st1\\\"]", 0, "inputs, expected");
   expect_mutation_fails("SSA violation", "\\\"out\\\": \\\"st2\\\"", "\\\"out\\\": \\\"st1\\\"", 0,
                         "assigned twice");
-  expect_mutation_fails("scalar name", "\\\"ka\\\": \\\"strength\\\"",
-                        "\\\"ka\\\": \\\"strong\\\"", 0, "unknown scalar 'strong'");
+  expect_mutation_fails("scalar name", "\\\"ka\\\": \\\"strength\\\"", "\\\"ka\\\": \\\"strong\\\"",
+                        0, "unknown scalar 'strong'");
 
   CHECK(st_device_validation_messages(dev) == 0, "validation messages");
   st_device_free(dev);

@@ -4,6 +4,7 @@
  * tests/data/index.json. fp32 must reach >= 40 dB PSNR, fp16 storage >= 35 dB. Also covers the
  * temporal two-frame sequence, the frame path (st_net_process) and error paths.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 #include "json.h"
 
@@ -107,7 +108,8 @@ static StNet *load_net(StDevice *dev, const char *model, bool fp16, const JsonVa
   return net;
 }
 
-static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
+/* frame_only: only the st_net_process part (used with ST_FORCE_DEVICE_COPIES). */
+static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool frame_only) {
   double min_psnr = fp16 ? 35.0 : 40.0;
   StNet *net = load_net(dev, json_get(index, "model")->string, fp16, index);
   if (!net)
@@ -115,11 +117,11 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
   StError err = {0};
   const JsonValue *cases = json_get(index, "cases");
   double worst = 1e9;
-  for (size_t i = 0; i < cases->len; i++) {
+  for (size_t i = 0; i < cases->len && !frame_only; i++) {
     const JsonValue *cs = &cases->items[i];
     int c, h, w, oc, oh, ow;
-    float *in = read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h,
-                         &w);
+    float *in =
+        read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h, &w);
     float *ref =
         read_f32(json_get(cs, "output")->string, json_get(cs, "output_shape"), &oc, &oh, &ow);
     CHECK(in && ref, "case %zu data", i);
@@ -142,8 +144,8 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
       if (rw == ow && rh == oh) {
         Cmp r = compare(out, ref, (size_t)3 * ow * oh);
         printf("%s %-22s steps %d strength %.1f -> %3dx%-3d  max|d| %.2e  PSNR %6.2f dB\n",
-               fp16 ? "fp16" : "fp32", json_get(cs, "content")->string, p.steps,
-               (double)p.strength, ow, oh, r.max_abs, r.psnr);
+               fp16 ? "fp16" : "fp32", json_get(cs, "content")->string, p.steps, (double)p.strength,
+               ow, oh, r.max_abs, r.psnr);
         CHECK(r.psnr >= min_psnr, "case %zu (%s, steps %d, strength %.1f): PSNR %.2f dB < %.0f", i,
               json_get(cs, "content")->string, p.steps, (double)p.strength, r.psnr, min_psnr);
         if (r.psnr < worst)
@@ -154,10 +156,11 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
     free(in);
     free(ref);
   }
-  printf("%s: worst PSNR over %zu cases: %.2f dB\n", fp16 ? "fp16" : "fp32", cases->len, worst);
+  if (!frame_only)
+    printf("%s: worst PSNR over %zu cases: %.2f dB\n", fp16 ? "fp16" : "fp32", cases->len, worst);
 
   /* Temporal sequences: state carried from frame to frame. */
-  const JsonValue *seqs = json_get(index, "sequences");
+  const JsonValue *seqs = frame_only ? NULL : json_get(index, "sequences");
   for (size_t si = 0; seqs && si < seqs->len; si++) {
     const JsonValue *sq = &seqs->items[si];
     StFrameParams p;
@@ -170,8 +173,8 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
     for (size_t fi = 0; fi < frames->len; fi++) {
       const JsonValue *fr = &frames->items[fi];
       int c, h, w, oc, oh, ow;
-      float *in = read_f32(json_get(fr, "content")->string, json_get(fr, "content_shape"), &c, &h,
-                           &w);
+      float *in =
+          read_f32(json_get(fr, "content")->string, json_get(fr, "content_shape"), &c, &h, &w);
       float *ref =
           read_f32(json_get(fr, "output")->string, json_get(fr, "output_shape"), &oc, &oh, &ow);
       float *out = NULL;
@@ -180,8 +183,8 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
       CHECK(ok, "sequence %zu frame %zu: %s", si, fi, err.message);
       if (ok && rw == ow && rh == oh) {
         Cmp r = compare(out, ref, (size_t)3 * ow * oh);
-        printf("%s sequence %zu frame %zu: max|d| %.2e PSNR %.2f dB\n", fp16 ? "fp16" : "fp32",
-               si, fi, r.max_abs, r.psnr);
+        printf("%s sequence %zu frame %zu: max|d| %.2e PSNR %.2f dB\n", fp16 ? "fp16" : "fp32", si,
+               fi, r.max_abs, r.psnr);
         CHECK(r.psnr >= min_psnr, "sequence %zu frame %zu: PSNR %.2f dB", si, fi, r.psnr);
         if (fi > 0 && p.temporal && p.steps > 0) {
           /* The same frame without the carried state must give a different result, so the
@@ -213,14 +216,15 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
     for (size_t i = 0; i < cases->len; i++) {
       const JsonValue *x = &cases->items[i];
       if (json_get(x, "steps")->number >= 2 && json_get(x, "strength")->number == 1.0 &&
-          json_get(x, "output_shape")->items[1].number == json_get(x, "content_shape")->items[1].number)
+          json_get(x, "output_shape")->items[1].number ==
+              json_get(x, "content_shape")->items[1].number)
         cs = x;
     }
     CHECK(cs != NULL, "no full-resolution case for the frame test");
     if (cs) {
       int c, h, w, oc, oh, ow;
-      float *in = read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h,
-                           &w);
+      float *in =
+          read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h, &w);
       float *ref =
           read_f32(json_get(cs, "output")->string, json_get(cs, "output_shape"), &oc, &oh, &ow);
       if (in && ref) {
@@ -295,11 +299,35 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
         p.temporal = true;
         ok = st_net_process(net, &yi, &yo, &p, &err) && st_net_process(net, &yi, &yo, &p, &err);
         CHECK(ok, "I420 -> NV12 with preserve-colors: %s", err.message);
+        /* every step count, with x at a coarser level than the frame (steps 0, 1) */
+        for (int steps = 0; steps <= st_net_max_steps(net) + 1; steps++) {
+          StFrameParams q = p;
+          q.steps = steps;
+          CHECK(st_net_process(net, &yi, &yo, &q, &err), "I420 -> NV12, steps %d: %s", steps,
+                err.message);
+        }
         int nonzero = 0;
         for (int yy = 0; yy < fh; yy++)
           for (int xx = 0; xx < fw; xx++)
             nonzero += y2[yy * 64 + xx] != 0;
         CHECK(nonzero > fw * fh / 2, "NV12 output mostly empty (%d)", nonzero);
+        /* A processing size beyond the device's storage-buffer range is refused at planning
+         * time (before any allocation) with a clear message. */
+        uint32_t range = st_device_limits(dev)->maxStorageBufferRange;
+        if (range <= (1u << 30)) {
+          StFrameParams q = p;
+          q.steps = 2;
+          q.processing_width = 4096;
+          q.processing_height = 4096; /* 16 channels fp32 = 1 GiB */
+          CHECK(!st_net_process(net, &si, &so, &q, &err) && err.code == ST_ERROR_ARGUMENT &&
+                    strstr(err.message, "storage-buffer limit"),
+                "oversized processing size: %s", err.message);
+          printf("oversized processing size: %s\n", err.message);
+          /* and the net still works afterwards */
+          CHECK(st_net_process(net, &si, &so, &p, &err), "after refusal: %s", err.message);
+        } else {
+          printf("storage-buffer range %u: oversized-plan check not exercised\n", range);
+        }
         /* Argument errors */
         StImage bad = si;
         bad.strides[0] = w; /* too small for RGBA */
@@ -332,6 +360,12 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16) {
     StImage s = {.format = ST_FORMAT_BGRX, .width = sw, .height = sh};
     s.planes[0] = px;
     s.strides[0] = sw * 4;
+    /* extreme aspect ratio: the short side becomes 1 pixel */
+    StImage thin = s;
+    thin.width = 2;
+    thin.height = 90;
+    thin.strides[0] = 8;
+    CHECK(st_net_set_style(net, &thin, &err), "set_style 2x90: %s", err.message);
     CHECK(st_net_set_style(net, &s, &err), "set_style BGRx 50x90: %s", err.message);
     float *in = calloc((size_t)3 * 16 * 16, sizeof(float)), *out = NULL;
     for (int i = 0; i < 3 * 16 * 16; i++)
@@ -401,15 +435,27 @@ int main(void) {
     st_net_free(net);
   }
 
-  run_cases(dev, index, false);
+  run_cases(dev, index, false, false);
   if (st_device_has_fp16_storage(dev))
-    run_cases(dev, index, true);
+    run_cases(dev, index, true, false);
   else
     printf("fp16 storage not supported: fp16 run skipped\n");
-
   unsigned msgs = st_device_validation_messages(dev);
   CHECK(msgs == 0, "%u validation messages", msgs);
   st_device_free(dev);
+
+  /* The frame path through device-local staging buffers (what discrete GPUs use). */
+  setenv("ST_FORCE_DEVICE_COPIES", "1", 1);
+  dev = st_device_new(&opts, &err);
+  CHECK(dev != NULL, "%s", err.message);
+  if (dev) {
+    CHECK(dev->device_copies, "ST_FORCE_DEVICE_COPIES ignored");
+    printf("with device-local frame copies:\n");
+    run_cases(dev, index, false, true);
+    msgs = st_device_validation_messages(dev);
+    CHECK(msgs == 0, "%u validation messages", msgs);
+    st_device_free(dev);
+  }
   json_free(index);
   if (failures) {
     fprintf(stderr, "%d failure(s)\n", failures);

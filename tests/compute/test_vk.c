@@ -72,15 +72,15 @@ int main(void) {
     src[i] = (float)i * 0.5f - 7.0f;
 
   int32_t spec[1] = {64};
-  StKernel *k = st_kernel_get_spirv(dev, "test_scale", scale_spv, sizeof scale_spv, spec, 1, 2,
-                                    12, &err);
+  StKernel *k =
+      st_kernel_get_spirv(dev, "test_scale", scale_spv, sizeof scale_spv, spec, 1, 2, 12, &err);
   CHECK(k != NULL, "%s", err.message);
-  StKernel *k2 = st_kernel_get_spirv(dev, "test_scale", scale_spv, sizeof scale_spv, spec, 1, 2,
-                                     12, &err);
+  StKernel *k2 =
+      st_kernel_get_spirv(dev, "test_scale", scale_spv, sizeof scale_spv, spec, 1, 2, 12, &err);
   CHECK(k2 == k, "kernel cache miss for identical key");
   int32_t spec2[1] = {32};
-  StKernel *k3 = st_kernel_get_spirv(dev, "test_scale", scale_spv, sizeof scale_spv, spec2, 1, 2,
-                                     12, &err);
+  StKernel *k3 =
+      st_kernel_get_spirv(dev, "test_scale", scale_spv, sizeof scale_spv, spec2, 1, 2, 12, &err);
   CHECK(k3 && k3 != k, "different spec constants must give a different kernel");
   CHECK(st_kernel_get(dev, "no_such_shader_xyz", NULL, 0, 1, 0, &err) == NULL &&
             strstr(err.message, "no_such_shader_xyz"),

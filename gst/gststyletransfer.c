@@ -393,7 +393,10 @@ static Engine *engine_new(const gchar *model_path, gint device_index, gboolean f
   StNetOptions nopts = {.fp16 = fp16};
   StNet *net = st_net_load(dev, model_path, &nopts, &serr);
   if (net == NULL) {
-    if (serr.code == ST_ERROR_MODEL)
+    if (serr.code == ST_ERROR_MODEL && strstr(serr.message, model_path) != NULL)
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Invalid model file: %s",
+                  serr.message);
+    else if (serr.code == ST_ERROR_MODEL)
       g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Invalid model file \"%s\": %s",
                   model_path, serr.message);
     else
@@ -696,8 +699,10 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
     if (!ok)
       goto fail;
   }
-  if (reset)
+  if (reset) {
+    GST_DEBUG_OBJECT(self, "temporal state reset");
     st_net_reset_temporal(engine->net);
+  }
 
   StImage in, out;
   if (!image_from_frame(inframe, &in) || !image_from_frame(outframe, &out)) {
@@ -890,7 +895,8 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_STRENGTH,
       g_param_spec_double("strength", "Strength",
-                          "How much of the stylization is applied (0 = the input, 1 = full style)",
+                          "How much of the style is applied (0 = none: the content as the network "
+                          "reconstructs it, 1 = full style)",
                           0.0, 1.0, DEFAULT_STRENGTH, rw | GST_PARAM_CONTROLLABLE));
   g_object_class_install_property(
       gobject_class, PROP_PRESERVE_COLORS,

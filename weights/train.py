@@ -44,7 +44,7 @@ STAGE_CFG = {
     "distill": {"batch": 8, "crop": 128, "lr": 1e-3},
     "efa": {"batch": 4, "crop": 128, "lr": 5e-4},
     "refine0": {"batch": 4, "crop": 256, "lr": 5e-4},
-    "refine1": {"batch": 2, "crop": 256, "lr": 5e-4},
+    "refine1": {"batch": 2, "crop": 192, "lr": 5e-4},
     "temporal": {"batch": 2, "crop": 192, "lr": 2e-4},
     "adain": {"batch": 4, "crop": 128, "lr": 5e-4},
 }

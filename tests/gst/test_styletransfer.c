@@ -46,8 +46,15 @@ static GstSample *make_frame(const gchar *format, gint width, gint height, const
   fail_unless(pipeline != NULL, "could not build %s: %s", desc, err ? err->message : "");
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 30 * GST_SECOND);
-  fail_unless(sample != NULL, "no frame from %s", desc);
+  GstSample *first = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 30 * GST_SECOND);
+  fail_unless(first != NULL, "no frame from %s", desc);
+  /* the first buffer of a source is flagged DISCONT, which resets the temporal state: the tests
+   * push this frame repeatedly, as a continuous stream */
+  GstBuffer *buf = gst_buffer_copy(gst_sample_get_buffer(first));
+  GST_BUFFER_FLAG_UNSET(buf, GST_BUFFER_FLAG_DISCONT);
+  GstSample *sample = gst_sample_new(buf, gst_sample_get_caps(first), NULL, NULL);
+  gst_buffer_unref(buf);
+  gst_sample_unref(first);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
@@ -435,6 +442,50 @@ GST_START_TEST(test_property_change_playing) {
 }
 GST_END_TEST;
 
+/* temporal on: the second frame continues the first one's refinement; a discontinuity, a flush
+ * or temporal=false start over */
+GST_START_TEST(test_temporal) {
+  GstSample *in = make_frame("RGBA", 96, 64, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstElement *e = new_element("style-spokes.png");
+  GstHarness *h = new_harness(e, caps);
+  GstBuffer *first = process(h, inbuf);
+  GstBuffer *second = process(h, inbuf);
+  fail_unless(compare_frames(caps, first, second).mad > 0.05,
+              "temporal reuse did not change the second frame");
+
+  GstBuffer *disc = gst_buffer_copy(inbuf);
+  GST_BUFFER_FLAG_SET(disc, GST_BUFFER_FLAG_DISCONT);
+  GstBuffer *out = process(h, disc);
+  fail_unless(compare_frames(caps, first, out).mad < 0.01, "DISCONT did not reset");
+  gst_buffer_unref(out);
+
+  gst_buffer_unref(process(h, inbuf));
+  fail_unless(gst_harness_push_event(h, gst_event_new_flush_start()));
+  fail_unless(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  fail_unless(gst_harness_push_event(h, gst_event_new_segment(&segment)));
+  out = process(h, inbuf);
+  fail_unless(compare_frames(caps, first, out).mad < 0.01, "a flush did not reset");
+  gst_buffer_unref(out);
+
+  g_object_set(e, "temporal", FALSE, NULL);
+  for (int i = 0; i < 2; i++) {
+    out = process(h, inbuf);
+    fail_unless(compare_frames(caps, first, out).mad < 0.01, "temporal=false reused a frame");
+    gst_buffer_unref(out);
+  }
+  gst_buffer_unref(disc);
+  gst_buffer_unref(first);
+  gst_buffer_unref(second);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_controller) {
   GstSample *in = make_frame("RGBA", 96, 64, "smpte");
   GstCaps *caps = gst_sample_get_caps(in);
@@ -675,6 +726,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_odd_size);
   tcase_add_test(tc, test_style_change_playing);
   tcase_add_test(tc, test_property_change_playing);
+  tcase_add_test(tc, test_temporal);
   tcase_add_test(tc, test_controller);
   tcase_add_test(tc, test_renegotiate);
   tcase_add_test(tc, test_error_no_style);

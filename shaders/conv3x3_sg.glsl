@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// 3x3 convolution, stride 1, pad 1 (zero or reflect), for CPU Vulkan drivers with 8-wide
+// subgroups (lavapipe/llvmpipe on 256-bit SIMD): y = act(conv(pad(x), w) + b), w [O,I,3,3].
+// Included by conv3x3_sg_*.comp, which define the register tile:
+//   OB  output channels per workgroup (multiple of 8),
+//   PX  consecutive pixels per invocation (multiple of 4),
+//   RB  output rows per workgroup.
+// Requirements checked by ops.c: subgroup size 8 (one workgroup = one subgroup), W % 4 == 0,
+// I % 4 == 0.
+//
+// Why this shape (measured on Mesa 22.3 llvmpipe): every storage-buffer load is executed lane by
+// lane (about 5 cycles per lane and component, the same for uniform and divergent addresses), a
+// vec4 load costs about half as much per float as four scalar loads, and subgroupShuffle with a
+// constant lane index compiles to one permute. So:
+// - invocation `l` owns the pixel strip [x0 + l*PX, x0 + (l+1)*PX) of RB rows, loaded with vec4
+//   loads; the columns left/right of the strip come from the neighbouring lanes by shuffles, the
+//   two columns at the ends of the workgroup's strip (halo, padding resolved) for all RB+2 input
+//   rows by one scalar load per input channel, lane t fetching halo value t;
+// - the weights of output channel o0 + j + 8s for 4 input channels (36 contiguous floats, 9
+//   vec4 loads) are loaded by lane j; each weight is then distributed by a shuffle from lane j;
+// - every invocation accumulates OB x RB x PX outputs; each input value feeds 3*OB FMAs per
+//   kernel row, each weight RB*PX FMAs.
+// fp16 storage (ST_F16, DT_MASK bits): inputs/weights/outputs are read and written as packed
+// pairs of halves (uvec2 = 4 halves), i.e. the same number of loads as fp32.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
+
+layout(constant_id = 0) const int DT_MASK = 0;
+layout(constant_id = 1) const int ACT = 0;
+layout(constant_id = 2) const int HAS_BIAS = 0;
+layout(constant_id = 3) const int REFLECT = 0;
+
+#define ACT_NONE 0
+#define ACT_RELU 1
+#define ACT_LRELU 2
+
+layout(local_size_x = 8) in;
+
+layout(std430, set = 0, binding = 0) readonly buffer XF { float x_f[]; };
+layout(std430, set = 0, binding = 0) readonly buffer XF4 { vec4 x_f4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WF4 { vec4 w_f4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer BF { float b_f[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer YF4 { vec4 y_f4[]; };
+#ifdef ST_F16
+// Packed halves: element i of a tensor is half (i & 1) of word i >> 1.
+layout(std430, set = 0, binding = 0) readonly buffer XH { uint x_h[]; };
+layout(std430, set = 0, binding = 0) readonly buffer XH4 { uvec2 x_h4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WH4 { uvec2 w_h4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer BH { uint b_h[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer YH4 { uvec2 y_h4[]; };
+#endif
+
+layout(push_constant) uniform P {
+  uint ci, h, w, co, oh, ow;
+  float alpha;
+} p;
+
+const bool XH16 = (DT_MASK & 1) != 0;
+const bool WH16 = (DT_MASK & 2) != 0;
+const bool BH16 = (DT_MASK & 4) != 0;
+const bool YH16 = (DT_MASK & 8) != 0;
+
+float ld_x(uint i) {
+#ifdef ST_F16
+  if (XH16)
+    return unpackHalf2x16(x_h[i >> 1])[i & 1u];
+#endif
+  return x_f[i];
+}
+vec4 ld_x4(uint i) { // elements 4i .. 4i+3
+#ifdef ST_F16
+  if (XH16) {
+    uvec2 u = x_h4[i];
+    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  }
+#endif
+  return x_f4[i];
+}
+vec4 ld_w4(uint i) {
+#ifdef ST_F16
+  if (WH16) {
+    uvec2 u = w_h4[i];
+    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  }
+#endif
+  return w_f4[i];
+}
+float ld_b(uint i) {
+#ifdef ST_F16
+  if (BH16)
+    return unpackHalf2x16(b_h[i >> 1])[i & 1u];
+#endif
+  return b_f[i];
+}
+void st_y4(uint i, vec4 v) {
+#ifdef ST_F16
+  if (YH16) {
+    y_h4[i] = uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+    return;
+  }
+#endif
+  y_f4[i] = v;
+}
+
+float act(float v) {
+  if (ACT == ACT_RELU)
+    return max(v, 0.0);
+  if (ACT == ACT_LRELU)
+    return v >= 0.0 ? v : v * p.alpha;
+  return v;
+}
+
+// Reflect padding index (pad 1); a size-1 axis repeats its only element.
+int refl(int i, int n) {
+  if (i < 0)
+    i = -i;
+  if (i >= n)
+    i = 2 * n - 2 - i;
+  return clamp(i, 0, n - 1);
+}
+
+const int NR = RB + 2;  // input rows per workgroup
+const int NS = OB / 8;  // output channels per lane in the weight registers
+const int TW = 8 * PX;  // strip width of the workgroup
+
+void main() {
+  const uint l = gl_SubgroupInvocationID;
+  const int H = int(p.h), W = int(p.w);
+  const int x0 = int(gl_WorkGroupID.x) * TW;
+  const int y0 = int(gl_WorkGroupID.y) * RB;
+  const uint o0 = gl_WorkGroupID.z * uint(OB);
+  const int xs = x0 + int(l) * PX; // this lane's strip
+  const uint plane = p.h * p.w;
+  const uint wrow = p.ci * 9u; // floats per output channel in w
+
+  // Input rows: index into the plane, and validity (zero padding).
+  uint rowoff[NR];
+  bool rowok[NR];
+  [[unroll]] for (int t = 0; t < NR; t++) {
+    int iy = y0 - 1 + t;
+    rowok[t] = REFLECT != 0 || (iy >= 0 && iy < H);
+    rowoff[t] = uint(clamp(REFLECT != 0 ? refl(iy, H) : iy, 0, H - 1) * W);
+  }
+  // Halo loaded by lane t: row t >> 1, left (x0 - 1) for even t, right (min(x0 + TW, W)) for odd
+  // t, padding resolved; the right value is also the one at column W, used for strip columns
+  // >= W (only column W matters: it is the right neighbour of the last output column).
+  int hy = y0 - 1 + (int(l) >> 1);
+  bool hok = (int(l) >> 1) < NR && (REFLECT != 0 || (hy >= 0 && hy < H));
+  uint hrow = uint(clamp(REFLECT != 0 ? refl(hy, H) : hy, 0, H - 1) * W);
+  int hx = (l & 1u) == 0u ? x0 - 1 : min(x0 + TW, W);
+  bool hpad = REFLECT == 0 && (hx < 0 || hx >= W);
+  hok = hok && !hpad;
+  uint hoff = hrow + uint(refl(hx, W));
+
+  // Lane j's weight rows: output channel o0 + j + 8s (clamped; not stored when >= co).
+  uint wbase[NS];
+  [[unroll]] for (int s = 0; s < NS; s++)
+    wbase[s] = min(o0 + l + uint(8 * s), p.co - 1u) * wrow;
+
+  float acc[RB][OB][PX];
+  [[unroll]] for (int r = 0; r < RB; r++)
+    [[unroll]] for (int o = 0; o < OB; o++)
+      [[unroll]] for (int i = 0; i < PX; i++)
+        acc[r][o][i] = 0.0;
+
+  for (uint c0 = 0u; c0 < p.ci; c0 += 4u) {
+    // 36 weights (4 input channels x 9 taps) of each of this lane's output channels.
+    vec4 wv[NS][9];
+    [[unroll]] for (int s = 0; s < NS; s++)
+      [[unroll]] for (int q = 0; q < 9; q++)
+        wv[s][q] = ld_w4((wbase[s] + c0 * 9u) / 4u + uint(q));
+    [[unroll]] for (int cc = 0; cc < 4; cc++) {
+      uint cbase = (c0 + uint(cc)) * plane;
+      float halo = hok ? ld_x(cbase + hoff) : 0.0;
+      [[unroll]] for (int t = 0; t < NR; t++) {
+        // v[0] = column xs - 1 ... v[PX + 1] = column xs + PX.
+        float v[PX + 2];
+        float rpad = subgroupShuffle(halo, uint(2 * t + 1));
+        [[unroll]] for (int k = 0; k < PX / 4; k++) {
+          int pos = xs + 4 * k;
+          vec4 q = ld_x4((cbase + rowoff[t] + uint(min(pos, W - 4))) >> 2);
+          bool inside = pos < W;
+          q = rowok[t] ? q : vec4(0.0);
+          v[1 + 4 * k] = inside ? q.x : rpad;
+          v[2 + 4 * k] = inside ? q.y : rpad;
+          v[3 + 4 * k] = inside ? q.z : rpad;
+          v[4 + 4 * k] = inside ? q.w : rpad;
+        }
+        float left = subgroupShuffle(v[PX], (l + 7u) & 7u);
+        float right = subgroupShuffle(v[1], (l + 1u) & 7u);
+        v[0] = l == 0u ? subgroupShuffle(halo, uint(2 * t)) : left;
+        v[PX + 1] = l == 7u ? rpad : right;
+        [[unroll]] for (int r = 0; r < RB; r++) {
+          const int ky = t - r;
+          if (ky < 0 || ky > 2)
+            continue;
+          [[unroll]] for (int kx = 0; kx < 3; kx++) {
+            const int e = cc * 9 + ky * 3 + kx; // weight element within the 36
+            [[unroll]] for (int o = 0; o < OB; o++) {
+              float wgt = subgroupShuffle(wv[o / 8][e / 4][e % 4], uint(o % 8));
+              [[unroll]] for (int i = 0; i < PX; i++)
+                acc[r][o][i] = fma(v[i + kx], wgt, acc[r][o][i]);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  [[unroll]] for (int r = 0; r < RB; r++) {
+    int oy = y0 + r;
+    if (oy >= H)
+      break;
+    [[unroll]] for (int o = 0; o < OB; o++) {
+      uint oc = o0 + uint(o);
+      if (oc >= p.co)
+        break;
+      float bias = HAS_BIAS != 0 ? ld_b(oc) : 0.0;
+      [[unroll]] for (int k = 0; k < PX / 4; k++) {
+        int pos = xs + 4 * k;
+        if (pos < W) {
+          vec4 q = vec4(acc[r][o][4 * k], acc[r][o][4 * k + 1], acc[r][o][4 * k + 2],
+                        acc[r][o][4 * k + 3]);
+          q = vec4(act(q.x + bias), act(q.y + bias), act(q.z + bias), act(q.w + bias));
+          st_y4((oc * plane + uint(oy * W + pos)) >> 2, q);
+        }
+      }
+    }
+  }
+}

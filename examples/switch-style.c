@@ -159,8 +159,7 @@ static gboolean build_pipeline(App *app, const gchar *source_desc, const gchar *
   g_free(limit);
 
   GError *err = NULL;
-  app->pipeline = gst_parse_launch_full(
-      desc, NULL, GST_PARSE_FLAG_FATAL_ERRORS | GST_PARSE_FLAG_PLACE_IN_BIN, &err);
+  app->pipeline = gst_parse_launch_full(desc, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &err);
   if (app->pipeline == NULL || err != NULL) {
     g_printerr("Could not build the pipeline \"%s\": %s\n", desc,
                err != NULL ? err->message : "unknown error");

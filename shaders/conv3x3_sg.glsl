@@ -166,45 +166,50 @@ void main() {
         acc[r][o][i] = 0.0;
 
   for (uint c0 = 0u; c0 < p.ci; c0 += 4u) {
+    // Phase 1: all loads of the block of 4 input channels (each load is a loop over the lanes in
+    // llvmpipe; the values are kept, in registers or on the stack, for phase 2).
     // 36 weights (4 input channels x 9 taps) of each of this lane's output channels.
     vec4 wv[NS][9];
     [[unroll]] for (int s = 0; s < NS; s++)
       [[unroll]] for (int q = 0; q < 9; q++)
         wv[s][q] = ld_w4((wbase[s] + c0 * 9u) / 4u + uint(q));
+    // v[cc][t][0] = column xs - 1 ... v[cc][t][PX + 1] = column xs + PX of input row t.
+    float v[4][NR][PX + 2];
     [[unroll]] for (int cc = 0; cc < 4; cc++) {
       uint cbase = (c0 + uint(cc)) * plane;
       float halo = hok ? ld_x(cbase + hoff) : 0.0;
       [[unroll]] for (int t = 0; t < NR; t++) {
-        // v[0] = column xs - 1 ... v[PX + 1] = column xs + PX.
-        float v[PX + 2];
         float rpad = subgroupShuffle(halo, uint(2 * t + 1));
         [[unroll]] for (int k = 0; k < PX / 4; k++) {
           int pos = xs + 4 * k;
           vec4 q = ld_x4((cbase + rowoff[t] + uint(min(pos, W - 4))) >> 2);
           bool inside = pos < W;
           q = rowok[t] ? q : vec4(0.0);
-          v[1 + 4 * k] = inside ? q.x : rpad;
-          v[2 + 4 * k] = inside ? q.y : rpad;
-          v[3 + 4 * k] = inside ? q.z : rpad;
-          v[4 + 4 * k] = inside ? q.w : rpad;
+          v[cc][t][1 + 4 * k] = inside ? q.x : rpad;
+          v[cc][t][2 + 4 * k] = inside ? q.y : rpad;
+          v[cc][t][3 + 4 * k] = inside ? q.z : rpad;
+          v[cc][t][4 + 4 * k] = inside ? q.w : rpad;
         }
-        float left = subgroupShuffle(v[PX], (l + 7u) & 7u);
-        float right = subgroupShuffle(v[1], (l + 1u) & 7u);
-        v[0] = l == 0u ? subgroupShuffle(halo, uint(2 * t)) : left;
-        v[PX + 1] = l == 7u ? rpad : right;
-        [[unroll]] for (int r = 0; r < RB; r++) {
-          const int ky = t - r;
-          if (ky < 0 || ky > 2)
-            continue;
-          [[unroll]] for (int kx = 0; kx < 3; kx++) {
-            const int e = cc * 9 + ky * 3 + kx; // weight element within the 36
-            [[unroll]] for (int o = 0; o < OB; o++) {
-              float wgt = subgroupShuffle(wv[o / 8][e / 4][e % 4], uint(o % 8));
+        float left = subgroupShuffle(v[cc][t][PX], (l + 7u) & 7u);
+        float right = subgroupShuffle(v[cc][t][1], (l + 1u) & 7u);
+        v[cc][t][0] = l == 0u ? subgroupShuffle(halo, uint(2 * t)) : left;
+        v[cc][t][PX + 1] = l == 7u ? rpad : right;
+      }
+    }
+    // Phase 2: FMAs, one output channel at a time (its RB x PX accumulators stay in registers
+    // through the 36 taps), each weight distributed from lane o % 8 by a shuffle.
+    [[unroll]] for (int o = 0; o < OB; o++) {
+      [[unroll]] for (int cc = 0; cc < 4; cc++) {
+        float wgt[9];
+        [[unroll]] for (int tap = 0; tap < 9; tap++) {
+          const int e = cc * 9 + tap;
+          wgt[tap] = subgroupShuffle(wv[o / 8][e / 4][e % 4], uint(o % 8));
+        }
+        [[unroll]] for (int ky = 0; ky < 3; ky++)
+          [[unroll]] for (int kx = 0; kx < 3; kx++)
+            [[unroll]] for (int r = 0; r < RB; r++)
               [[unroll]] for (int i = 0; i < PX; i++)
-                acc[r][o][i] = fma(v[i + kx], wgt, acc[r][o][i]);
-            }
-          }
-        }
+                acc[r][o][i] = fma(v[cc][r + ky][i + kx], wgt[ky * 3 + kx], acc[r][o][i]);
       }
     }
   }

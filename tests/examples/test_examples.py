@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Runs one example of examples/ headless on a few small frames and checks what it wrote.
+
+Usage: test_examples.py NAME   (NAME: webcam, transcode, side-by-side, stylize-image,
+                                switch-style-c, switch-style-py)
+
+Environment (set by tests/examples/meson.build): EXAMPLES_DIR (the examples' source dir),
+OUT_DIR (a scratch dir), TEST_DATA (tests/data), SWITCH_STYLE (the built C program),
+PYTHON_GI (a python3 with PyGObject), GST_LAUNCH (gst-launch-1.0), plus GST_PLUGIN_PATH and
+ST_MODEL_PATH (the small random test model) and ST_VALIDATION=1 ST_VALIDATION_FATAL=1.
+
+Only the Python standard library is used: PNG files are decoded here (zlib), videos are decoded to
+raw RGBA with gst-launch-1.0 (filesrc ! qtdemux/matroskademux ! decodebin ! videoconvert).
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+
+EXAMPLES = os.environ["EXAMPLES_DIR"]
+OUT = os.environ["OUT_DIR"]
+DATA = os.environ["TEST_DATA"]
+GST_LAUNCH = os.environ.get("GST_LAUNCH", "gst-launch-1.0")
+STYLE_A = os.path.join(DATA, "style-pinwheel.jpg")
+STYLE_B = os.path.join(DATA, "style-spokes.png")
+SAMPLE = os.path.join(EXAMPLES, "sample.mkv")
+IMAGE = os.path.join(EXAMPLES, "default-style.jpg")
+MISSING = os.path.join(OUT, "no-such-style.jpg")
+TIMEOUT = 120
+SMALL = "processing-size=64"
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+    print(f"ok: {what}")
+
+
+def run(cmd, env=None, expect=0):
+    """Runs a command, prints its output; expect: an exit status, or 'nonzero'."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    shown = " ".join(f"{k}='{v}'" for k, v in (env or {}).items())
+    print(f"$ {shown} {' '.join(cmd)}", flush=True)
+    p = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=TIMEOUT)
+    sys.stdout.write(p.stdout)
+    sys.stdout.write(p.stderr)
+    if expect == "nonzero":
+        check(p.returncode != 0, f"{os.path.basename(cmd[0])} failed (exit status {p.returncode})")
+    else:
+        check(p.returncode == expect, f"{os.path.basename(cmd[0])} exit status {p.returncode}")
+    return p
+
+
+# ---- images ------------------------------------------------------------------------------------
+
+
+def read_png(path):
+    """Decodes an 8-bit PNG (grey, RGB, grey+alpha or RGBA; no interlacing): (w, h, channels,
+    pixels as bytes). Checks the signature, every chunk's CRC, and the image data size."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise Failure(f"{path}: not a PNG file")
+    pos, idat, ihdr, end = 8, b"", None, False
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
+        if zlib.crc32(kind + body) != crc:
+            raise Failure(f"{path}: bad CRC in chunk {kind!r}")
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            end = True
+            break
+        pos += 12 + n
+    if ihdr is None or not end:
+        raise Failure(f"{path}: truncated PNG")
+    w, h, depth, ctype, _, _, interlace = ihdr
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
+    if depth != 8 or channels is None or interlace != 0:
+        raise Failure(f"{path}: unsupported PNG (depth {depth}, colour type {ctype})")
+    raw = zlib.decompress(idat)
+    stride = w * channels
+    if len(raw) != h * (stride + 1):
+        raise Failure(f"{path}: image data has {len(raw)} bytes, expected {h * (stride + 1)}")
+    out = bytearray(h * stride)
+    prev = bytearray(stride)
+    for y in range(h):
+        ftype = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - channels] if x >= channels else 0
+            b = prev[x]
+            c = prev[x - channels] if x >= channels else 0
+            if ftype == 1:
+                line[x] = (line[x] + a) & 255
+            elif ftype == 2:
+                line[x] = (line[x] + b) & 255
+            elif ftype == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif ftype == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[x] = (line[x] + pred) & 255
+            elif ftype != 0:
+                raise Failure(f"{path}: bad filter type {ftype}")
+        out[y * stride : (y + 1) * stride] = line
+        prev = line
+    return w, h, channels, bytes(out)
+
+
+def rgb(w, h, channels, pixels):
+    """The RGB bytes of an image with 3 or 4 channels."""
+    if channels == 3:
+        return pixels
+    return bytes(b for i, b in enumerate(pixels) if i % 4 != 3)
+
+
+def crop_rgb(w, h, pixels, x0, x1):
+    """Columns x0..x1-1 of an RGB image."""
+    return b"".join(pixels[(y * w + x0) * 3 : (y * w + x1) * 3] for y in range(h))
+
+
+def mean_abs_diff(a, b):
+    assert len(a) == len(b)
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a)
+
+
+def spread(pixels):
+    """Standard deviation of the values: 0 for a flat image."""
+    n = len(pixels)
+    mean = sum(pixels) / n
+    return (sum((v - mean) ** 2 for v in pixels) / n) ** 0.5
+
+
+def check_png(path, w, h):
+    check(os.path.isfile(path) and os.path.getsize(path) > 0, f"{path} written")
+    pw, ph, ch, px = read_png(path)
+    check((pw, ph) == (w, h), f"{os.path.basename(path)} decodes, {pw}x{ph} (expected {w}x{h})")
+    pixels = rgb(pw, ph, ch, px)
+    check(spread(pixels) > 2.0, f"{os.path.basename(path)} is not flat (spread {spread(pixels):.1f})")
+    return pixels
+
+
+def decode_rgba(args, path, w=None, h=None):
+    """Decodes with gst-launch to raw RGBA (optionally scaled); returns the bytes."""
+    scale = ["videoscale", "!", f"video/x-raw,width={w},height={h}", "!"] if w else []
+    cmd = [GST_LAUNCH, "-q", *args, "!", "videoconvert", "!", *scale]
+    cmd += ["videoconvert", "!", "video/x-raw,format=RGBA", "!", "filesink", f"location={path}"]
+    run(cmd)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def drop_alpha(rgba):
+    return bytes(b for i, b in enumerate(rgba) if i % 4 != 3)
+
+
+def out(name):
+    return os.path.join(OUT, name)
+
+
+# ---- the examples ------------------------------------------------------------------------------
+
+
+def test_webcam():
+    script = os.path.join(EXAMPLES, "webcam.sh")
+    env = {
+        "ST_SRC": "videotestsrc num-buffers=5 ! video/x-raw,width=96,height=64",
+        "ST_SINK": f"pngenc snapshot=false ! multifilesink location={out('frame-%02d.png')}",
+        "ST_PROPS": SMALL,
+    }
+    run([script, STYLE_A], env)
+    for i in range(5):
+        check_png(out(f"frame-{i:02d}.png"), 96, 64)
+    check(not os.path.exists(out("frame-05.png")), "exactly 5 frames")
+    # the default sink, replaced by fakesink
+    run([script, STYLE_B], dict(env, ST_SINK="fakesink"))
+    p = run([script, MISSING], dict(env, ST_SINK="fakesink"), expect="nonzero")
+    check("does not exist" in p.stderr, "a missing style is reported")
+
+
+def test_transcode():
+    script = os.path.join(EXAMPLES, "transcode.sh")
+    env = {"ST_SIZE": "96x64", "ST_NUM_FRAMES": "6", "ST_PROPS": SMALL}
+    mp4 = out("out.mp4")
+    p = run([script, SAMPLE, mp4, STYLE_A], env)
+    check("progressreport" in p.stdout, "the progress is reported")
+    check(os.path.isfile(mp4) and os.path.getsize(mp4) > 0, "the MP4 is not empty")
+    with open(mp4, "rb") as f:
+        check(f.read(8)[4:] == b"ftyp", "the MP4 starts with an ftyp box")
+    frames = decode_rgba(["filesrc", f"location={mp4}", "!", "qtdemux", "!", "decodebin"], out("out.rgba"))
+    check(len(frames) == 6 * 96 * 64 * 4, f"the MP4 demuxes and decodes to 6 96x64 frames ({len(frames)} bytes)")
+    first = drop_alpha(frames[: 96 * 64 * 4])
+    check(spread(first) > 2.0, "the first frame is not flat")
+    orig = decode_rgba(["filesrc", f"location={SAMPLE}", "!", "decodebin", "!", "identity", "eos-after=1"],
+                       out("orig.rgba"), 96, 64)
+    d = mean_abs_diff(first, drop_alpha(orig[: 96 * 64 * 4]))
+    check(d > 8.0, f"the first frame is stylized (differs from the input by {d:.1f})")
+
+    webm = out("out.webm")
+    run([script, SAMPLE, webm, STYLE_B], dict(env, ST_NUM_FRAMES="3"))
+    frames = decode_rgba(["filesrc", f"location={webm}", "!", "matroskademux", "!", "decodebin"], out("webm.rgba"))
+    check(len(frames) == 3 * 96 * 64 * 4, "the WebM demuxes and decodes to 3 96x64 frames")
+
+    p = run([script, SAMPLE, out("out.avi")], env, expect=2)
+    check("unknown output format" in p.stderr, "an unknown output format is reported")
+    p = run([script, out("missing.mkv"), mp4], env, expect=1)
+    check("does not exist" in p.stderr, "a missing input is reported")
+    p = run([script, SAMPLE, out("bad.mp4"), MISSING], env, expect="nonzero")
+    check("does not exist" in p.stderr, "a missing style is reported")
+
+
+def test_side_by_side():
+    script = os.path.join(EXAMPLES, "side-by-side.sh")
+    src = "videotestsrc num-buffers=3 pattern=smpte"
+    env = {
+        "ST_SRC": src,
+        "ST_SIZE": "96x64",
+        "ST_SINK": f"pngenc snapshot=false ! multifilesink location={out('sbs-%02d.png')}",
+        "ST_PROPS": SMALL,
+    }
+    run([script, "unused", STYLE_A], env)
+    orig = drop_alpha(decode_rgba(["videotestsrc", "num-buffers=1", "pattern=smpte"], out("orig.rgba"), 96, 64))
+    for i in range(3):
+        pixels = check_png(out(f"sbs-{i:02d}.png"), 192, 64)
+        left, right = crop_rgb(192, 64, pixels, 0, 96), crop_rgb(192, 64, pixels, 96, 192)
+        if i == 0:
+            d = mean_abs_diff(left, orig)
+            check(d < 6.0, f"the left half is the original (differs by {d:.1f})")
+        d = mean_abs_diff(left, right)
+        check(d > 8.0, f"the right half is stylized (differs from the left by {d:.1f})")
+    check(not os.path.exists(out("sbs-03.png")), "exactly 3 frames")
+    p = run([script, out("missing.mkv"), STYLE_A], {"ST_SINK": "fakesink"}, expect=1)
+    check("does not exist" in p.stderr, "a missing input is reported")
+    p = run([script, "unused", MISSING], dict(env, ST_SINK="fakesink"), expect="nonzero")
+    check("does not exist" in p.stderr, "a missing style is reported")
+
+
+def test_stylize_image():
+    script = os.path.join(EXAMPLES, "stylize-image.sh")
+    env = {"ST_PROPS": SMALL}
+    png = out("image.png")
+    run([script, IMAGE, png, STYLE_A], env)
+    pixels = check_png(png, 512, 320)
+    orig = drop_alpha(decode_rgba(["filesrc", f"location={IMAGE}", "!", "decodebin"], out("orig.rgba")))
+    d = mean_abs_diff(pixels, orig)
+    check(d > 8.0, f"the image is stylized (differs from the input by {d:.1f})")
+    # the default input: the first frame of the sample clip
+    png = out("frame.png")
+    run([script, SAMPLE, png, STYLE_B], env)
+    check_png(png, 640, 480)
+    p = run([script, IMAGE, out("bad.png"), MISSING], env, expect="nonzero")
+    check("does not exist" in p.stderr, "a missing style is reported")
+    p = run([script, out("missing.jpg"), out("bad.png")], env, expect=1)
+    check("does not exist" in p.stderr, "a missing input is reported")
+
+
+def check_switch_style(cmd):
+    frames = 15
+    src = "videotestsrc is-live=true ! video/x-raw,width=96,height=64,framerate=30/1"
+    sink = f"pngenc snapshot=false ! multifilesink location={out('frame-%02d.png')}"
+    args = ["-s", src, "-o", sink, "-n", str(frames), "-t", "0.25", "-p", SMALL, "-p", "steps=1"]
+    p = run(cmd + args + [STYLE_A, STYLE_B])
+    lines = [l for l in p.stdout.splitlines() if l.startswith("style: ")]
+    check(len(lines) >= 2, f"the style was switched ({len(lines) - 1} switches)")
+    check(lines[0].startswith(f"style: {STYLE_A} at ") and lines[1].startswith(f"style: {STYLE_B} at "),
+          "the styles are used in the order given")
+    check("End of stream" in p.stdout, "the stream ended with EOS")
+    for i in range(frames):
+        check_png(out(f"frame-{i:02d}.png"), 96, 64)
+    check(not os.path.exists(out(f"frame-{frames:02d}.png")), f"exactly {frames} frames")
+
+    # errors: a missing first style, a missing style switched to while playing, no style at all,
+    # a bad property, a bad source
+    quick = ["-s", "videotestsrc is-live=true", "-o", "fakesink", "-n", "60", "-t", "0.2", "-p", SMALL]
+    p = run(cmd + quick + [MISSING], expect=1)
+    check(f'Style image "{MISSING}" does not exist' in p.stderr, "a missing style is reported")
+    check("Debugging information: " in p.stderr, "with the debug string")
+    p = run(cmd + quick + [STYLE_A, MISSING], expect=1)
+    check(f'Style image "{MISSING}" does not exist' in p.stderr, "a missing style to switch to is reported")
+    p = run(cmd, expect=2)
+    check("STYLE" in p.stderr, "no style: the usage is printed")
+    p = run(cmd + ["-p", "no-such-property=1", STYLE_A], expect=1)
+    check("Invalid --property" in p.stderr, "a bad property is reported")
+    p = run(cmd + ["-s", "no-such-element", STYLE_A], expect=1)
+    check('no element "no-such-element"' in p.stderr, "a bad source is reported")
+
+
+def test_switch_style_c():
+    check_switch_style([os.environ["SWITCH_STYLE"]])
+
+
+def test_switch_style_py():
+    check_switch_style([os.environ["PYTHON_GI"], os.path.join(EXAMPLES, "switch_style.py")])
+
+
+TESTS = {
+    "webcam": test_webcam,
+    "transcode": test_transcode,
+    "side-by-side": test_side_by_side,
+    "stylize-image": test_stylize_image,
+    "switch-style-c": test_switch_style_c,
+    "switch-style-py": test_switch_style_py,
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in TESTS:
+        print(f"usage: {sys.argv[0]} {{{','.join(TESTS)}}}", file=sys.stderr)
+        return 2
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT)
+    try:
+        TESTS[sys.argv[1]]()
+    except (Failure, subprocess.TimeoutExpired) as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        return 1
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

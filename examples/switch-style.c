@@ -9,7 +9,9 @@
  *                            a test pattern when there is none)
  *   -i, --input=FILE         play a video file instead of --source
  *   -o, --sink=DESC          sink, a gst-launch description (default: autovideosink)
- *   -t, --interval=SECONDS   seconds between style switches (default: 3)
+ *   -t, --interval=SECONDS   seconds of video between style switches (default: 3); counted on
+ *                            the frames' timestamps, so that on a slow device each style still
+ *                            gets the same stretch of video
  *   -n, --num-buffers=N      stop (EOS) after N frames (default: -1, run until the end or Ctrl-C)
  *   -p, --property=NAME=VAL  set another styletransfer property (repeatable),
  *                            e.g. -p processing-size=256 -p steps=1
@@ -39,6 +41,11 @@ typedef struct {
   guint current;
   int exit_status;
   gboolean eos_sent;
+  gint num_buffers;
+  gint buffers;
+  GstClockTime interval;
+  GstClockTime first_pts;
+  GstClockTime next_switch;
 } App;
 
 static void print_position(App *app, const gchar *what, const gchar *style) {
@@ -48,15 +55,16 @@ static void print_position(App *app, const gchar *what, const gchar *style) {
   g_print("%s: %s at %" GST_TIME_FORMAT "\n", what, style, GST_TIME_ARGS(pos));
 }
 
-/* The timer: the element decodes the new style in this thread (the stream keeps running) and
- * swaps it in at the next frame; a failure is posted as an ERROR on the bus. */
+/* Runs in the main loop, scheduled by on_frame: the element decodes the new style in this thread
+ * (the stream keeps running) and swaps it in at the next frame; a failure is posted as an ERROR on
+ * the bus. */
 static gboolean switch_style(gpointer user_data) {
   App *app = user_data;
   app->current = (app->current + 1) % app->n_styles;
   const gchar *style = app->styles[app->current];
   print_position(app, "style", style);
   g_object_set(app->filter, "style", style, NULL);
-  return G_SOURCE_CONTINUE;
+  return G_SOURCE_REMOVE;
 }
 
 static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user_data) {
@@ -112,6 +120,34 @@ static gboolean on_interrupt(gpointer user_data) {
 }
 #endif
 
+/* Sees every frame before the filter (streaming thread).
+ * Switching: once every `interval` of the frames' timestamps, schedules switch_style in the main
+ * loop (the style is never set from the streaming thread, which would stall the stream).
+ * --num-buffers: lets N frames into the filter, then sends EOS through it (the sink posts EOS on
+ * the bus) and drops whatever still comes (a decoder drains its queue, a webcam keeps going); the
+ * EOS also makes upstream stop, its next push returns EOS. */
+static GstPadProbeReturn on_frame(GstPad *pad, GstPadProbeInfo *info, gpointer user_data) {
+  App *app = user_data;
+  if (app->num_buffers >= 0 && ++app->buffers > app->num_buffers) {
+    if (app->buffers == app->num_buffers + 1)
+      gst_pad_send_event(pad, gst_event_new_eos());
+    return GST_PAD_PROBE_DROP;
+  }
+  GstClockTime pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
+  if (app->n_styles > 1 && GST_CLOCK_TIME_IS_VALID(pts)) {
+    if (!GST_CLOCK_TIME_IS_VALID(app->first_pts)) {
+      app->first_pts = pts;
+      app->next_switch = app->interval;
+    }
+    if (pts >= app->first_pts && pts - app->first_pts >= app->next_switch) {
+      while (pts - app->first_pts >= app->next_switch)
+        app->next_switch += app->interval;
+      g_idle_add(switch_style, app);
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 /* Quotes a value for a gst-launch description. */
 static gchar *quote(const gchar *value) {
   GString *q = g_string_new("\"");
@@ -124,8 +160,8 @@ static gchar *quote(const gchar *value) {
   return g_string_free(q, FALSE);
 }
 
-/* Builds: SOURCE ! videoconvert ! styletransfer [! identity eos-after=N] ! videoconvert ! SINK
- * with gst_parse_launch, then sets the element's properties. */
+/* Builds: SOURCE ! videoconvert ! styletransfer ! videoconvert ! SINK with gst_parse_launch, then
+ * sets the element's properties. */
 static gboolean build_pipeline(App *app, const gchar *source_desc, const gchar *input,
                                const gchar *sink_desc, gint num_buffers, gchar **props) {
   GstElementFactory *factory = gst_element_factory_find("styletransfer");
@@ -150,13 +186,10 @@ static gboolean build_pipeline(App *app, const gchar *source_desc, const gchar *
   } else {
     source = g_strdup(source_desc);
   }
-  gchar *limit =
-      num_buffers >= 0 ? g_strdup_printf("! identity name=limit eos-after=%d", num_buffers) : NULL;
-  gchar *desc = g_strdup_printf("%s ! videoconvert ! styletransfer name=styletransfer %s "
-                                "! videoconvert ! %s",
-                                source, limit != NULL ? limit : "", sink_desc);
+  gchar *desc =
+      g_strdup_printf("%s ! videoconvert ! styletransfer name=styletransfer ! videoconvert ! %s",
+                      source, sink_desc);
   g_free(source);
-  g_free(limit);
 
   GError *err = NULL;
   app->pipeline = gst_parse_launch_full(desc, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &err);
@@ -186,6 +219,11 @@ static gboolean build_pipeline(App *app, const gchar *source_desc, const gchar *
       return FALSE;
   }
   g_object_set(app->filter, "style", app->styles[0], NULL);
+
+  app->num_buffers = num_buffers;
+  GstPad *pad = gst_element_get_static_pad(app->filter, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, app, NULL);
+  gst_object_unref(pad);
   return TRUE;
 }
 
@@ -205,7 +243,7 @@ int main(int argc, char **argv) {
       {"sink", 'o', 0, G_OPTION_ARG_STRING, &sink_desc,
        "Sink, a gst-launch description (default: autovideosink)", "DESC"},
       {"interval", 't', 0, G_OPTION_ARG_DOUBLE, &interval,
-       "Seconds between style switches (default: 3)", "SECONDS"},
+       "Seconds of video between style switches (default: 3)", "SECONDS"},
       {"num-buffers", 'n', 0, G_OPTION_ARG_INT, &num_buffers,
        "Stop after N frames (default: -1, no limit)", "N"},
       {"property", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &props,
@@ -240,6 +278,8 @@ int main(int argc, char **argv) {
   app.styles = styles;
   app.n_styles = g_strv_length(styles);
   app.exit_status = 0;
+  app.interval = (GstClockTime)(interval * GST_SECOND);
+  app.first_pts = GST_CLOCK_TIME_NONE;
   if (!build_pipeline(&app, source_desc != NULL ? source_desc : "autovideosrc", input,
                       sink_desc != NULL ? sink_desc : "autovideosink", num_buffers, props)) {
     if (app.filter != NULL)
@@ -271,12 +311,7 @@ int main(int argc, char **argv) {
     }
     app.exit_status = 1;
   } else {
-    guint timer = 0;
-    if (app.n_styles > 1)
-      timer = g_timeout_add((guint)(interval * 1000.0 + 0.5), switch_style, &app);
     g_main_loop_run(app.loop);
-    if (timer != 0)
-      g_source_remove(timer);
   }
 
   gst_element_set_state(app.pipeline, GST_STATE_NULL);

@@ -11,7 +11,9 @@ Usage: switch_style.py [-s DESC | -i FILE] [-o DESC] [-t SECONDS] [-n N] [-p NAM
                            a test pattern when there is none)
   -i, --input FILE         play a video file (or URI) instead of --source
   -o, --sink DESC          sink, a gst-launch description (default: autovideosink)
-  -t, --interval SECONDS   seconds between style switches (default: 3)
+  -t, --interval SECONDS   seconds of video between style switches (default: 3); counted on the
+                           frames' timestamps, so that on a slow device each style still gets
+                           the same stretch of video
   -n, --num-buffers N      stop (EOS) after N frames (default: -1, run until the end or Ctrl-C)
   -p, --property NAME=VAL  set another styletransfer property (repeatable)
 
@@ -63,12 +65,9 @@ class SwitchStyle:
             source = "uridecodebin uri=" + quote(uri)
         else:
             source = args.source
-        limit = ""
-        if args.num_buffers >= 0:
-            limit = f"! identity name=limit eos-after={args.num_buffers}"
         desc = (
-            f"{source} ! videoconvert ! styletransfer name=styletransfer {limit} "
-            f"! videoconvert ! {args.sink}"
+            f"{source} ! videoconvert ! styletransfer name=styletransfer ! videoconvert "
+            f"! {args.sink}"
         )
         try:
             self.pipeline = Gst.parse_launch_full(desc, None, Gst.ParseFlags.FATAL_ERRORS)
@@ -86,18 +85,50 @@ class SwitchStyle:
             Gst.util_set_object_arg(self.filter, name, value)
         self.filter.set_property("style", self.styles[0])
 
+        self.num_buffers = args.num_buffers
+        self.buffers = 0
+        self.interval = int(args.interval * Gst.SECOND)
+        self.first_pts = None
+        self.next_switch = 0
+        self.filter.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self.on_frame)
+
+    def on_frame(self, pad, info):
+        """Sees every frame before the filter (streaming thread).
+        Switching: once every `interval` of the frames' timestamps, schedules switch_style in the
+        main loop (the style is never set from the streaming thread, which would stall the stream).
+        --num-buffers: lets N frames into the filter, then sends EOS through it (the sink posts EOS
+        on the bus) and drops whatever still comes (a decoder drains its queue, a webcam keeps
+        going); the EOS also makes upstream stop, its next push returns EOS."""
+        if self.num_buffers >= 0:
+            self.buffers += 1
+            if self.buffers > self.num_buffers:
+                if self.buffers == self.num_buffers + 1:
+                    pad.send_event(Gst.Event.new_eos())
+                return Gst.PadProbeReturn.DROP
+        pts = info.get_buffer().pts
+        if len(self.styles) > 1 and pts != Gst.CLOCK_TIME_NONE:
+            if self.first_pts is None:
+                self.first_pts = pts
+                self.next_switch = self.interval
+            if pts >= self.first_pts and pts - self.first_pts >= self.next_switch:
+                while pts - self.first_pts >= self.next_switch:
+                    self.next_switch += self.interval
+                GLib.idle_add(self.switch_style)
+        return Gst.PadProbeReturn.OK
+
     def print_position(self, style):
         ok, pos = self.pipeline.query_position(Gst.Format.TIME)
         print(f"style: {style} at {format_time(pos if ok and pos >= 0 else 0)}", flush=True)
 
     def switch_style(self):
-        # The element decodes the new style in this thread (the stream keeps running) and swaps it
-        # in at the next frame; a failure is posted as an ERROR on the bus.
+        # Runs in the main loop, scheduled by on_frame: the element decodes the new style in this
+        # thread (the stream keeps running) and swaps it in at the next frame; a failure is posted
+        # as an ERROR on the bus.
         self.current = (self.current + 1) % len(self.styles)
         style = self.styles[self.current]
         self.print_position(style)
         self.filter.set_property("style", style)
-        return GLib.SOURCE_CONTINUE
+        return GLib.SOURCE_REMOVE
 
     def on_bus_message(self, bus, msg):
         if msg.type == Gst.MessageType.ERROR:
@@ -127,7 +158,7 @@ class SwitchStyle:
         self.pipeline.send_event(Gst.Event.new_eos())
         return GLib.SOURCE_CONTINUE
 
-    def run(self, interval):
+    def run(self):
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
         bus.connect("message", self.on_bus_message)
@@ -143,12 +174,7 @@ class SwitchStyle:
                 print("The pipeline could not be started", file=sys.stderr)
             self.exit_status = 1
         else:
-            timer = 0
-            if len(self.styles) > 1:
-                timer = GLib.timeout_add(int(interval * 1000 + 0.5), self.switch_style)
             self.loop.run()
-            if timer:
-                GLib.source_remove(timer)
 
         self.pipeline.set_state(Gst.State.NULL)
         GLib.source_remove(sigint)
@@ -169,7 +195,7 @@ def main(argv):
     parser.add_argument("-o", "--sink", default="autovideosink", metavar="DESC",
                         help="sink, a gst-launch description (default: autovideosink)")
     parser.add_argument("-t", "--interval", type=float, default=3.0, metavar="SECONDS",
-                        help="seconds between style switches (default: 3)")
+                        help="seconds of video between style switches (default: 3)")
     parser.add_argument("-n", "--num-buffers", type=int, default=-1, metavar="N",
                         help="stop after N frames (default: -1, no limit)")
     parser.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE",
@@ -184,7 +210,7 @@ def main(argv):
     except (RuntimeError, ValueError) as e:
         print(e, file=sys.stderr)
         return 1
-    return app.run(args.interval)
+    return app.run()
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@
 #   STYLE   style image (default: examples/default-style.jpg)
 # Only the video is kept (no audio).
 # Environment:
-#   ST_PROPS       more styletransfer properties, e.g. "processing-size=512 steps=3"
-#   ST_SIZE        scale the video to WIDTHxHEIGHT first, e.g. 320x240 (default: keep the size)
-#   ST_NUM_FRAMES  stop after this many frames (default: the whole file)
-#   ST_BITRATE     video bitrate in bit/s (default: 2000000)
-#   GST_LAUNCH     the launcher (default: gst-launch-1.0)
+#   ST_PROPS     more styletransfer properties, e.g. "processing-size=512 steps=3"
+#   ST_SIZE      scale the video to WIDTHxHEIGHT first, e.g. 320x240 (default: keep the size)
+#   ST_BITRATE   video bitrate in bit/s (default: 2000000)
+#   GST_LAUNCH   the launcher (default: gst-launch-1.0)
 # The plugin must be installed or on GST_PLUGIN_PATH (`meson devenv -C build` sets that up).
 # Ctrl-C stops early and still writes a playable file.
 set -eu
@@ -44,14 +43,10 @@ if [ -n "${ST_SIZE:-}" ]; then
   h=${ST_SIZE#*x}
   scale="videoscale ! video/x-raw,width=$w,height=$h,pixel-aspect-ratio=1/1 !"
 fi
-limit=""
-if [ -n "${ST_NUM_FRAMES:-}" ]; then
-  limit="identity eos-after=$ST_NUM_FRAMES !"
-fi
 
 # progressreport queries the position upstream (what has been stylized) and prints it.
 # shellcheck disable=SC2086
 ${GST_LAUNCH:-gst-launch-1.0} -e filesrc "location=$input" ! decodebin ! videoconvert \
-  ! $scale $limit styletransfer "style=$style" ${ST_PROPS:-} \
+  ! $scale styletransfer "style=$style" ${ST_PROPS:-} \
   ! progressreport update-freq=1 ! videoconvert ! $encode ! filesink "location=$output"
 echo "transcode.sh: wrote $output"

@@ -11,10 +11,13 @@ temporal=false, same style, same steps. Clips:
 
 Metric ("temporal MSE"): mean over consecutive frame pairs (t, t+1) of the mean squared difference
 between output t and output t+1 moved back by the motion between the two input frames, on the
-overlapping region, RGB in [0, 1]. The motion is the known crop offset for pan clips, zero for
-noise clips and, for real videos, either zero ("raw", no compensation) or a global integer
-translation estimated by phase correlation on the INPUT frames ("pc"). The same metric on the
-input frames is printed for reference.
+overlapping region, RGB in [0, 1]. The motion is the known crop offset for pan clips ("known";
+the same clip is also reported uncompensated, "raw": if the output changes less that way, the
+stylization sticks to the screen instead of moving with the scene), zero for noise clips
+("still") and, for real videos, either zero ("raw", no compensation) or a global integer
+translation estimated per frame pair by phase correlation on the INPUT frames ("pc"; a pair's
+estimate is used only where it lowers the input frames' error, otherwise zero). The same metric
+on the input frames is printed for reference.
 
 Style-error proxies (no PyTorch): the output frames are compared with the style image by
   gram   relative Frobenius distance ||G(out) - G(style)|| / ||G(style)|| between Gram matrices of
@@ -24,6 +27,9 @@ Style-error proxies (no PyTorch): the output frames are compared with the style 
          sqrt(sum_c (mu_o - mu_s)^2 + (sd_o - sd_s)^2).
 Lower is closer to the style. "mean abs on-off" is the mean absolute difference between the
 temporal=true and temporal=false outputs (does the temporal reuse change anything at all).
+"follows pan" (pan clips): the fraction alpha in [0, 1.5] of the known motion by which output t
+shifted (bilinear) best matches output t+1, averaged over pairs: 1 = the painting pans with the
+scene, 0 = it stays fixed on the screen ("shower door").
 The style errors let temporal on/off be compared at the same style error (use
 --steps 1,2,3 to get a curve).
 
@@ -149,8 +155,11 @@ def decode_image(path, scale_to=None):
             "! video/x-raw,format=RGBx%s ! appsink name=sink sync=false" % size)
     pipeline = Gst.parse_launch(desc)
     pipeline.get_by_name("src").set_property("location", path)
-    frames, _ = run_pipeline_collect(pipeline, pipeline.get_by_name("sink"), max_frames=1,
-                                     timeout_s=60)
+    try:
+        frames, _ = run_pipeline_collect(pipeline, pipeline.get_by_name("sink"), max_frames=1,
+                                         timeout_s=60)
+    except MeasureError as e:
+        raise MeasureError("could not decode %s: %s" % (path, e))
     if not frames:
         raise MeasureError("could not decode %s" % path)
     return frames[0]
@@ -167,8 +176,11 @@ def decode_video(path, width, height, n, skip=0):
             % (width // g, height // g, width, height))
     pipeline = Gst.parse_launch(desc)
     pipeline.get_by_name("src").set_property("location", path)
-    frames, _ = run_pipeline_collect(pipeline, pipeline.get_by_name("sink"),
-                                     max_frames=n + skip, timeout_s=120)
+    try:
+        frames, _ = run_pipeline_collect(pipeline, pipeline.get_by_name("sink"),
+                                         max_frames=n + skip, timeout_s=120)
+    except MeasureError as e:
+        raise MeasureError("could not decode %s: %s" % (path, e))
     frames = frames[skip:]
     if len(frames) < 2:
         raise MeasureError("%s: only %d frames decoded" % (path, len(frames)))
@@ -305,6 +317,32 @@ def temporal_mse(frames, shifts):
     return [pair_mse(frames[t], frames[t + 1], *shifts[t]) for t in range(len(frames) - 1)]
 
 
+def follow_fraction(a, b, dx, dy, alphas=np.arange(0.0, 1.501, 0.05)):
+    """How much of a known motion (dx, dy) the content of b follows relative to a: the alpha
+    in [0, 1.5] for which b(y, x) best matches a(y + alpha*dy, x + alpha*dx) (bilinear) on the
+    interior. 1 = b moves with the scene, 0 = b stays fixed on the screen."""
+    h, w = a.shape[:2]
+    m = int(math.ceil(1.5 * max(abs(dx), abs(dy)))) + 1
+    if 2 * m >= min(h, w):
+        return float("nan")
+    y0, y1, x0, x1 = m, h - m, m, w - m
+    tb = b[y0:y1, x0:x1]
+    best, best_err = float("nan"), float("inf")
+    for al in alphas:
+        fx, fy = al * dx, al * dy
+        ix, iy = int(math.floor(fx)), int(math.floor(fy))
+        wx, wy = fx - ix, fy - iy
+
+        def at(oy, ox):
+            return a[y0 + iy + oy: y1 + iy + oy, x0 + ix + ox: x1 + ix + ox]
+        sa = ((1 - wy) * ((1 - wx) * at(0, 0) + wx * at(0, 1)) +
+              wy * ((1 - wx) * at(1, 0) + wx * at(1, 1)))
+        err = float(np.mean((tb - sa) ** 2))
+        if err < best_err:
+            best, best_err = float(al), err
+    return best
+
+
 def phase_correlation(a, b):
     """Integer global translation (sx, sy) such that b(y, x) ~ a(y + sy, x + sx), estimated on
     luminance with a Hann window. Returns (sx, sy, peak) where peak is the normalised
@@ -399,6 +437,15 @@ def selftest():
             assert pair_mse(clip[t], clip[t + 1], 0, 0) > 1e-3
             sx, sy, peak = phase_correlation(clip[t], clip[t + 1])
             assert (sx, sy) == (dx, dy), ((sx, sy), (dx, dy))
+    smooth = base.copy()
+    for _ in range(3):  # low-pass so that bilinear interpolation is accurate
+        smooth = (smooth + np.roll(smooth, 1, 0) + np.roll(smooth, 1, 1) +
+                  np.roll(smooth, (1, 1), (0, 1))) / 4
+    clip = to_float(make_pan((smooth * 255).astype(np.uint8), w, h, 3, 3, 2))
+    assert follow_fraction(clip[0], clip[1], 3, 2) == 1.0
+    assert follow_fraction(clip[0], clip[0], 3, 2) == 0.0
+    half = to_float(make_pan((smooth * 255).astype(np.uint8), w, h, 2, 2, 1))
+    assert abs(follow_fraction(half[0], half[1], 4, 2) - 0.5) < 1e-6
     noise = to_float(make_noise((base * 255).astype(np.uint8), w, h, 3, 2 / 255, rng))
     m = mean(temporal_mse(noise, [(0, 0)] * 2))
     assert 0.6 * 2 * (2 / 255) ** 2 < m < 1.6 * 2 * (2 / 255) ** 2, m
@@ -442,34 +489,56 @@ def fmt_f(x):
     return "nan" if math.isnan(x) else "%.3f" % x
 
 
+def resolve(name, folder, exts):
+    """A path as given, or a name in `folder`, with or without its extension."""
+    cands = [name] if os.path.isabs(name) or os.sep in name else []
+    cands += [os.path.join(folder, name)] + [os.path.join(folder, name + e) for e in exts]
+    for c in cands:
+        if os.path.isfile(c):
+            return c
+    raise MeasureError("no such file: %s (looked in %s)" % (name, folder))
+
+
 def build_clips(args, rng):
     clips = []
     for name in args.content:
-        path = name if os.path.isabs(name) else os.path.join(args.data, "content", name)
+        path = resolve(name, os.path.join(args.data, "content"), (".jpg", ".png"))
         img = load_photo(path, args.width, args.height, args.frames, args.dx, args.dy)
         short = os.path.splitext(os.path.basename(name))[0][:24]
         if "pan" in args.kinds:
+            pan = make_pan(img, args.width, args.height, args.frames, args.dx, args.dy)
             clips.append({"name": "pan:" + short, "kind": "pan", "comp": "known",
-                          "frames": make_pan(img, args.width, args.height, args.frames,
-                                             args.dx, args.dy),
-                          "shifts": [(args.dx, args.dy)] * (args.frames - 1)})
+                          "frames": pan, "shifts": [(args.dx, args.dy)] * (args.frames - 1)})
+            # the same clip without compensation: if the output changes LESS this way than with
+            # the known motion, the stylization sticks to the screen instead of the scene
+            clips.append({"name": "pan:" + short, "kind": "pan", "comp": "raw",
+                          "frames": pan, "shifts": [(0, 0)] * (args.frames - 1)})
         if "noise" in args.kinds:
-            clips.append({"name": "noise:" + short, "kind": "noise", "comp": "none",
+            clips.append({"name": "noise:" + short, "kind": "noise", "comp": "still",
                           "frames": make_noise(img, args.width, args.height, args.frames,
                                                args.sigma, rng),
                           "shifts": [(0, 0)] * (args.frames - 1)})
     if "video" in args.kinds:
         for name in args.videos:
-            path = name if os.path.isabs(name) else os.path.join(args.data, "video", name)
+            path = resolve(name, os.path.join(args.data, "video"), (".mp4", ".mkv"))
             frames = decode_video(path, args.width, args.height, args.frames, args.video_skip)
             short = os.path.splitext(os.path.basename(name))[0][:24]
             fl = to_float(frames)
-            pc = [phase_correlation(fl[t], fl[t + 1]) for t in range(len(fl) - 1)]
+            # a phase-correlation shift is used for a pair only where it lowers the INPUT
+            # frames' error (a moving object on a still background gives spurious shifts)
+            shifts, accepted = [], 0
+            for t in range(len(fl) - 1):
+                sx, sy, _ = phase_correlation(fl[t], fl[t + 1])
+                if (sx, sy) != (0, 0) and (pair_mse(fl[t], fl[t + 1], sx, sy) <
+                                           pair_mse(fl[t], fl[t + 1], 0, 0)):
+                    shifts.append((sx, sy))
+                    accepted += 1
+                else:
+                    shifts.append((0, 0))
             clips.append({"name": "video:" + short, "kind": "video", "comp": "raw",
                           "frames": frames, "shifts": [(0, 0)] * (len(frames) - 1)})
             clips.append({"name": "video:" + short, "kind": "video", "comp": "pc",
-                          "frames": frames, "shifts": [(sx, sy) for sx, sy, _ in pc],
-                          "pc_peak": mean([p for _, _, p in pc]), "same_as_previous": True})
+                          "frames": frames, "shifts": shifts, "pc_accepted": accepted})
     return clips
 
 
@@ -558,7 +627,7 @@ def main():
                    "input_meanstd_err": mean([style_ref.meanstd_err(f) for f in fl_in])}
             if clip["comp"] == "pc":
                 row["pc_shifts"] = clip["shifts"]
-                row["pc_peak_mean"] = clip["pc_peak"]
+                row["pc_accepted_pairs"] = clip["pc_accepted"]
             row["runs"] = {}
             for steps in steps_list:
                 for temporal in (False, True):
@@ -567,26 +636,35 @@ def main():
                         print("  %-34s steps=%d temporal=%-5s ..." % (clip["name"], steps,
                                                                       temporal),
                               end="", flush=True, file=sys.stderr)
-                        outs, spf, first = stylize(clip["frames"], args.style, args.model, steps,
-                                                   temporal, args.processing_size)
+                        try:
+                            outs, spf, first = stylize(clip["frames"], args.style, args.model,
+                                                       steps, temporal, args.processing_size)
+                        except MeasureError:
+                            print(file=sys.stderr)
+                            raise
                         print(" %.2f s/frame" % spf, file=sys.stderr)
                         cache[key] = (outs, spf, first)
                     outs, spf, first = cache[key]
                     fo = to_float(outs)
                     mse = temporal_mse(fo, clip["shifts"])
-                    row["runs"]["%d:%s" % (steps, "on" if temporal else "off")] = {
+                    run = row["runs"]["%d:%s" % (steps, "on" if temporal else "off")] = {
                         "steps": steps, "temporal": temporal, "mse": mean(mse),
                         "mse_second_half": mean(mse[len(mse) // 2:]), "mse_per_pair": mse,
                         "gram_err": mean([style_ref.gram_err(f) for f in fo]),
                         "meanstd_err": mean([style_ref.meanstd_err(f) for f in fo]),
                         "s_per_frame": spf, "first_frame_s": first}
+                    if clip["comp"] == "known":
+                        fol = [follow_fraction(fo[t], fo[t + 1], *clip["shifts"][t])
+                               for t in range(len(fo) - 1)]
+                        run["follow"] = mean(fol)
+                        run["follow_per_pair"] = fol
             for steps in steps_list:
                 off = cache[(clip["name"], steps, False)][0]
                 on = cache[(clip["name"], steps, True)][0]
                 row["runs"]["%d:on" % steps]["on_off_mad"] = float(
                     np.mean(np.abs(to_float(on) - to_float(off))))
             results.append(row)
-            if args.png_dir and clip["comp"] != "pc":
+            if args.png_dir and clip["comp"] not in ("pc", "raw"):
                 os.makedirs(args.png_dir, exist_ok=True)
                 s0 = steps_list[0]
                 off, on = cache[(clip["name"], s0, False)][0], cache[(clip["name"], s0, True)][0]
@@ -637,27 +715,33 @@ def markdown_table(report):
                     report["model"].get("sha256", "?")[:12], report["elapsed_s"]))
     lines.append("")
     lines.append("| clip | motion comp. | steps | input tMSE | tMSE off | tMSE on | on/off "
-                 "| mean abs on-off | gram err off | gram err on | mean/std err off "
-                 "| mean/std err on | s/frame off | s/frame on |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| mean abs on-off | follows pan off/on | gram err off | gram err on "
+                 "| mean/std err off | mean/std err on | s/frame off | s/frame on |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in report["results"]:
         for s in report["steps"]:
             off, on = r["runs"]["%d:off" % s], r["runs"]["%d:on" % s]
             ratio = on["mse"] / off["mse"] if off["mse"] > 0 else float("nan")
             comp = r["comp"]
             if comp == "pc":
-                comp = "pc (peak %.2f)" % r["pc_peak_mean"]
-            lines.append("| %s | %s | %d | %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %.2f "
-                         "| %.2f |"
+                comp = "pc (%d/%d pairs)" % (r["pc_accepted_pairs"], r["frames"] - 1)
+            elif comp == "raw":
+                comp = "none (raw)"
+            follow = ("%.2f / %.2f" % (off["follow"], on["follow"])) if "follow" in off else ""
+            lines.append("| %s | %s | %d | %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %s "
+                         "| %.2f | %.2f |"
                          % (r["clip"], comp, s, fmt_e(r["input_mse"]), fmt_e(off["mse"]),
-                            fmt_e(on["mse"]), ratio, fmt_e(on["on_off_mad"]),
+                            fmt_e(on["mse"]), ratio, fmt_e(on["on_off_mad"]), follow,
                             fmt_f(off["gram_err"]),
                             fmt_f(on["gram_err"]), fmt_f(off["meanstd_err"]),
                             fmt_f(on["meanstd_err"]), off["s_per_frame"], on["s_per_frame"]))
     lines.append("")
-    lines.append("Input frames vs style (no stylization): " + ", ".join(
+    seen = {}
+    for r in report["results"]:
+        seen.setdefault(r["clip"], r)
+    lines.append("Style error of the input frames themselves (no stylization): " + ", ".join(
         "%s gram %.3f mean/std %.3f" % (r["clip"], r["input_gram_err"], r["input_meanstd_err"])
-        for r in report["results"] if r["comp"] != "pc"))
+        for r in seen.values()))
     return "\n".join(lines)
 
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Generic direct convolution (reference-like fallback, ST_CONV_GENERIC=1; conv2d_tiled.comp is the
-// fast path): y[O,OH,OW] = act(conv(pad(x[I,H,W]), w[O,I,K,K]) + b), K in {1,3}, pad (K-1)/2,
-// zero or reflect, stride 1 or 2, OH = ceil(H/stride). One invocation computes 4 output
-// channels of one pixel; the 4 channels are uniform over the workgroup, so weight loads are
-// broadcasts, and neighbouring invocations load neighbouring input pixels.
+// Generic direct convolution (reference-like fallback, ST_CONV_KERNEL=generic; the fast paths are
+// conv3x3_sg/conv1x1_sg on CPU drivers and conv2d_tiled.comp elsewhere, see compute/ops.c):
+// y[O,OH,OW] = act(conv(pad(x[I,H,W]), w[O,I,K,K]) + b), K in {1,3}, pad (K-1)/2, zero or reflect,
+// stride 1 or 2, OH = ceil(H/stride). One invocation computes 4 output channels of one pixel;
+// the 4 channels are uniform over the workgroup, so weight loads are broadcasts, and
+// neighbouring invocations load neighbouring input pixels.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"

@@ -10,7 +10,10 @@
 // invocation) for PX pixels.
 // Measured on lavapipe (Mesa 22.3): shared/storage loads are executed lane by lane there, so the
 // kernel is bound by the number of scalar loads per FMA: (PX+K-1) input + K*OCB weight loads per
-// K*OCB*PX FMAs and input row. Larger register tiles (16x16) spill and are slower.
+// K*OCB*PX FMAs and input row. Larger register tiles (16x16) spill and are slower. On lavapipe
+// ops.c therefore prefers conv3x3_sg / conv1x1_sg (8-wide subgroups, no shared memory) for the
+// shapes they take (stride 1, rows of a multiple of 4); this kernel remains the path for GPUs,
+// stride 2 and odd widths.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"

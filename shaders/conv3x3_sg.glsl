@@ -2,11 +2,14 @@
 // 3x3 convolution, stride 1, pad 1 (zero or reflect), for CPU Vulkan drivers with 8-wide
 // subgroups (lavapipe/llvmpipe on 256-bit SIMD): y = act(conv(pad(x), w) + b), w [O,I,3,3].
 // Included by conv3x3_sg_*.comp, which define the register tile:
-//   OB  output channels per workgroup (multiple of 8),
+//   OB  output channels per workgroup (4 or a multiple of 8),
 //   PX  consecutive pixels per invocation (multiple of 4),
 //   RB  output rows per workgroup.
-// Requirements checked by ops.c: subgroup size 8 (one workgroup = one subgroup), W % 4 == 0,
-// I % 4 == 0.
+// Requirement checked by ops.c: subgroup size 8 (one workgroup = one subgroup).
+// XVEC (W % 4 == 0) selects vec4 loads/stores of the rows; otherwise they are read and written
+// element by element (about 30 % slower).
+// WVEC (I % 4 == 0) selects vec4 weight loads; otherwise the weights are loaded one by one and
+// the last block of 4 input channels is padded with zero weights.
 //
 // Why this shape (measured on Mesa 22.3 llvmpipe): every storage-buffer load is executed lane by
 // lane (about 5 cycles per lane and component, the same for uniform and divergent addresses), a
@@ -15,7 +18,7 @@
 // - invocation `l` owns the pixel strip [x0 + l*PX, x0 + (l+1)*PX) of RB rows, loaded with vec4
 //   loads; the columns left/right of the strip come from the neighbouring lanes by shuffles, the
 //   two columns at the ends of the workgroup's strip (halo, padding resolved) for all RB+2 input
-//   rows by one scalar load per input channel, lane t fetching halo value t;
+//   rows by ceil((RB+2)/4) scalar loads per input channel, lane t fetching halo value t;
 // - the weights of output channel o0 + j + 8s for 4 input channels (36 contiguous floats, 9
 //   vec4 loads) are loaded by lane j; each weight is then distributed by a shuffle from lane j;
 // - every invocation accumulates OB x RB x PX outputs; each input value feeds 3*OB FMAs per
@@ -26,11 +29,16 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
+#ifdef ST_F16
+#extension GL_EXT_shader_16bit_storage : require
+#endif
 
 layout(constant_id = 0) const int DT_MASK = 0;
 layout(constant_id = 1) const int ACT = 0;
 layout(constant_id = 2) const int HAS_BIAS = 0;
 layout(constant_id = 3) const int REFLECT = 0;
+layout(constant_id = 4) const int WVEC = 1;
+layout(constant_id = 5) const int XVEC = 1;
 
 #define ACT_NONE 0
 #define ACT_RELU 1
@@ -40,13 +48,17 @@ layout(local_size_x = 8) in;
 
 layout(std430, set = 0, binding = 0) readonly buffer XF { float x_f[]; };
 layout(std430, set = 0, binding = 0) readonly buffer XF4 { vec4 x_f4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WF { float w_f[]; };
 layout(std430, set = 0, binding = 1) readonly buffer WF4 { vec4 w_f4[]; };
 layout(std430, set = 0, binding = 2) readonly buffer BF { float b_f[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer YF { float y_f[]; };
 layout(std430, set = 0, binding = 3) writeonly buffer YF4 { vec4 y_f4[]; };
 #ifdef ST_F16
+layout(std430, set = 0, binding = 3) writeonly buffer YH { float16_t y_h[]; };
 // Packed halves: element i of a tensor is half (i & 1) of word i >> 1.
 layout(std430, set = 0, binding = 0) readonly buffer XH { uint x_h[]; };
 layout(std430, set = 0, binding = 0) readonly buffer XH4 { uvec2 x_h4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WH { uint w_h[]; };
 layout(std430, set = 0, binding = 1) readonly buffer WH4 { uvec2 w_h4[]; };
 layout(std430, set = 0, binding = 2) readonly buffer BH { uint b_h[]; };
 layout(std430, set = 0, binding = 3) writeonly buffer YH4 { uvec2 y_h4[]; };
@@ -87,12 +99,28 @@ vec4 ld_w4(uint i) {
 #endif
   return w_f4[i];
 }
+float ld_w(uint i) {
+#ifdef ST_F16
+  if (WH16)
+    return unpackHalf2x16(w_h[i >> 1])[i & 1u];
+#endif
+  return w_f[i];
+}
 float ld_b(uint i) {
 #ifdef ST_F16
   if (BH16)
     return unpackHalf2x16(b_h[i >> 1])[i & 1u];
 #endif
   return b_f[i];
+}
+void st_y(uint i, float v) {
+#ifdef ST_F16
+  if (YH16) {
+    y_h[i] = float16_t(v);
+    return;
+  }
+#endif
+  y_f[i] = v;
 }
 void st_y4(uint i, vec4 v) {
 #ifdef ST_F16
@@ -122,8 +150,9 @@ int refl(int i, int n) {
 }
 
 const int NR = RB + 2;  // input rows per workgroup
-const int NS = OB / 8;  // output channels per lane in the weight registers
+const int NS = (OB + 7) / 8; // output channels per lane in the weight registers
 const int TW = 8 * PX;  // strip width of the workgroup
+const int NH = (2 * NR + 7) / 8; // halo loads per input channel
 
 void main() {
   const uint l = gl_SubgroupInvocationID;
@@ -143,16 +172,20 @@ void main() {
     rowok[t] = REFLECT != 0 || (iy >= 0 && iy < H);
     rowoff[t] = uint(clamp(REFLECT != 0 ? refl(iy, H) : iy, 0, H - 1) * W);
   }
-  // Halo loaded by lane t: row t >> 1, left (x0 - 1) for even t, right (min(x0 + TW, W)) for odd
-  // t, padding resolved; the right value is also the one at column W, used for strip columns
-  // >= W (only column W matters: it is the right neighbour of the last output column).
-  int hy = y0 - 1 + (int(l) >> 1);
-  bool hok = (int(l) >> 1) < NR && (REFLECT != 0 || (hy >= 0 && hy < H));
-  uint hrow = uint(clamp(REFLECT != 0 ? refl(hy, H) : hy, 0, H - 1) * W);
-  int hx = (l & 1u) == 0u ? x0 - 1 : min(x0 + TW, W);
-  bool hpad = REFLECT == 0 && (hx < 0 || hx >= W);
-  hok = hok && !hpad;
-  uint hoff = hrow + uint(refl(hx, W));
+  // Halo value t (t < 2 * NR): input row t >> 1, left column (x0 - 1) for even t, right column
+  // min(x0 + TW, W) for odd t, padding resolved; loaded by lane t % 8 in load t / 8. The right
+  // value is also the one at column W, used for strip columns >= W (only column W matters: it
+  // is the right neighbour of the last output column).
+  bool hok[NH];
+  uint hoff[NH];
+  [[unroll]] for (int k = 0; k < NH; k++) {
+    int ht = 4 * k + (int(l) >> 1);
+    int hy = y0 - 1 + ht;
+    int hx = (l & 1u) == 0u ? x0 - 1 : min(x0 + TW, W);
+    bool hpad = REFLECT == 0 && (hx < 0 || hx >= W || hy < 0 || hy >= H);
+    hok[k] = ht < NR && !hpad;
+    hoff[k] = uint(clamp(REFLECT != 0 ? refl(hy, H) : hy, 0, H - 1) * W + refl(hx, W));
+  }
 
   // Lane j's weight rows: output channel o0 + j + 8s (clamped; not stored when >= co).
   uint wbase[NS];
@@ -171,28 +204,49 @@ void main() {
     // 36 weights (4 input channels x 9 taps) of each of this lane's output channels.
     vec4 wv[NS][9];
     [[unroll]] for (int s = 0; s < NS; s++)
-      [[unroll]] for (int q = 0; q < 9; q++)
-        wv[s][q] = ld_w4((wbase[s] + c0 * 9u) / 4u + uint(q));
+      [[unroll]] for (int q = 0; q < 9; q++) {
+        if (WVEC != 0) {
+          wv[s][q] = ld_w4((wbase[s] + c0 * 9u) / 4u + uint(q));
+        } else {
+          [[unroll]] for (int k = 0; k < 4; k++) {
+            const int e = 4 * q + k; // input channel c0 + e / 9, tap e % 9
+            bool ok = c0 + uint(e / 9) < p.ci;
+            float wk = ld_w(wbase[s] + min(c0 * 9u + uint(e), wrow - 1u));
+            wv[s][q][k] = ok ? wk : 0.0;
+          }
+        }
+      }
     // v[cc][t][0] = column xs - 1 ... v[cc][t][PX + 1] = column xs + PX of input row t.
     float v[4][NR][PX + 2];
     [[unroll]] for (int cc = 0; cc < 4; cc++) {
-      uint cbase = (c0 + uint(cc)) * plane;
-      float halo = hok ? ld_x(cbase + hoff) : 0.0;
+      uint cbase = min(c0 + uint(cc), p.ci - 1u) * plane; // zero weights beyond ci
+      float halo[NH];
+      [[unroll]] for (int k = 0; k < NH; k++)
+        halo[k] = hok[k] ? ld_x(cbase + hoff[k]) : 0.0;
       [[unroll]] for (int t = 0; t < NR; t++) {
-        float rpad = subgroupShuffle(halo, uint(2 * t + 1));
-        [[unroll]] for (int k = 0; k < PX / 4; k++) {
-          int pos = xs + 4 * k;
-          vec4 q = ld_x4((cbase + rowoff[t] + uint(min(pos, W - 4))) >> 2);
-          bool inside = pos < W;
-          q = rowok[t] ? q : vec4(0.0);
-          v[cc][t][1 + 4 * k] = inside ? q.x : rpad;
-          v[cc][t][2 + 4 * k] = inside ? q.y : rpad;
-          v[cc][t][3 + 4 * k] = inside ? q.z : rpad;
-          v[cc][t][4 + 4 * k] = inside ? q.w : rpad;
+        float rpad = subgroupShuffle(halo[t / 4], uint(2 * (t % 4) + 1));
+        if (XVEC != 0) {
+          [[unroll]] for (int k = 0; k < PX / 4; k++) {
+            int pos = xs + 4 * k;
+            vec4 q = ld_x4((cbase + rowoff[t] + uint(min(pos, W - 4))) >> 2);
+            bool inside = pos < W; // W % 4 == 0: the whole vec4 is inside or outside
+            q = rowok[t] ? q : vec4(0.0);
+            v[cc][t][1 + 4 * k] = inside ? q.x : rpad;
+            v[cc][t][2 + 4 * k] = inside ? q.y : rpad;
+            v[cc][t][3 + 4 * k] = inside ? q.z : rpad;
+            v[cc][t][4 + 4 * k] = inside ? q.w : rpad;
+          }
+        } else {
+          [[unroll]] for (int i = 0; i < PX; i++) {
+            int pos = xs + i;
+            float q = ld_x(cbase + rowoff[t] + uint(min(pos, W - 1)));
+            q = rowok[t] ? q : 0.0;
+            v[cc][t][1 + i] = pos < W ? q : rpad;
+          }
         }
         float left = subgroupShuffle(v[cc][t][PX], (l + 7u) & 7u);
         float right = subgroupShuffle(v[cc][t][1], (l + 1u) & 7u);
-        v[cc][t][0] = l == 0u ? subgroupShuffle(halo, uint(2 * t)) : left;
+        v[cc][t][0] = l == 0u ? subgroupShuffle(halo[t / 4], uint(2 * (t % 4))) : left;
         v[cc][t][PX + 1] = l == 7u ? rpad : right;
       }
     }
@@ -223,13 +277,21 @@ void main() {
       if (oc >= p.co)
         break;
       float bias = HAS_BIAS != 0 ? ld_b(oc) : 0.0;
-      [[unroll]] for (int k = 0; k < PX / 4; k++) {
-        int pos = xs + 4 * k;
-        if (pos < W) {
-          vec4 q = vec4(acc[r][o][4 * k], acc[r][o][4 * k + 1], acc[r][o][4 * k + 2],
-                        acc[r][o][4 * k + 3]);
-          q = vec4(act(q.x + bias), act(q.y + bias), act(q.z + bias), act(q.w + bias));
-          st_y4((oc * plane + uint(oy * W + pos)) >> 2, q);
+      if (XVEC != 0) {
+        [[unroll]] for (int k = 0; k < PX / 4; k++) {
+          int pos = xs + 4 * k;
+          if (pos < W) {
+            vec4 q = vec4(acc[r][o][4 * k], acc[r][o][4 * k + 1], acc[r][o][4 * k + 2],
+                          acc[r][o][4 * k + 3]);
+            q = vec4(act(q.x + bias), act(q.y + bias), act(q.z + bias), act(q.w + bias));
+            st_y4((oc * plane + uint(oy * W + pos)) >> 2, q);
+          }
+        }
+      } else {
+        [[unroll]] for (int i = 0; i < PX; i++) {
+          int pos = xs + i;
+          if (pos < W)
+            st_y(oc * plane + uint(oy * W + pos), act(acc[r][o][i] + bias));
         }
       }
     }

@@ -240,8 +240,10 @@ static const char *act_name(StAct a) {
 
 /* ---- conv2d ---------------------------------------------------------------------------- */
 
+/* `kernel`: NULL for the default choice, else the ST_CONV_KERNEL value forcing one ("generic",
+ * "tiled", "sg"; see compute/ops.c). */
 static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPad pad, bool bias,
-                           StAct act, StDType wdt, StDType xdt, bool generic) {
+                           StAct act, StDType wdt, StDType xdt, const char *kernel) {
   int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
   float *hx, *hw, *hb = NULL;
   DT *x = dt_random(xdt, 3, ci, h, w, -1.0f, 1.0f, &hx);
@@ -249,18 +251,18 @@ static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPa
   DT *b = bias ? dt_random(ST_F32, 1, co, 1, 1, -0.5f, 0.5f, &hb) : NULL;
   DT *y = dt_new(xdt, 3, co, oh, ow);
   char what[200];
-  snprintf(what, sizeof what, "conv2d%s k%d s%d %s %s bias=%d x[%d,%d,%d] o%d w%s x%s",
-           generic ? "(generic)" : "", k, stride, pad == ST_PAD_REFLECT ? "reflect" : "zero",
+  snprintf(what, sizeof what, "conv2d(%s) k%d s%d %s %s bias=%d x[%d,%d,%d] o%d w%s x%s",
+           kernel ? kernel : "default", k, stride, pad == ST_PAD_REFLECT ? "reflect" : "zero",
            act_name(act), bias, ci, h, w, co, wdt == ST_F16 ? "f16" : "f32",
            xdt == ST_F16 ? "f16" : "f32");
-  if (generic)
-    setenv("ST_CONV_GENERIC", "1", 1);
+  if (kernel)
+    setenv("ST_CONV_KERNEL", kernel, 1);
   StError err = {0};
   StCmd *cmd = begin();
   bool ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, b ? &b->t : NULL, k, stride, pad, act, 0.2f,
                          &y->t, &err);
-  if (generic)
-    unsetenv("ST_CONV_GENERIC");
+  if (kernel)
+    unsetenv("ST_CONV_KERNEL");
   if (finish(cmd, ok, &err, what)) {
     size_t n = (size_t)co * oh * ow;
     float *got = fmalloc(n), *ref = fmalloc(n);
@@ -295,22 +297,66 @@ static void test_conv(void) {
                 if (s == 2 && (bias + act + wf) % 2 != 0)
                   continue;
                 test_conv_case(ci, h, w, co, k, stride, (StPad)pad, bias, (StAct)act,
-                               wf ? ST_F16 : ST_F32, ST_F32, false);
+                               wf ? ST_F16 : ST_F32, ST_F32, NULL);
               }
   }
   /* Generic kernel for 3x3 (fallback path), fp16 feature maps, more channels. */
-  test_conv_case(5, 7, 9, 6, 3, 1, ST_PAD_REFLECT, true, ST_ACT_LRELU, ST_F32, ST_F32, true);
-  test_conv_case(5, 8, 9, 6, 3, 2, ST_PAD_ZERO, false, ST_ACT_RELU, ST_F32, ST_F32, true);
-  test_conv_case(5, 8, 9, 6, 1, 2, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F32, ST_F32, true);
-  test_conv_case(70, 9, 130, 17, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, false);
-  test_conv_case(40, 21, 37, 35, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, false);
-  test_conv_case(40, 21, 37, 35, 3, 2, ST_PAD_REFLECT, true, ST_ACT_NONE, ST_F32, ST_F32, false);
-  test_conv_case(64, 16, 16, 64, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, false);
+  test_conv_case(5, 7, 9, 6, 3, 1, ST_PAD_REFLECT, true, ST_ACT_LRELU, ST_F32, ST_F32, "generic");
+  test_conv_case(5, 8, 9, 6, 3, 2, ST_PAD_ZERO, false, ST_ACT_RELU, ST_F32, ST_F32, "generic");
+  test_conv_case(5, 8, 9, 6, 1, 2, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F32, ST_F32, "generic");
+  test_conv_case(70, 9, 130, 17, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, NULL);
+  test_conv_case(40, 21, 37, 35, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, NULL);
+  test_conv_case(40, 21, 37, 35, 3, 2, ST_PAD_REFLECT, true, ST_ACT_NONE, ST_F32, ST_F32, NULL);
+  test_conv_case(64, 16, 16, 64, 1, 1, ST_PAD_ZERO, true, ST_ACT_NONE, ST_F32, ST_F32, NULL);
   if (have_f16) {
-    test_conv_case(9, 13, 17, 10, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F16, ST_F16, false);
-    test_conv_case(9, 13, 17, 10, 3, 2, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F16, ST_F16, false);
-    test_conv_case(9, 13, 17, 10, 1, 1, ST_PAD_ZERO, false, ST_ACT_NONE, ST_F32, ST_F16, false);
+    test_conv_case(9, 13, 17, 10, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F16, ST_F16, NULL);
+    test_conv_case(9, 13, 17, 10, 3, 2, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F16, ST_F16, NULL);
+    test_conv_case(9, 13, 17, 10, 1, 1, ST_PAD_ZERO, false, ST_ACT_NONE, ST_F32, ST_F16, NULL);
   }
+  /* 3x3 stride 1 with the subgroup kernel, forced to "sg" (falls back to the tiled kernel on
+   * devices without 8-wide subgroups), with its edge cases: strips (32 px) and row tiles (4) cut
+   * by the image border, W = 4 (reflect of column W is W - 2 inside the strip), W not a multiple
+   * of 4 (element-wise rows: W = 1, 2, 7, 37), H = 1 and 2, output channels around the tiles (4,
+   * 8, 16, 32) and one, input channels not a multiple of 4 (element-wise weights, last block
+   * padded); the tiled kernel on the same shapes for comparison. Padding, activation, bias and
+   * fp16 storage rotate over the shapes (every pipeline variant is compiled by the driver, some
+   * in seconds, so not every combination is run on every shape). */
+  static const int sg[][4] = {{4, 1, 4, 1},    {8, 2, 4, 3},    {36, 5, 8, 8},   {68, 9, 12, 20},
+                              {32, 4, 4, 16},  {44, 7, 16, 33}, {12, 6, 20, 64}, {100, 3, 8, 40},
+                              {40, 10, 3, 16}, {16, 5, 19, 16}, {8, 3, 1, 5},    {20, 6, 6, 12},
+                              {1, 1, 4, 3},    {7, 5, 8, 16},   {37, 9, 5, 32},  {2, 3, 4, 9}};
+  for (size_t s = 0; s < sizeof sg / sizeof sg[0]; s++) {
+    int w = sg[s][0], h = sg[s][1], ci = sg[s][2], co = sg[s][3];
+    int r = (int)s;
+    test_conv_case(ci, h, w, co, 3, 1, (StPad)(r % 2), r % 2 == 0, (StAct)(r % 3), ST_F32, ST_F32,
+                   "sg");
+    test_conv_case(ci, h, w, co, 3, 1, (StPad)(1 - r % 2), r % 2 != 0, (StAct)((r + 1) % 3), ST_F32,
+                   ST_F32, "sg");
+    test_conv_case(ci, h, w, co, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, "tiled");
+    if (have_f16) {
+      static const StDType fw[3] = {ST_F16, ST_F16, ST_F32}, fx[3] = {ST_F32, ST_F16, ST_F16};
+      test_conv_case(ci, h, w, co, 3, 1, (StPad)((r / 2) % 2), r % 3 != 0, (StAct)((r + 2) % 3),
+                     fw[r % 3], fx[r % 3], "sg");
+    }
+  }
+  /* 1x1 subgroup kernel (stride 1, H*W % 4 == 0): planes cut inside a 128-pixel strip, W not a
+   * multiple of 4, input channels not a multiple of 4, output channels around the tiles. */
+  static const int sg1[][4] = {{4, 1, 4, 1},   {6, 2, 3, 5},     {17, 4, 19, 16},
+                               {36, 5, 8, 33}, {100, 3, 64, 40}, {24, 8, 32, 64}};
+  for (size_t s = 0; s < sizeof sg1 / sizeof sg1[0]; s++) {
+    int w = sg1[s][0], h = sg1[s][1], ci = sg1[s][2], co = sg1[s][3];
+    int r = (int)s;
+    test_conv_case(ci, h, w, co, 1, 1, ST_PAD_ZERO, r % 2 == 0, (StAct)(r % 3), ST_F32, ST_F32,
+                   "sg");
+    if (have_f16) {
+      static const StDType fw[3] = {ST_F16, ST_F16, ST_F32}, fx[3] = {ST_F32, ST_F16, ST_F16};
+      test_conv_case(ci, h, w, co, 1, 1, ST_PAD_ZERO, r % 2 != 0, (StAct)((r + 1) % 3), fw[r % 3],
+                     fx[r % 3], "sg");
+    }
+  }
+  /* Larger channel counts (many 4-channel weight blocks, long sums) and the default choice. */
+  test_conv_case(128, 9, 40, 64, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, NULL);
+  test_conv_case(64, 6, 24, 128, 3, 1, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F32, ST_F32, "sg");
 }
 
 /* ---- pool / resize --------------------------------------------------------------------- */
@@ -845,6 +891,7 @@ static void test_errors(void) {
 
 /* ---- benchmark (not part of the default run: `test-ops bench`) ------------------------- */
 
+#include <sys/resource.h>
 #include <time.h>
 
 static double now_s(void) {
@@ -853,34 +900,60 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void bench_conv(int ci, int co, int h, int w, int k, int stride, bool generic) {
+/* CPU time of the process, all threads (lavapipe's workers included). */
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+         1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* One convolution (bias, ReLU, reflect padding) per submission: `reps` timed runs after one
+ * warm-up (pipeline creation). Prints the medians of the wall time and of the CPU time (on a
+ * CPU driver the latter is the work done, less sensitive to other processes on the machine). */
+static void bench_conv(int ci, int co, int h, int w, int k, int stride, StDType dt,
+                       const char *kernel, int reps) {
   float *hx, *hw, *hb;
-  DT *x = dt_random(ST_F32, 3, ci, h, w, -1, 1, &hx);
-  DT *wt = dt_random(ST_F32, 3, co, ci, k * k, -1, 1, &hw);
+  DT *x = dt_random(dt, 3, ci, h, w, -1, 1, &hx);
+  DT *wt = dt_random(dt, 3, co, ci, k * k, -1, 1, &hw);
   DT *b = dt_random(ST_F32, 1, co, 1, 1, -1, 1, &hb);
   int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
-  DT *y = dt_new(ST_F32, 3, co, oh, ow);
-  if (generic)
-    setenv("ST_CONV_GENERIC", "1", 1);
-  double best = 1e9;
-  const int reps = 5;
-  for (int it = 0; it < 3; it++) {
+  DT *y = dt_new(dt, 3, co, oh, ow);
+  if (kernel)
+    setenv("ST_CONV_KERNEL", kernel, 1);
+  double wall[32], cpu[32];
+  int n = 0;
+  if (reps > 32)
+    reps = 32;
+  for (int it = 0; it <= reps; it++) {
     StError err = {0};
     StCmd *cmd = begin();
-    bool ok = true;
-    for (int r = 0; r < reps && ok; r++)
-      ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, &b->t, k, stride, ST_PAD_REFLECT, ST_ACT_RELU, 0,
-                        &y->t, &err);
-    double t0 = now_s();
+    bool ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, &b->t, k, stride, ST_PAD_REFLECT, ST_ACT_RELU,
+                           0, &y->t, &err);
+    double t0 = now_s(), c0 = cpu_s();
     if (!finish(cmd, ok, &err, "bench"))
       break;
-    double t = (now_s() - t0) / reps;
-    best = t < best ? t : best;
+    if (it > 0) {
+      wall[n] = now_s() - t0;
+      cpu[n++] = cpu_s() - c0;
+    }
   }
-  unsetenv("ST_CONV_GENERIC");
-  double gflop = 2.0 * ci * co * k * k * oh * ow * 1e-9;
-  printf("conv%dx%d s%d %3d->%3d %4dx%-4d %s: %7.2f ms  %6.1f GFLOP/s\n", k, k, stride, ci, co, w,
-         h, generic ? "generic" : "tiled  ", best * 1e3, gflop / best);
+  unsetenv("ST_CONV_KERNEL");
+  if (n > 0) {
+    qsort(wall, (size_t)n, sizeof wall[0], cmp_double);
+    qsort(cpu, (size_t)n, sizeof cpu[0], cmp_double);
+    double gflop = 2.0 * ci * co * k * k * oh * ow * 1e-9;
+    printf("conv%dx%d s%d %3d->%-3d %4dx%-4d %s %-7s: wall %8.2f ms %6.1f GFLOP/s | cpu %8.2f ms "
+           "(median of %d)\n",
+           k, k, stride, ci, co, w, h, dt == ST_F16 ? "f16" : "f32", kernel ? kernel : "default",
+           wall[n / 2] * 1e3, gflop / wall[n / 2], cpu[n / 2] * 1e3, n);
+    fflush(stdout);
+  }
   free(hx);
   free(hw);
   free(hb);
@@ -890,13 +963,27 @@ static void bench_conv(int ci, int co, int h, int w, int k, int stride, bool gen
   dt_free(y);
 }
 
-static void bench(void) {
-  static const int cfg[][6] = {{16, 16, 256, 256, 3, 1}, {32, 32, 128, 128, 3, 1},
-                               {64, 64, 64, 64, 3, 1},   {16, 32, 256, 256, 3, 2},
-                               {3, 16, 256, 256, 3, 1},  {64, 64, 64, 64, 1, 1}};
-  for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
-    for (int g = 0; g < (cfg[i][4] == 3 ? 2 : 1); g++)
-      bench_conv(cfg[i][0], cfg[i][1], cfg[i][3], cfg[i][2], cfg[i][4], cfg[i][5], g);
+/* `test-ops bench [quick]`: the four target shapes of a 3x3 convolution (issue 5) with the
+ * default kernel (10 runs) and the tiled kernel (3 runs; omitted with `quick`), fp32 and fp16
+ * storage, then other shapes. */
+static void bench(bool quick) {
+  static const int target[][4] = {
+      {1280, 720, 16, 16}, {640, 360, 32, 32}, {320, 180, 64, 64}, {320, 180, 128, 128}};
+  for (size_t i = 0; i < 4; i++) {
+    int w = target[i][0], h = target[i][1], ci = target[i][2], co = target[i][3];
+    bench_conv(ci, co, h, w, 3, 1, ST_F32, NULL, 10);
+    if (have_f16)
+      bench_conv(ci, co, h, w, 3, 1, ST_F16, NULL, 10);
+    if (!quick)
+      bench_conv(ci, co, h, w, 3, 1, ST_F32, "tiled", 3);
+  }
+  static const int other[][6] = {{3, 16, 720, 1280, 3, 1}, {19, 16, 720, 1280, 3, 1},
+                                 {16, 3, 720, 1280, 3, 1}, {16, 32, 720, 1280, 3, 2},
+                                 {64, 64, 180, 320, 1, 1}, {32, 64, 360, 640, 1, 1},
+                                 {256, 256, 90, 160, 3, 1}};
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+    bench_conv(other[i][0], other[i][1], other[i][2], other[i][3], other[i][4], other[i][5], ST_F32,
+               NULL, quick ? 3 : 5);
 }
 
 int main(int argc, char **argv) {
@@ -919,7 +1006,7 @@ int main(int argc, char **argv) {
                {"matmul", test_matmul},   {"linear", test_linear},   {"softmax", test_softmax},
                {"concat", test_concat},   {"frames", test_frames},   {"errors", test_errors}};
   if (only && strcmp(only, "bench") == 0) {
-    bench();
+    bench(argc > 2 && strcmp(argv[2], "quick") == 0);
     st_device_free(dev);
     return 0;
   }

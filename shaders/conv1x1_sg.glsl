@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// 1x1 convolution, stride 1, for CPU Vulkan drivers with 8-wide subgroups (lavapipe/llvmpipe on
+// 256-bit SIMD): y[o] = act(sum_i w[o,i] x[i] + b[o]), w [O,I] (or [O,I,1,1]). The same scheme as
+// conv3x3_sg.glsl (see there for the measurements behind it), on the flattened H*W plane:
+// invocation `l` owns NP consecutive pixels, read with vec4 loads; lane j loads the weights of
+// output channel o0 + j + 8s for 4 input channels (one vec4) and shuffles distribute them; every
+// invocation accumulates OB x NP outputs. Included by conv1x1_sg_*.comp, which define OB (output
+// channels per workgroup, multiple of 8) and NP (pixels per invocation, multiple of 4).
+// Requirements checked by ops.c: subgroup size 8 (one workgroup = one subgroup), H*W % 4 == 0.
+// WVEC (I % 4 == 0) selects vec4 weight loads, otherwise scalar loads with the last block of 4
+// input channels padded by zero weights. fp16 storage (ST_F16, DT_MASK bits) is read and written
+// as packed halves (uvec2 = 4 halves).
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
+
+layout(constant_id = 0) const int DT_MASK = 0;
+layout(constant_id = 1) const int ACT = 0;
+layout(constant_id = 2) const int HAS_BIAS = 0;
+layout(constant_id = 3) const int WVEC = 1;
+
+layout(local_size_x = 8) in;
+
+layout(std430, set = 0, binding = 0) readonly buffer XF4 { vec4 x_f4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WF { float w_f[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WF4 { vec4 w_f4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer BF { float b_f[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer YF4 { vec4 y_f4[]; };
+#ifdef ST_F16
+layout(std430, set = 0, binding = 0) readonly buffer XH4 { uvec2 x_h4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WH { uint w_h[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WH4 { uvec2 w_h4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer BH { uint b_h[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer YH4 { uvec2 y_h4[]; };
+#endif
+
+layout(push_constant) uniform P {
+  uint ci, h, w, co, oh, ow;
+  float alpha;
+} p;
+
+const bool XH16 = (DT_MASK & 1) != 0;
+const bool WH16 = (DT_MASK & 2) != 0;
+const bool BH16 = (DT_MASK & 4) != 0;
+const bool YH16 = (DT_MASK & 8) != 0;
+
+vec4 ld_x4(uint i) {
+#ifdef ST_F16
+  if (XH16) {
+    uvec2 u = x_h4[i];
+    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  }
+#endif
+  return x_f4[i];
+}
+vec4 ld_w4(uint i) {
+#ifdef ST_F16
+  if (WH16) {
+    uvec2 u = w_h4[i];
+    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  }
+#endif
+  return w_f4[i];
+}
+float ld_w(uint i) {
+#ifdef ST_F16
+  if (WH16)
+    return unpackHalf2x16(w_h[i >> 1])[i & 1u];
+#endif
+  return w_f[i];
+}
+float ld_b(uint i) {
+#ifdef ST_F16
+  if (BH16)
+    return unpackHalf2x16(b_h[i >> 1])[i & 1u];
+#endif
+  return b_f[i];
+}
+void st_y4(uint i, vec4 v) {
+#ifdef ST_F16
+  if (YH16) {
+    y_h4[i] = uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+    return;
+  }
+#endif
+  y_f4[i] = v;
+}
+
+float act(float v) {
+  if (ACT == 1)
+    return max(v, 0.0);
+  if (ACT == 2)
+    return v >= 0.0 ? v : v * p.alpha;
+  return v;
+}
+
+const int NS = OB / 8;
+
+void main() {
+  const uint l = gl_SubgroupInvocationID;
+  const uint n = p.h * p.w; // plane size, % 4 == 0
+  const uint ns = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; // strip index
+  const uint p0 = (ns * 8u + l) * uint(NP); // this lane's first pixel
+  const uint o0 = gl_WorkGroupID.z * uint(OB);
+  uint wbase[NS];
+  [[unroll]] for (int s = 0; s < NS; s++)
+    wbase[s] = min(o0 + l + uint(8 * s), p.co - 1u) * p.ci;
+
+  float acc[OB][NP];
+  [[unroll]] for (int o = 0; o < OB; o++)
+    [[unroll]] for (int i = 0; i < NP; i++)
+      acc[o][i] = 0.0;
+
+  for (uint c0 = 0u; c0 < p.ci; c0 += 4u) {
+    // Phase 1: loads. Weights w[o0 + l + 8s][c0 .. c0 + 3], then the 4 x NP input values.
+    vec4 wv[NS];
+    [[unroll]] for (int s = 0; s < NS; s++) {
+      if (WVEC != 0) {
+        wv[s] = ld_w4((wbase[s] + c0) >> 2);
+      } else {
+        [[unroll]] for (int k = 0; k < 4; k++) {
+          float wk = ld_w(wbase[s] + min(c0 + uint(k), p.ci - 1u));
+          wv[s][k] = c0 + uint(k) < p.ci ? wk : 0.0;
+        }
+      }
+    }
+    float v[4][NP];
+    [[unroll]] for (int cc = 0; cc < 4; cc++) {
+      uint cbase = min(c0 + uint(cc), p.ci - 1u) * n; // zero weights beyond ci
+      [[unroll]] for (int k = 0; k < NP / 4; k++) {
+        vec4 q = ld_x4((cbase + min(p0 + uint(4 * k), n - 4u)) >> 2);
+        v[cc][4 * k] = q.x;
+        v[cc][4 * k + 1] = q.y;
+        v[cc][4 * k + 2] = q.z;
+        v[cc][4 * k + 3] = q.w;
+      }
+    }
+    // Phase 2: FMAs, one output channel at a time.
+    [[unroll]] for (int o = 0; o < OB; o++) {
+      [[unroll]] for (int cc = 0; cc < 4; cc++) {
+        float wgt = subgroupShuffle(wv[o / 8][cc], uint(o % 8));
+        [[unroll]] for (int i = 0; i < NP; i++)
+          acc[o][i] = fma(v[cc][i], wgt, acc[o][i]);
+      }
+    }
+  }
+
+  [[unroll]] for (int o = 0; o < OB; o++) {
+    uint oc = o0 + uint(o);
+    if (oc >= p.co)
+      break;
+    float bias = HAS_BIAS != 0 ? ld_b(oc) : 0.0;
+    [[unroll]] for (int k = 0; k < NP / 4; k++) {
+      uint pos = p0 + uint(4 * k);
+      if (pos < n) {
+        vec4 q = vec4(acc[o][4 * k], acc[o][4 * k + 1], acc[o][4 * k + 2], acc[o][4 * k + 3]);
+        q = vec4(act(q.x + bias), act(q.y + bias), act(q.z + bias), act(q.w + bias));
+        st_y4((oc * n + pos) >> 2, q);
+      }
+    }
+  }
+}

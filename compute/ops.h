@@ -37,12 +37,13 @@ bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float al
 /* mean[C], std[C] = sqrt(biased var + eps) over H*W. */
 bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, const StTensor *mean,
                    const StTensor *std, StError *err);
-/* g[C,D] = x yᵀ/(H*W) (y NULL: y = x); center: subtract channel means; sqrt: sqrt(max(g,0)+1e-8). */
+/* g[C,D] = x yᵀ/(H*W) (y NULL: y = x); center: subtract channel means; sqrt: sqrt(max(g,0)+1e-8).
+ */
 bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, bool center,
                 bool sqrt_, const StTensor *g, StError *err);
 /* c[M,N] = op(a) op(b). */
-bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, bool ta,
-                  bool tb, const StTensor *c, StError *err);
+bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, bool ta, bool tb,
+                  const StTensor *c, StError *err);
 /* y[N] = act(w[N,K] x + b); x is any tensor with K elements. b may be NULL. */
 bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
                   const StTensor *b, StAct act, float alpha, const StTensor *y, StError *err);

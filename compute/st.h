@@ -44,9 +44,9 @@ typedef struct StNet StNet;
 /* ---- devices ---------------------------------------------------------- */
 
 typedef struct {
-  int index;             /* -1: automatic (discrete > integrated > virtual > cpu) */
-  bool enable_validation; /* enable VK_LAYER_KHRONOS_validation when present */
-  bool require_validation_clean; /* st_device_validation_messages() counts messages */
+  int index;                       /* -1: automatic (discrete > integrated > virtual > cpu) */
+  bool enable_validation;          /* enable VK_LAYER_KHRONOS_validation when present */
+  bool require_validation_clean;   /* st_device_validation_messages() counts messages */
   const char *pipeline_cache_path; /* NULL: $XDG_CACHE_HOME/styletransfer/pipelines-<uuid>.bin */
 } StDeviceOptions;
 
@@ -55,7 +55,7 @@ void st_device_options_init(StDeviceOptions *opts);
 StDevice *st_device_new(const StDeviceOptions *opts, StError *err);
 void st_device_free(StDevice *dev);
 const char *st_device_name(const StDevice *dev);
-bool st_device_is_cpu(const StDevice *dev);      /* lavapipe / llvmpipe / other CPU device */
+bool st_device_is_cpu(const StDevice *dev); /* lavapipe / llvmpipe / other CPU device */
 bool st_device_has_fp16_storage(const StDevice *dev);
 /* Number of validation-layer messages (warnings and errors) seen so far. */
 unsigned st_device_validation_messages(const StDevice *dev);
@@ -91,7 +91,8 @@ typedef struct {
 
 StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *opts, StError *err);
 void st_net_free(StNet *net);
-int st_net_max_steps(const StNet *net); /* number of refine subgraphs (steps beyond repeat the last) */
+int st_net_max_steps(
+    const StNet *net); /* number of refine subgraphs (steps beyond repeat the last) */
 
 /* Sets the style image (any size >= 1x1; RGBA-like or YUV formats). Runs the style subgraph
  * once; the result is cached until the next call. */

@@ -310,6 +310,8 @@ static bool parse_scalar(const Ctx *c, const char *where, const char *key, const
       out->kind = ST_SCALAR_NEG;
     else if (strcmp(v->string, "one_minus_strength") == 0)
       out->kind = ST_SCALAR_ONE_MINUS;
+    else if (strcmp(v->string, "state_valid") == 0)
+      out->kind = ST_SCALAR_STATE_VALID;
     else
       return merr(c, "%s: unknown scalar '%s' for %s", where, v->string, key);
     return true;

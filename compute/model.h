@@ -38,7 +38,8 @@ typedef enum {
   ST_SCALAR_CONST = 0,
   ST_SCALAR_STRENGTH,
   ST_SCALAR_NEG,
-  ST_SCALAR_ONE_MINUS
+  ST_SCALAR_ONE_MINUS,
+  ST_SCALAR_STATE_VALID /* 1 when the temporal state holds the previous frame's value */
 } StScalarKind;
 typedef struct {
   StScalarKind kind;

@@ -815,20 +815,28 @@ static StyleVal *style_vals_of(const StNet *net, const Plan *p, int *n, StError 
   return sv;
 }
 
-static float scalar(StScalar s, float strength) {
+/* Values of the run-time scalars of FORMAT.md for one recording. */
+typedef struct {
+  float strength;    /* the element's strength */
+  float state_valid; /* 1 when the temporal state holds the previous frame's value, else 0 */
+} Scalars;
+
+static float scalar(StScalar s, const Scalars *sc) {
   switch (s.kind) {
   case ST_SCALAR_STRENGTH:
-    return strength;
+    return sc->strength;
   case ST_SCALAR_NEG:
-    return -strength;
+    return -sc->strength;
   case ST_SCALAR_ONE_MINUS:
-    return 1.0f - strength;
+    return 1.0f - sc->strength;
+  case ST_SCALAR_STATE_VALID:
+    return sc->state_valid;
   default:
     return s.value;
   }
 }
 
-static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, float strength,
+static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Scalars *sc,
                       StError *err) {
   StDevice *dev = net->dev;
   const StGraphOp *op = s->op;
@@ -863,7 +871,7 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, float str
     ok = st_op_resize(dev, cmd, a, (StResizeMode)op->mode, y, err);
     break;
   case ST_GOP_ADD:
-    ok = st_op_add(dev, cmd, a, b, scalar(op->ka, strength), scalar(op->kb, strength), op->act,
+    ok = st_op_add(dev, cmd, a, b, scalar(op->ka, sc), scalar(op->kb, sc), op->act,
                    op->alpha, y, err);
     break;
   case ST_GOP_MUL:
@@ -883,7 +891,7 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, float str
                       op->act, op->alpha, y, err);
     break;
   case ST_GOP_SOFTMAX:
-    ok = st_op_softmax(dev, cmd, a, scalar(op->scale, strength), y, err);
+    ok = st_op_softmax(dev, cmd, a, scalar(op->scale, sc), y, err);
     break;
   case ST_GOP_RESHAPE:
     break; /* an alias: no work */
@@ -907,10 +915,10 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, float str
 }
 
 /* Records all steps of a plan with marks per stage (or per op). */
-static bool record_steps(StNet *net, StCmd *cmd, Plan *p, float strength, StError *err) {
+static bool record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err) {
   for (int i = 0; i < p->nst; i++) {
     const PStep *s = &p->st[i];
-    if (!exec_step(net, cmd, p, s, strength, err))
+    if (!exec_step(net, cmd, p, s, sc, err))
       return false;
     if (net->per_op) {
       if (s->op->kind != ST_GOP_RESHAPE)
@@ -1248,7 +1256,8 @@ static bool set_style_impl(StNet *net, const StImage *style, const float *rgb, i
     st_cmd_copy(cmd, &net->up, 0, t->buf, t->offset, bytes);
   }
   st_cmd_mark(cmd, "upload");
-  if (!record_steps(net, cmd, p, 1.0f, err))
+  const Scalars style_sc = {1.0f, 0.0f};
+  if (!record_steps(net, cmd, p, &style_sc, err))
     goto out;
   if (!st_cmd_submit_wait(cmd, err))
     goto out;
@@ -1364,9 +1373,11 @@ static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StEr
 /* Records initial + refine steps and the temporal state handling. */
 static bool record_network(StNet *net, StCmd *cmd, Plan *p, const StFrameParams *params,
                            StError *err) {
-  if (p->state >= 0 && (!params->temporal || !net->state_valid))
+  const bool have_prev = params->temporal && net->state_valid;
+  if (p->state >= 0 && !have_prev)
     st_cmd_fill_zero(cmd, &net->state_buf, 0, net->state_buf.size);
-  if (!record_steps(net, cmd, p, params->strength, err))
+  const Scalars sc = {params->strength, p->state >= 0 && have_prev ? 1.0f : 0.0f};
+  if (!record_steps(net, cmd, p, &sc, err))
     return false;
   if (p->state_src >= 0) {
     const StTensor *t = &p->vals[p->state_src].t;

@@ -206,12 +206,14 @@ def write_test_data(net, model_path, out_dir, seed):
                 index["cases"].append({"content": cname, "content_shape": [3, h, w],
                                        "strength": s, "steps": n, "temporal": False,
                                        "output": oname, "output_shape": list(y.shape)})
-    # two-frame sequence with temporal on: frame 2 = frame 1 shifted by (2, 1) px plus noise
+    # sequence with temporal on: frame 2 = frame 1 shifted by (2, 1) px plus noise
     w, h, steps, s = 64, 48, 3, 1.0
     base = synthetic_image(h + 4, w + 4, seed + 50)
     g = torch.Generator().manual_seed(seed + 51)
     frames = [base[:, 2:2 + h, 2:2 + w],
               (base[:, 3:3 + h, 4:4 + w] + 0.02 * torch.randn(3, h, w, generator=g)).clamp(0, 1)]
+    # frame 3: frame 2 again with fresh faint noise (a still camera: the temporal gate keeps)
+    frames.append((frames[1] + 0.004 * torch.randn(3, h, w, generator=g)).clamp(0, 1))
     seq = {"strength": s, "steps": steps, "temporal": True, "frames": []}
     prev = None
     for i, fr in enumerate(frames):

@@ -6,7 +6,9 @@ recorded graph describes one sample (batch 1, the batch dimension dropped), exac
 defines the ops.
 
 Scalars may be numbers or the strings "strength", "neg_strength", "one_minus_strength"; in torch
-they are resolved from `set_strength()` (a float or a [B] tensor, one value per sample).
+they are resolved from `set_strength()` (a float or a [B] tensor, one value per sample), and
+"state_valid" (1 when the temporal state holds the previous frame's value, else 0), resolved from
+`set_state_valid()`.
 """
 
 import contextlib
@@ -14,10 +16,11 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-SCALAR_NAMES = ("strength", "neg_strength", "one_minus_strength")
+SCALAR_NAMES = ("strength", "neg_strength", "one_minus_strength", "state_valid")
 
 _rec = None
 _strength = 1.0
+_state_valid = 0.0
 
 
 class Recorder:
@@ -81,9 +84,16 @@ def set_strength(s):
     _strength = s
 
 
+def set_state_valid(v):
+    global _state_valid
+    _state_valid = float(v)
+
+
 def _scalar(k, ref):
     """Resolves a scalar attribute to a number or a tensor broadcastable against `ref`."""
     if isinstance(k, str):
+        if k == "state_valid":
+            return _state_valid
         s = _strength
         if torch.is_tensor(s):
             s = s.to(ref.dtype).to(ref.device).reshape([-1] + [1] * (ref.dim() - 1))

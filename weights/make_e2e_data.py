@@ -159,16 +159,18 @@ def main():
                 if strength == 1.0:
                     prev_out = out
 
-    # Two-frame sequence, temporal state on: frame 2 = frame 1 moved by (2, 1) px plus noise.
+    # Sequence, temporal state on: frame 2 = frame 1 moved by (2, 1) px plus noise.
     w, h, n = 64, 48, 2
     base = synthetic_rgb(h + 4, w + 4, a.seed + 50)
     rng = np.random.RandomState(a.seed + 51)
     f1 = base[2:2 + h, 2:2 + w]
     f2 = np.clip(base[3:3 + h, 4:4 + w].astype(np.int32) + rng.randint(-4, 5, (h, w, 3)), 0,
                  255).astype(np.uint8)
+    # frame 3: frame 2 with fresh faint noise (a still camera: the temporal gate keeps)
+    f3 = np.clip(f2.astype(np.int32) + rng.randint(-1, 2, (h, w, 3)), 0, 255).astype(np.uint8)
     seq = {"width": w, "height": h, "steps": n, "strength": 1.0, "temporal": True, "frames": []}
     prev = None
-    for i, fr in enumerate((f1, f2)):
+    for i, fr in enumerate((f1, f2, f3)):
         x, state = m.run_frame(to_tensor(fr), n, 1.0, prev)
         prev = state.get("residual")
         out = to_frame(x, h, w)

@@ -18,10 +18,15 @@ DEFAULT_CFG = {
     "alpha": 0.2,  # lrelu slope
     "style_size": 256,
     "refine_levels": [1, 0, 0],  # pools of the content per refine subgraph (1 = half res)
+    "gate": True,  # temporal gate: keep the previous residual where the new one barely differs
+    # The gate sees (gate_scale * (residual - previous residual))^2, so that its 3x3 convolution
+    # starts with weights of order 1 (a residual change of about 0.02 is the initial threshold).
+    "gate_scale": 16.0,
 }
 
-# A smaller variant for the engine's test model (same graph structure).
-TEST_CFG = dict(DEFAULT_CFG, z=16, hidden=32, style_size=64)
+# A smaller variant for the engine's test model (same graph structure). Its random weights give
+# residuals of order 1, so its gate gets a gentler scale (no near-step that fp16 would flip).
+TEST_CFG = dict(DEFAULT_CFG, z=16, hidden=32, style_size=64, gate_scale=0.5)
 
 
 def conv3(i, o, bias=True):
@@ -154,7 +159,12 @@ class Refine(nn.Module):
         self.v1 = conv1(w1, w1, bias=False) if w1 == d1 else None
         self.t1 = conv3(d1 + 3, d1)
         self.out = conv3(d1, 3)
+        self.gate = conv3(3, 3) if cfg.get("gate") else None
+        self.gate_scale = float(cfg.get("gate_scale", 16.0))
         with torch.no_grad():
+            if self.gate is not None:
+                self.gate.weight.fill_(-1.0 / 3.0)
+                self.gate.bias.fill_(3.0)
             for m in (self.v3, self.v2, self.v1):
                 m.weight.uniform_(0.0, 0.01)
             self.o.weight.mul_(0.1)
@@ -201,8 +211,19 @@ class Refine(nn.Module):
         r = G.conv(h, self.out)
         x0 = G.resize(Fr["x0"], c)
         d = G.add(x, x0, kb=-1)
-        residual = G.add(d, r, name="residual")
-        x_new = G.add(x, r, name="x")
+        if self.gate is None:
+            residual = G.add(d, r, name="residual")
+            return G.add(x, r, name="x"), residual, f3c
+        # Temporal gate: where this frame's residual differs from the previous frame's by less
+        # than what the gate learned to call noise, keep the previous one (a still scene gives a
+        # still picture); where the scene changed, the new one. `state_valid` is 0 when there is
+        # no previous frame (first frame, temporal off), which turns the gate off.
+        residual = G.add(d, r)
+        dd = G.add(residual, pr, ka=self.gate_scale, kb=-self.gate_scale)
+        g = G.act(G.conv(G.mul(dd, dd), self.gate), "sigmoid")
+        keep = G.mul(g, G.add(pr, residual, kb=-1))
+        residual = G.add(residual, keep, kb="state_valid", name="residual")
+        x_new = G.add(x0, residual, name="x")
         return x_new, residual, f3c
 
 
@@ -266,6 +287,7 @@ class StyleNet(nn.Module):
             S = self.style(style_img)
         x, x0 = self.initial(content, S)
         Fr = {"x0": x0}
+        G.set_state_valid(0.0 if prev_res is None else 1.0)
         if prev_res is None:
             prev_res = torch.zeros_like(content)
         outs = [x]
@@ -273,3 +295,14 @@ class StyleNet(nn.Module):
             x, _ = self.refine(i, x, content, prev_res, S, Fr)
             outs.append(x)
         return outs, Fr
+
+
+def load_student(net, state):
+    """Loads a checkpoint's tensors. Checkpoints written before the temporal gate existed lack
+    its tensors: those keep their initial values. Returns the list of such missing names."""
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    bad = [k for k in missing if ".gate." not in k]
+    if bad or unexpected:
+        raise RuntimeError("checkpoint does not match the model: missing %s, unexpected %s" %
+                           (bad, unexpected))
+    return missing

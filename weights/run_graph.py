@@ -52,11 +52,13 @@ class Model:
         self.graph = json.loads(meta["graph"])
         self.arch = json.loads(meta.get("arch", "{}"))
         self.strength = 1.0
+        self.state_valid = 0.0
 
     def scalar(self, k):
         if isinstance(k, str):
             return {"strength": self.strength, "neg_strength": -self.strength,
-                    "one_minus_strength": 1.0 - self.strength}[k]
+                    "one_minus_strength": 1.0 - self.strength,
+                    "state_valid": self.state_valid}[k]
         return float(k)
 
     def run_subgraph(self, name, env):
@@ -161,6 +163,7 @@ class Model:
     def run_frame(self, content, steps, strength=1.0, prev_residual=None):
         """Returns (final x, frame state). prev_residual None = zeros (temporal off/first)."""
         self.strength = strength
+        self.state_valid = 0.0 if prev_residual is None else 1.0
         with torch.no_grad():
             env = dict(self.style_state)
             env["content"] = content

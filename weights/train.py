@@ -15,6 +15,7 @@ import io
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -259,21 +260,40 @@ def whiten_loss(chat):
 # Stages
 
 
+# The parts of the student each stage trains (attribute paths in StyleNet).
+STAGE_PARTS = {
+    "distill": ["enc", "heads", "dec_rec"],
+    "efa": ["efa", "dec_efa"],
+    "refine0": ["refines.0"],
+    "refine1": ["refines.1"],
+    "temporal": ["refines.0", "refines.1"],
+    "adain": ["dec_adain"],
+}
+
+
+def stage_modules(net, stage):
+    return [net.get_submodule(n) for n in STAGE_PARTS[stage]]
+
+
+def refresh_parts(net, stage):
+    """Replaces the parts that `stage` trains with their tensors from that stage's checkpoint
+    (e.g. a longer-trained EFA block under already trained refine steps)."""
+    ck = torch.load(ckpt_path(stage), map_location="cpu")
+    prefixes = tuple(n + "." for n in STAGE_PARTS[stage])
+    sd = net.state_dict()
+    n = 0
+    for k, v in ck["model"].items():
+        if k.startswith(prefixes):
+            sd[k] = v
+            n += 1
+    net.load_state_dict(sd)
+    print("refreshed %d tensors of %s from its checkpoint (step %d)" % (n, stage, ck["step"]))
+
+
 def trainable(net, stage):
-    if stage == "distill":
-        mods = [net.enc, net.heads, net.dec_rec]
-    elif stage == "efa":
-        mods = [net.efa, net.dec_efa]
-    elif stage == "refine0":
-        mods = [net.refines[0]]
-    elif stage == "refine1":
-        mods = [net.refines[1]]
-    elif stage == "temporal":
-        mods = [net.refines[0], net.refines[1]]
-    elif stage == "adain":
-        mods = [net.dec_adain]
-    else:
+    if stage not in STAGE_PARTS:
         raise ValueError(stage)
+    mods = stage_modules(net, stage)
     for p in net.parameters():
         p.requires_grad_(False)
     params = []
@@ -374,18 +394,28 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         return W_CONTENT * lc + W_STYLE * ls, logs
 
     if stage == "temporal":
+        # Frame pairs (a, b): b is a shifted by (dy, dx) (often 0: a still camera), both with
+        # fresh sensor noise; sometimes b is another picture (a cut). Frame b gets a's final
+        # residual as its temporal state (mostly), and the loss asks b's output to equal a's
+        # output moved by the same shift, besides the usual content and style losses.
         pad = 6
         big = load_batch(c_train, rng, crop + 2 * pad, B, device)
-        dy, dx = rng.randint(-4, 4), rng.randint(-4, 4)
+        r = rng.random()
+        still = r < 0.4
+        cut = r > 0.9
+        dy, dx = (0, 0) if still else (rng.randint(-4, 4), rng.randint(-4, 4))
         ca = big[:, :, pad:pad + crop, pad:pad + crop]
-        cb = big[:, :, pad + dy:pad + dy + crop, pad + dx:pad + dx + crop]
+        if cut:
+            cb = load_batch(c_train, rng, crop, B, device)
+        else:
+            cb = big[:, :, pad + dy:pad + dy + crop, pad + dx:pad + dx + crop]
         noise = rng.uniform(0.0, 0.03)
         ca = (ca + noise * torch.randn_like(ca)).clamp(0, 1)
         cb = (cb + noise * torch.randn_like(cb)).clamp(0, 1)
         steps = 3
         with torch.no_grad():
             outs_a, fa = net(ca, None, steps, S=S)
-        use_prev = rng.random() < 0.8
+        use_prev = rng.random() < 0.85
         prev = fa["residual"] if use_prev else None
         outs_b, _ = net(cb, None, steps, prev_res=prev, S=S)
         xb = outs_b[-1]
@@ -395,7 +425,12 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         xa0, xb0 = max(dx, 0), max(-dx, 0)
         hh, ww = crop - abs(dy), crop - abs(dx)
         xa = outs_a[-1]
-        lt = ((xb[:, :, yb0:yb0 + hh, xb0:xb0 + ww] - xa[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
+        if cut:
+            lt = torch.zeros((), device=device)
+        else:
+            lt = ((xb[:, :, yb0:yb0 + hh, xb0:xb0 + ww] -
+                   xa[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
+            logs["temporal_still" if still else "temporal_shift"] = lt.item()
         logs.update(content=lc.item(), style=ls.item(), temporal=lt.item())
         return W_CONTENT * lc + W_STYLE * ls + W_TEMPORAL * lt, logs
     raise ValueError(stage)
@@ -441,9 +476,9 @@ def trained_stages():
 def load_model_from_checkpoints(device="cpu"):
     """Model with every trained part loaded: the latest stage's checkpoint holds all parts."""
     st, ck = latest_state("temporal")
-    net = M.StyleNet(ck["cfg"] if ck else None)
+    net = M.StyleNet(dict(M.DEFAULT_CFG, **ck["cfg"]) if ck else None)
     if ck:
-        net.load_state_dict(ck["model"])
+        M.load_student(net, ck["model"])
     return net.to(device), st, ck
 
 
@@ -472,15 +507,19 @@ def bench(stage, n, device):
         stage, per, 3600 / per, STAGE_CFG[stage]["batch"], STAGE_CFG[stage]["crop"]), flush=True)
 
 
-def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=0.0):
+def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=0.0,
+          refresh=()):
     torch.manual_seed(seed)
     cfg = STAGE_CFG[stage]
     net = M.StyleNet().to(device)
     start_step, elapsed0, opt_state = 0, 0.0, None
     if os.path.exists(ckpt_path(stage)):
         ck = torch.load(ckpt_path(stage), map_location="cpu")
-        net.load_state_dict(ck["model"])
+        missing = M.load_student(net, ck["model"])
         start_step, elapsed0, opt_state = ck["step"], ck.get("elapsed", 0.0), ck["opt"]
+        if missing:  # written before the gate existed: its optimizer state does not fit
+            print("checkpoint lacks %s: new parts start from their initial values" % missing)
+            opt_state = None
         print("resuming %s at step %d" % (stage, start_step))
     else:
         prev = STAGES[:STAGES.index(stage)]
@@ -489,7 +528,7 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
         for st in reversed(prev):
             if os.path.exists(ckpt_path(st)):
                 ck = torch.load(ckpt_path(st), map_location="cpu")
-                net.load_state_dict(ck["model"])
+                M.load_student(net, ck["model"])
                 print("starting %s from checkpoint %s (step %d)" % (stage, st, ck["step"]))
                 break
         else:
@@ -501,6 +540,8 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
             net.dec_adain.load_state_dict(net.dec_rec.state_dict())
         if stage == "refine1":  # start from the trained half-resolution step
             net.refines[1].load_state_dict(net.refines[0].state_dict())
+    for st in refresh:
+        refresh_parts(net, st)
     if start_step >= steps:
         print("%s: already at step %d >= %d, nothing to do" % (stage, start_step, steps))
         return
@@ -526,13 +567,16 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
             bar = tqdm(total=steps, initial=start_step, desc=stage)
         except ImportError:
             bar = None
+    stop = []  # SIGTERM/SIGINT: finish the step, checkpoint, exit
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(1))
     t0 = time.time()
     last_ck = t0
     avg = {}
     step = start_step
     log_line(stage, "# start step %d device %s batch %d crop %d lr %g" %
              (step, device, cfg["batch"], cfg["crop"], cfg["lr"]))
-    while step < steps:
+    while step < steps and not stop:
         if minutes and time.time() - t0 > minutes * 60:
             break
         if budget_minutes and elapsed0 + time.time() - t0 > budget_minutes * 60:
@@ -578,6 +622,9 @@ def main():
     ap.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this")
     ap.add_argument("--budget-minutes", type=float, default=0,
                     help="stop when the stage's total training time (all runs) reaches this")
+    ap.add_argument("--refresh", default="",
+                    help="comma-separated stages whose parts are reloaded from their own\n"
+                         "checkpoints before training (e.g. efa after more EFA training)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=300.0, help="seconds between checkpoints")
@@ -592,7 +639,11 @@ def main():
         return
     if not a.steps:
         ap.error("--steps is required (or --bench)")
-    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes)
+    refresh = [s for s in a.refresh.split(",") if s]
+    for s in refresh:
+        if s not in STAGES or not os.path.exists(ckpt_path(s)):
+            ap.error("--refresh: no checkpoint of stage %r" % s)
+    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes, refresh)
 
 
 if __name__ == "__main__":

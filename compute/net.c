@@ -871,8 +871,8 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
     ok = st_op_resize(dev, cmd, a, (StResizeMode)op->mode, y, err);
     break;
   case ST_GOP_ADD:
-    ok = st_op_add(dev, cmd, a, b, scalar(op->ka, sc), scalar(op->kb, sc), op->act,
-                   op->alpha, y, err);
+    ok = st_op_add(dev, cmd, a, b, scalar(op->ka, sc), scalar(op->kb, sc), op->act, op->alpha, y,
+                   err);
     break;
   case ST_GOP_MUL:
     ok = st_op_mul(dev, cmd, a, b, op->act, op->alpha, y, err);

@@ -970,4 +970,7 @@ static void gst_style_transfer_init(GstStyleTransfer *self) {
   self->device_index = DEFAULT_DEVICE;
   self->processing_size = DEFAULT_PROCESSING_SIZE;
   self->fp16 = DEFAULT_FP16;
+  /* drop frames that would reach the sink late anyway (GstBaseTransform's QoS handling), rather
+   * than queuing them behind a slow device */
+  gst_base_transform_set_qos_enabled(GST_BASE_TRANSFORM(self), TRUE);
 }

@@ -47,12 +47,83 @@ def style_input(path, size):
     return T.to_tensor(img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR))
 
 
+# Contact sheet (committed, so only redistributable pictures): public-domain paintings by artists
+# held out of training, and content that training never saw: a held-out CC-BY-SA photo and frames
+# of the CC-BY-4.0 clips (training uses photos only).
+SHEET_STYLES = [
+    "style/nstyle_starry_night.jpg",
+    "style/peopleart_carl-spitzweg_thunderstorm.jpg",
+    "style/peopleart_gustave-moreau_the-unicorns.jpg",
+    "style/peopleart_berthe-morisot_the-piano.jpg",
+    "style/peopleart_charles-francois-daubigny_the-banks-of-the-river-1868.jpg",
+    "style/peopleart_jehan-georges-vibert_the-duet-1897.jpg",
+    "style/peopleart_richard-friese_the-tiger-1890.jpg",
+    "style/peopleart_konstantin-bogaevsky_atlantis-1922.jpg",
+    "style/peopleart_ion-theodorescu-sion_boats-1927.jpg",
+    "style/peopleart_thomas-eakins_study-for-the-meadows.jpg",
+    "style/peopleart_konstantin-makovsky_cupids-with-flowers.jpg",
+    "style/peopleart_alexandre-cabanel_the-death-of-moses-1851.jpg",
+]
+SHEET_CONTENT = ["content/deb-mate_Wood.jpg", "video/asl_walk.mkv#20", "video/asl_book.mkv#40",
+                 "video/asl_again.mkv#10"]
+
+
+def video_frame(path, index, tmp):
+    """Frame `index` of a clip as a PIL image (decoded with gst-launch-1.0)."""
+    import subprocess
+    out = os.path.join(tmp, "f%05d.png")
+    subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + path, "!", "decodebin", "!",
+                    "videoconvert", "!", "video/x-raw,format=RGB", "!", "identity",
+                    "eos-after=%d" % (index + 1), "!", "pngenc", "!", "multifilesink",
+                    "location=" + out], check=True)
+    return Image.open(out % index).convert("RGB")
+
+
+def load_content(spec, tmp):
+    if "#" in spec:
+        path, idx = spec.split("#")
+        return video_frame(os.path.join(T.DATA, path), int(idx), tmp)
+    return T.load_rgb(os.path.join(T.DATA, spec))
+
+
+def contact_sheet(net, has_adain, size, out, tile=112):
+    """content | style | AdaIN | steps 0 (EFA) | 1 | 2 | 3 for the SHEET pairs."""
+    import tempfile
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        contents = [load_content(c, tmp) for c in SHEET_CONTENT]
+    G.set_strength(1.0)
+    for i, sp in enumerate(SHEET_STYLES):
+        c = T.to_tensor(center_crop(contents[i % len(contents)], size))
+        s = style_input(os.path.join(T.DATA, sp), net.cfg["style_size"])
+        with torch.no_grad():
+            S = net.style(s[None])
+            ys = [c[None], T.to_tensor(center_crop(T.load_rgb(os.path.join(T.DATA, sp)),
+                                                   size))[None]]
+            if has_adain:
+                ys.append(T.adain_direct(net, c[None], s[None]))
+            outs, _ = net(c[None], None, 3, S=S)
+            ys += outs
+        ys = [F.interpolate(y, size=(tile, tile), mode="bilinear", align_corners=False,
+                            antialias=True).clamp(0, 1)[0] for y in ys]
+        pad = torch.ones(3, tile, 2)
+        rows.append(torch.cat([t for y in ys for t in (y, pad)][:-1], dim=2))
+    gap = torch.ones(3, 2, rows[0].shape[2])
+    grid = torch.cat([t for r in rows for t in (r, gap)][:-1], dim=1)
+    Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
+        out, optimize=True)
+    print("contact sheet: %s (columns: content, style, %sEFA = steps 0, steps 1, 2, 3)" % (
+        out, "AdaIN, " if has_adain else ""))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--size", type=int, default=256, help="processing size (square crops)")
     ap.add_argument("--figure", default=os.path.join(HERE, "figures", "val.png"))
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--sheet", help="write only the contact sheet of redistributable held-out\n"
+                                    "pairs to this PNG (e.g. weights/contact_sheet.png)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     net, stage, ck = T.load_model_from_checkpoints()
@@ -63,6 +134,9 @@ def main():
             {k[len("dec_adain."):]: v for k, v in torch.load(T.ckpt_path("adain"))["model"].items()
              if k.startswith("dec_adain.")})
     print("checkpoints:", T.trained_stages())
+    if a.sheet:
+        contact_sheet(net, has_adain, a.size, a.sheet)
+        return
     teacher = T.Teacher()
     c_train, c_val, s_train, s_val = T.splits()
     rng = random.Random(a.seed)

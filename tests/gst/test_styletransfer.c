@@ -486,6 +486,54 @@ GST_START_TEST(test_temporal) {
 }
 GST_END_TEST;
 
+/* QoS is on by default: after downstream reports that frames arrive late, frames that would be
+ * late anyway are dropped before any GPU work instead of queuing up. */
+GST_START_TEST(test_qos_drops_late_frames) {
+  GstSample *in = make_frame("RGBA", 64, 48, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstElement *e = new_element("style-spokes.png");
+  gboolean qos = FALSE;
+  g_object_get(e, "qos", &qos, NULL);
+  fail_unless(qos, "qos is not enabled by default");
+  GstHarness *h = new_harness(e, caps);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  const GstClockTime dur = GST_SECOND / 30;
+  GstClockTime pts[] = {0, dur, 3 * GST_SECOND};
+  GstBuffer *bufs[3];
+  for (int i = 0; i < 3; i++) {
+    bufs[i] = gst_buffer_copy(gst_sample_get_buffer(in));
+    GST_BUFFER_PTS(bufs[i]) = pts[i];
+    GST_BUFFER_DURATION(bufs[i]) = dur;
+  }
+  gst_buffer_unref(process(h, bufs[0]));
+  /* the sink saw the frame at 0 one second late */
+  fail_unless(gst_harness_push_upstream_event(
+      h, gst_event_new_qos(GST_QOS_TYPE_UNDERFLOW, 2.0, GST_SECOND, 0)));
+  fail_unless_equals_int(gst_harness_push(h, gst_buffer_ref(bufs[1])), GST_FLOW_OK);
+  fail_unless_equals_int(gst_harness_buffers_in_queue(h), 0);
+  /* the drop is reported with a QoS message */
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_QOS);
+  fail_unless(m != NULL, "no QoS message for the dropped frame");
+  GstFormat fmt;
+  guint64 processed = 0, dropped = 0;
+  gst_message_parse_qos_stats(m, &fmt, &processed, &dropped);
+  fail_unless_equals_uint64(processed, 1);
+  fail_unless_equals_uint64(dropped, 1);
+  gst_message_unref(m);
+  /* a frame after the late region is processed again */
+  gst_buffer_unref(process(h, bufs[2]));
+  fail_unless_equals_int(gst_harness_buffers_received(h), 2);
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+  for (int i = 0; i < 3; i++)
+    gst_buffer_unref(bufs[i]);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_controller) {
   GstSample *in = make_frame("RGBA", 96, 64, "smpte");
   GstCaps *caps = gst_sample_get_caps(in);
@@ -727,6 +775,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_style_change_playing);
   tcase_add_test(tc, test_property_change_playing);
   tcase_add_test(tc, test_temporal);
+  tcase_add_test(tc, test_qos_drops_late_frames);
   tcase_add_test(tc, test_controller);
   tcase_add_test(tc, test_renegotiate);
   tcase_add_test(tc, test_error_no_style);

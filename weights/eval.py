@@ -3,13 +3,14 @@
 
     /usr/bin/python3 weights/eval.py [--pairs 8] [--size 256] [--figure weights/figures/val.png]
 
-Reports, per method (AdaIN baseline when its decoder is trained, then `steps` = 0..3):
+Reports, per method (AdaIN baseline when its decoder is trained, the EFA fusion decoded at the
+same size as AdaIN, then the element's path with `steps` = 0..3):
 - content: relative MSE of teacher relu3_1 features to the content's (lower = more content kept);
 - style: relative Gram error at relu1_1..relu3_1 vs the style image (lower = closer style);
 - flicker: mean |out(frame 2) - shifted out(frame 1)| over a pair of frames that differ by a
   3-pixel shift plus sensor noise (temporal on for the refine steps), in 0..1 units;
 - ms/frame of the PyTorch model on this machine (CPU, 2 threads) at the given size.
-Writes a figure grid: content | style | AdaIN | steps 0 | 1 | 2 | 3.
+Writes a figure grid: content | style | AdaIN | EFA | steps 0 | 1 | 2 | 3.
 """
 
 import argparse
@@ -87,7 +88,8 @@ def load_content(spec, tmp):
 
 
 def contact_sheet(net, has_adain, size, out, tile=112):
-    """content | style | AdaIN | steps 0 (EFA) | 1 | 2 | 3 for the SHEET pairs."""
+    """content | style | AdaIN | EFA | steps 0 | 1 | 2 | 3 for the SHEET pairs (AdaIN and EFA
+    decoded at full size; steps 0 is the element's EFA start at 1/4 size)."""
     import tempfile
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,6 +104,7 @@ def contact_sheet(net, has_adain, size, out, tile=112):
                                                    size))[None]]
             if has_adain:
                 ys.append(T.adain_direct(net, c[None], s[None]))
+            ys.append(T.efa_direct(net, c[None], S)[0])
             outs, _ = net(c[None], None, 3, S=S)
             ys += outs
         ys = [F.interpolate(y, size=(tile, tile), mode="bilinear", align_corners=False,
@@ -112,7 +115,7 @@ def contact_sheet(net, has_adain, size, out, tile=112):
     grid = torch.cat([t for r in rows for t in (r, gap)][:-1], dim=1)
     Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
         out, optimize=True)
-    print("contact sheet: %s (columns: content, style, %sEFA = steps 0, steps 1, 2, 3)" % (
+    print("contact sheet: %s (columns: content, style, %sEFA, steps 0, 1, 2, 3)" % (
         out, "AdaIN, " if has_adain else ""))
 
 
@@ -143,7 +146,10 @@ def main():
     val_styles = sorted(p for files in s_val.values() for p in files)
     contents = rng.sample(sorted(c_val), a.pairs)
     styles = rng.sample(val_styles, a.pairs)
-    methods = (["adain"] if has_adain else []) + ["steps0", "steps1", "steps2", "steps3"]
+    # "adain" and "efa" decode the fused features at full size (the same network around two
+    # fusions, trained with the same budget); "stepsN" is the element's path (EFA at 1/4 size,
+    # then N refinement steps).
+    methods = (["adain"] if has_adain else []) + ["efa", "steps0", "steps1", "steps2", "steps3"]
     stats = {m: {"content": [], "style": [], "flicker": [], "ms": []} for m in methods}
     rows = []
     G.set_strength(1.0)
@@ -163,6 +169,10 @@ def main():
                     y1 = T.adain_direct(net, c1[None], s[None])
                     ms = (time.time() - t0) * 1000
                     y2 = T.adain_direct(net, c2[None], s[None])
+                elif m == "efa":
+                    y1 = T.efa_direct(net, c1[None], S)[0]
+                    ms = (time.time() - t0) * 1000
+                    y2 = T.efa_direct(net, c2[None], S)[0]
                 else:
                     n = int(m[-1])
                     outs, fr = net(c1[None], None, n, S=S)

@@ -53,6 +53,8 @@ W_CONTENT = 1.0
 W_STYLE = 1.5
 W_WHITEN = 0.2
 W_TEMPORAL = 20.0
+W_TEMPORAL_STILL = 200.0
+GATE_LR_MULT = 20.0
 
 
 def log_line(stage, text):
@@ -432,7 +434,10 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
                    xa[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
             logs["temporal_still" if still else "temporal_shift"] = lt.item()
         logs.update(content=lc.item(), style=ls.item(), temporal=lt.item())
-        return W_CONTENT * lc + W_STYLE * ls + W_TEMPORAL * lt, logs
+        # A still camera must give a still picture: the gate can keep the previous residual
+        # without any cost in style, so still pairs weigh more.
+        wt = W_TEMPORAL_STILL if still else W_TEMPORAL
+        return W_CONTENT * lc + W_STYLE * ls + wt * lt, logs
     raise ValueError(stage)
 
 
@@ -551,9 +556,18 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
         return
     net.train()
     params = trainable(net, stage)
-    opt = torch.optim.Adam(params, lr=cfg["lr"])
+    # The temporal gate's few parameters live on a larger scale (a threshold of a few units) than
+    # conv weights: they get a larger learning rate.
+    gate_ids = {id(p) for n, p in net.named_parameters() if ".gate." in n}
+    groups = [{"params": [p for p in params if id(p) not in gate_ids], "lr_mult": 1.0}]
+    if any(id(p) in gate_ids for p in params):
+        groups.append({"params": [p for p in params if id(p) in gate_ids], "lr_mult": GATE_LR_MULT})
+    opt = torch.optim.Adam(groups, lr=cfg["lr"])
     if opt_state is not None:
-        opt.load_state_dict(opt_state)
+        try:
+            opt.load_state_dict(opt_state)
+        except ValueError as e:  # parameter groups changed: restart the optimizer's moments
+            print("optimizer state not restored (%s)" % e)
     teacher = Teacher().to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -583,7 +597,7 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
             break
         lr = cfg["lr"] * min(1.0, (step + 1) / 50.0) / (1.0 + step / 2000.0)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         loss, logs = step_loss(stage, net, teacher, styles, c_train, rng, device)
         opt.zero_grad()
         loss.backward()

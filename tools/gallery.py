@@ -1,73 +1,260 @@
 #!/usr/bin/python3
-"""Renders the README gallery with the element itself: for each (content, style) pair, one row
-content | style | steps 0 | 1 | 2 | 3. Needs the build tree (GST_PLUGIN_PATH) and PIL.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Renders the README gallery (examples/gallery/) with the styletransfer element itself.
 
-    /usr/bin/python3 tools/gallery.py --build build --data ../shared/data --out examples/gallery
+    /usr/bin/python3 tools/gallery.py [--build build] [--data ../shared/data]
+                                      [--model weights/styletransfer.safetensors]
+                                      [--out examples/gallery] [--only pairs|clip]
+
+- pair1.jpg .. pairN.jpg: one row per (content, style) pair: content | style | the element's output
+  at steps 0, 1, 2, 3 (temporal off, strength 1, processing-size 0). The content is scaled
+  beforehand to --work px (default 448) on its longer side (PIL, Lanczos), so the network works at
+  that size (the scale it was trained at: the EFA start runs at 1/4 of it); the pictures are
+  then shown as TILE px thumbnails.
+  Content photos have licences that allow redistribution (examples/ASSETS.md); the styles are
+  public-domain artworks by artists held out of training (weights/train.py splits()).
+- clip.jpg: frames 0, 10, 20, 30 of examples/sample.mkv, scaled to --work px wide by videoscale
+  (shown as TILE px thumbnails): top row
+  the input, bottom row the element's output with examples/default-style.jpg (steps 2, temporal
+  on), both taken from one pipeline (tee) so the temporal state carries from frame to frame.
+
+Deterministic (same model, same build, same inputs: same JPEGs). Needs the build tree
+(<build>/gst, loaded through GST_PLUGIN_PATH), PyGObject (python3-gi, gir1.2-gstreamer-1.0) and
+PIL; no PyTorch. Prints the time taken.
 """
 import argparse
 import os
-import subprocess
-import tempfile
+import sys
+import time
 
+import numpy as np
 from PIL import Image, ImageDraw
 
-PAIRS = [  # content (shippable licence), style (public-domain artist held out of training)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (content, style). Content paths are relative to --data, except "clip:N",
+# which is frame N of examples/sample.mkv (CC-BY-4.0, Intel), cropped to the person (portrait).
+PAIRS = [
     ("content/deb-lomiri_aitzgorri_by_Aitzol_Berasategi.jpg", "style/nstyle_starry_night.jpg"),
     ("content/deb-lomiri_seeding_by_Clements_Engelhardt.jpg",
      "style/peopleart_carl-spitzweg_thunderstorm.jpg"),
     ("content/deb-lomiri_picosdeeuropa_by_Aitzol_Berasategi.jpg",
      "style/peopleart_gustave-moreau_the-unicorns.jpg"),
+    ("clip:20",
+     "style/peopleart_francisco-bayeu-y-subias_retrato-de-sebastiana-merclein-su-mujer-1786.jpg"),
+    ("content/deb-lomiri_Picture_1A_by_freespace.jpg",
+     "style/peopleart_berthe-morisot_the-piano.jpg"),
+    ("content/deb-lomiri_life_by_Aitzol_Berasategi.jpg",
+     "style/peopleart_konstantin-makovsky_cupids-with-flowers.jpg"),
+    ("content/deb-lomiri_Picture_0B_by_freespace.jpg",
+     "style/peopleart_richard-friese_polar-bear-family.jpg"),
 ]
 TILE = 224
+WORK = 448
+PORTRAIT_CROP = (176, 0, 464, 384)  # of the 640x480 clip frame: the signer, 3:4
+CLIP = "examples/sample.mkv"
+CLIP_STYLE = "examples/default-style.jpg"
+CLIP_FRAMES = (0, 10, 20, 30)
+LABEL_H = 16
+GAP = 4
+JPEG_QUALITY = 85
+
+Gst = None
 
 
-def stylize(build, model, content, style, steps, out_png):
-    env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(build, "gst"))
-    if model:
-        env["ST_MODEL_PATH"] = model
-    cmd = ["gst-launch-1.0", "-q", "filesrc", "location=" + content, "!", "decodebin", "!",
-           "videoconvert", "!", "video/x-raw,format=RGBA", "!", "imagefreeze", "num-buffers=1",
-           "!", "styletransfer", "style=" + style, "steps=%d" % steps, "processing-size=0", "!",
-           "videoconvert", "!", "pngenc", "!", "filesink", "location=" + out_png]
-    subprocess.run(cmd, env=env, check=True)
+def init_gst(build):
+    """Imports and initialises GStreamer with the plugin of the build tree."""
+    global Gst
+    os.environ["GST_PLUGIN_PATH"] = os.path.abspath(os.path.join(build, "gst"))
+    import gi
+    gi.require_version("Gst", "1.0")
+    from gi.repository import Gst as gst
+    gst.init(None)
+    if gst.ElementFactory.find("styletransfer") is None:
+        sys.exit("styletransfer element not found in %s/gst (build first)" % build)
+    Gst = gst
 
 
-def tile(img):
-    img = img.convert("RGB")
-    img.thumbnail((TILE, TILE))
+def check_bus(pipeline, what):
+    msg = pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
+    if msg is not None:
+        err, dbg = msg.parse_error()
+        pipeline.set_state(Gst.State.NULL)
+        sys.exit("%s: %s (%s)" % (what, err.message, dbg))
+
+
+def pull_rgb(sink, pipeline, what):
+    """Pulls one RGBA sample from an appsink and returns it as a PIL RGB image."""
+    sample = sink.emit("try-pull-sample", 600 * Gst.SECOND)
+    if sample is None:
+        check_bus(pipeline, what)
+        pipeline.set_state(Gst.State.NULL)
+        sys.exit("%s: no frame (end of stream or timeout)" % what)
+    s = sample.get_caps().get_structure(0)
+    w, h = s.get_value("width"), s.get_value("height")
+    buf = sample.get_buffer()
+    ok, info = buf.map(Gst.MapFlags.READ)
+    assert ok
+    stride = len(info.data) // h  # RGBA: rows are packed (4-byte pixels)
+    a = np.frombuffer(info.data, np.uint8).reshape(h, stride)[:, :w * 4].reshape(h, w, 4)
+    img = Image.fromarray(a[:, :, :3].copy(), "RGB")
+    buf.unmap(info)
     return img
 
 
+def stylize_steps(model, content, style, steps_list):
+    """Runs the element once on `content` (PIL RGB) per step count, temporal state off, in one
+    pipeline (appsrc ! styletransfer ! appsink): one engine load per pair."""
+    w, h = content.size
+    desc = ("appsrc name=src format=time caps=video/x-raw,format=RGBA,width=%d,height=%d,"
+            "framerate=30/1 ! styletransfer name=st processing-size=0 temporal=false "
+            "strength=1.0 preserve-colors=false ! appsink name=sink sync=false" % (w, h))
+    p = Gst.parse_launch(desc)
+    st = p.get_by_name("st")
+    st.set_property("model", model)
+    st.set_property("style", style)
+    src, sink = p.get_by_name("src"), p.get_by_name("sink")
+    p.set_state(Gst.State.PLAYING)
+    rgba = np.concatenate([np.asarray(content, np.uint8),
+                           np.full((h, w, 1), 255, np.uint8)], axis=-1).tobytes()
+    outs = []
+    for i, n in enumerate(steps_list):
+        st.set_property("steps", n)  # the previous frame has been pulled: applies to this one
+        buf = Gst.Buffer.new_wrapped(rgba)
+        buf.pts = i * Gst.SECOND // 30
+        buf.duration = Gst.SECOND // 30
+        if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+            check_bus(p, style)
+            sys.exit("push-buffer failed")
+        outs.append(pull_rgb(sink, p, "%s steps %d" % (style, n)))
+    src.emit("end-of-stream")
+    p.set_state(Gst.State.NULL)
+    return outs
+
+
+def clip_frames(model, style, frames, size, stylized=True):
+    """Decodes CLIP, scales it to `size` with videoscale and returns (inputs, outputs) for the
+    given frame indices; the outputs come from styletransfer in the same pipeline (steps 2,
+    temporal on), which sees every frame from the first one."""
+    last = max(frames)
+    desc = ("filesrc name=file ! decodebin ! videoconvert ! videoscale ! "
+            "video/x-raw,format=RGBA,width=%d,height=%d,pixel-aspect-ratio=1/1 ! tee name=t "
+            "t. ! queue max-size-buffers=0 max-size-time=0 max-size-bytes=0 ! "
+            "appsink name=in sync=false" % size)
+    if stylized:
+        desc += (" t. ! queue ! styletransfer name=st processing-size=0 steps=2 temporal=true "
+                 "strength=1.0 preserve-colors=false ! appsink name=out sync=false")
+    p = Gst.parse_launch(desc)
+    p.get_by_name("file").set_property("location", os.path.join(ROOT, CLIP))
+    if stylized:
+        st = p.get_by_name("st")
+        st.set_property("model", model)
+        st.set_property("style", style)
+    sin, sout = p.get_by_name("in"), p.get_by_name("out")
+    p.set_state(Gst.State.PLAYING)
+    ins, outs = [], []
+    for i in range(last + 1):
+        a = pull_rgb(sin, p, "clip input frame %d" % i)
+        b = pull_rgb(sout, p, "clip output frame %d" % i) if stylized else None
+        if i in frames:
+            ins.append(a)
+            outs.append(b)
+    p.set_state(Gst.State.NULL)
+    return ins, outs
+
+
+def load_content(data, path):
+    if path.startswith("clip:"):
+        n = int(path[5:])
+        ins, _ = clip_frames(None, None, (n,), (640, 480), stylized=False)
+        img = ins[0].crop(PORTRAIT_CROP)
+    else:
+        img = Image.open(os.path.join(data, path)).convert("RGB")
+    s = WORK / max(img.size)
+    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
+                      Image.LANCZOS)
+
+
+def thumb(img):
+    img = img.convert("RGB")
+    s = TILE / max(img.size)
+    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
+                      Image.LANCZOS)
+
+
+def compose(rows, labels):
+    """rows: list of lists of images; labels: one list of labels per row (drawn above)."""
+    cols = max(len(r) for r in rows)
+    col_w = [max(r[c].width for r in rows if c < len(r)) for c in range(cols)]
+    row_h = [max(t.height for t in r) for r in rows]
+    W = sum(col_w) + GAP * (cols - 1)
+    H = sum(h + LABEL_H for h in row_h) + GAP * (len(rows) - 1)
+    out = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(out)
+    y = 0
+    for r, labs, h in zip(rows, labels, row_h):
+        x = 0
+        for c, (t, lab) in enumerate(zip(r, labs)):
+            out.paste(t, (x, y + LABEL_H))
+            d.text((x + 2, y + 2), lab, fill="black")
+            x += col_w[c] + GAP
+        y += h + LABEL_H + GAP
+    return out
+
+
+def save(img, path):
+    img.save(path, quality=JPEG_QUALITY, optimize=True)
+    kb = os.path.getsize(path) / 1024
+    print("wrote %s (%dx%d, %.0f KiB)" % (path, img.width, img.height, kb), flush=True)
+    if kb >= 150:
+        print("warning: %s is %.0f KiB (aim: < 150 KiB)" % (path, kb), file=sys.stderr)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--out", default="examples/gallery")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "weights", "styletransfer.safetensors"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "examples", "gallery"))
+    ap.add_argument("--only", choices=("pairs", "clip"), default=None)
+    ap.add_argument("--work", type=int, default=WORK,
+                    help="size the network works at (longer side, px; default %(default)s)")
     a = ap.parse_args()
+    global WORK
+    WORK = a.work
+    t0 = time.monotonic()
+    model = os.path.abspath(a.model)
+    if not os.path.isfile(model):
+        sys.exit("model %s not found" % model)
+    init_gst(a.build)
     os.makedirs(a.out, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+
+    if a.only in (None, "pairs"):
         for i, (c, s) in enumerate(PAIRS):
-            content = os.path.join(a.data, c)
-            style = os.path.join(a.data, s)
-            tiles = [tile(Image.open(content)), tile(Image.open(style))]
-            for steps in range(4):
-                png = os.path.join(tmp, "s%d.png" % steps)
-                stylize(a.build, a.model, content, style, steps, png)
-                tiles.append(tile(Image.open(png)))
-            h = max(t.height for t in tiles)
-            row = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), h + 16),
-                            "white")
-            x = 0
-            labels = ["content", "style", "steps=0", "steps=1", "steps=2", "steps=3"]
-            d = ImageDraw.Draw(row)
-            for t, lab in zip(tiles, labels):
-                row.paste(t, (x, 16))
-                d.text((x + 2, 2), lab, fill="black")
-                x += t.width + 4
-            out = os.path.join(a.out, "pair%d.jpg" % (i + 1))
-            row.save(out, quality=85)
-            print("wrote", out)
+            t1 = time.monotonic()
+            content = load_content(a.data, c)
+            style = os.path.abspath(os.path.join(a.data, s))
+            outs = stylize_steps(model, content, style, [0, 1, 2, 3])
+            tiles = [thumb(content), thumb(Image.open(style))] + [thumb(o) for o in outs]
+            labels = ["content", "style (held out)"] + ["steps=%d" % n for n in range(4)]
+            save(compose([tiles], [labels]), os.path.join(a.out, "pair%d.jpg" % (i + 1)))
+            print("  pair %d: %s + %s, %dx%d, %.1f s" %
+                  (i + 1, os.path.basename(c), os.path.basename(s), content.width,
+                   content.height, time.monotonic() - t1), flush=True)
+
+    if a.only in (None, "clip"):
+        t1 = time.monotonic()
+        clip_size = (WORK, WORK * 3 // 4)
+        ins, outs = clip_frames(model, os.path.join(ROOT, CLIP_STYLE), CLIP_FRAMES, clip_size)
+        ins, outs = [thumb(f) for f in ins], [thumb(f) for f in outs]
+        labels_in = ["input, frame %d" % f for f in CLIP_FRAMES]
+        labels_out = ["stylized, frame %d" % f for f in CLIP_FRAMES]
+        save(compose([ins, outs], [labels_in, labels_out]), os.path.join(a.out, "clip.jpg"))
+        print("  clip: %d frames at %dx%d, %.1f s" %
+              (max(CLIP_FRAMES) + 1, clip_size[0], clip_size[1], time.monotonic() - t1))
+
+    print("gallery done in %.1f s (model %s)" % (time.monotonic() - t0, model))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
                                              [--out tests/data/e2e]
 
 For a model file it writes, in --out:
-- style.png: a synthetic style picture (ours), exactly the graph's style_size on its longer side,
-  so that the engine's style resize is the identity;
+- style.png: a synthetic style picture (ours), or the --style picture, exactly the graph's
+  style_size on its longer side, so that the engine's style resize is the identity;
 - content_WxH.rgba: synthetic content frames, raw 8-bit RGBA (alpha 255, rows packed);
 - expected_*.rgba: the 8-bit RGBA frame that the element must output, computed as the element
   does (weights/FORMAT.md, "Orchestration"; compute/net.c; shaders/float_to_frame.comp) with the
@@ -16,13 +16,26 @@ For a model file it writes, in --out:
     -> bilinear resize (align_corners=False) to the frame size -> clamp [0, 1]
     -> floor(255 v + 0.5); alpha 255.
   The element runs with processing-size=0 (the network works at the frame size).
-- index.json: the cases (single frames with temporal state off/first frame, and a two-frame
-  sequence with temporal state on), the model's path relative to --out and its SHA-256.
+- index.json: the cases (single frames with temporal state off/first frame, and a three-frame
+  sequence with temporal state on, the last frame still with faint noise), the model's path
+  relative to --out, its SHA-256 and the command that wrote the data set.
 
-This script is not run by the build or CI; its outputs are committed. Rerun it whenever
-tests/data/model_random.safetensors is re-exported. It also works with the trained model, e.g.
-`--model weights/styletransfer.safetensors --out /tmp/e2e-trained`, and the test can be pointed
-at such a directory with ST_E2E_INDEX=/tmp/e2e-trained/index.json.
+This script is not run by the build or CI; its outputs are committed. Two data sets are
+committed, each registered as a meson test (tests/gst/meson.build); rerun the matching command
+whenever its model file changes (the test checks the model's SHA-256 and says so):
+
+    # the random test model (tests/data/model_random.safetensors)
+    /usr/bin/python3 weights/make_e2e_data.py
+    # the shipped, trained model (weights/styletransfer.safetensors)
+    /usr/bin/python3 weights/make_e2e_data.py --model weights/styletransfer.safetensors \
+        --out tests/data/e2e_trained --sizes 64x48,97x61,33x17 \
+        --style examples/default-style.jpg --style-colors 256
+
+With --style, style.png is that picture (a natural artwork, which a trained model should see)
+resized (PIL, Lanczos) to style_size on its longer side, optionally reduced to --style-colors
+palette colours (no dithering) to keep the committed PNG small; the reference uses the PNG as
+decoded, so the test stays exact. Any other index.json can be given to the test as its first
+argument or in ST_E2E_INDEX.
 """
 
 import argparse
@@ -105,6 +118,10 @@ def main():
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="WxH,WxH,... (default %(default)s)")
     ap.add_argument("--steps", default=DEFAULT_STEPS, help="step counts (default %(default)s)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--style", default=None,
+                    help="style picture (default: a synthetic one), resized to style_size")
+    ap.add_argument("--style-colors", type=int, default=0,
+                    help="store the style PNG with this many palette colours (0: full RGB)")
     a = ap.parse_args()
     torch.set_num_threads(2)
 
@@ -114,11 +131,24 @@ def main():
     with open(a.model, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
 
-    # Style: landscape, longer side == style_size, stored losslessly as PNG.
-    style_rgb = synthetic_rgb(max(1, round(ss * 3 / 4)), ss, a.seed + 1000)
-    Image.fromarray(style_rgb, "RGB").save(os.path.join(a.out, "style.png"))
-    decoded = np.asarray(Image.open(os.path.join(a.out, "style.png")).convert("RGB"))
-    assert np.array_equal(decoded, style_rgb)
+    # Style: longer side == style_size (the engine's resize is then the identity), stored
+    # losslessly as PNG; the reference uses the PNG as decoded.
+    if a.style is None:
+        style_img = Image.fromarray(synthetic_rgb(max(1, round(ss * 3 / 4)), ss, a.seed + 1000),
+                                    "RGB")
+    else:
+        style_img = Image.open(a.style).convert("RGB")
+        sc = ss / max(style_img.size)
+        style_img = style_img.resize((max(1, round(style_img.width * sc)),
+                                      max(1, round(style_img.height * sc))), Image.LANCZOS)
+    if a.style_colors > 0:
+        style_img = style_img.quantize(a.style_colors, method=Image.MEDIANCUT,
+                                       dither=Image.NONE)
+    style_img.save(os.path.join(a.out, "style.png"), optimize=True)
+    style_rgb = np.asarray(Image.open(os.path.join(a.out, "style.png")).convert("RGB"))
+    assert max(style_rgb.shape[:2]) == ss
+    if a.style_colors == 0:
+        assert np.array_equal(style_rgb, np.asarray(style_img.convert("RGB")))
     m.set_style(to_tensor(style_rgb))
 
     index = {
@@ -127,6 +157,7 @@ def main():
                        "computed with weights/run_graph.py for processing-size=0. Compare RGB.",
         "model": os.path.relpath(os.path.abspath(a.model), os.path.abspath(a.out)),
         "model_sha256": sha,
+        "command": " ".join(["/usr/bin/python3 weights/make_e2e_data.py"] + sys.argv[1:]),
         "style": "style.png",
         "style_size": [int(style_rgb.shape[1]), int(style_rgb.shape[0])],
         "cases": [],

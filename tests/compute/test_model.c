@@ -230,7 +230,15 @@ int main(void) {
   expect_fail("zero header length", d, orig_size, "header length");
   memcpy(d, orig, orig_size);
   d[0] = (uint8_t)(d[0] - 1); /* header one byte shorter: data area shifted */
-  expect_fail("header length one short", d, orig_size, "not covered");
+  {
+    /* with a space of padding at the header's end the JSON still parses and the data area is
+     * off by one; without padding the closing brace is cut off */
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+      hlen = hlen << 8 | orig[i];
+    expect_fail("header length one short", d, orig_size,
+                orig[8 + hlen - 1] == ' ' ? "not covered" : "JSON");
+  }
   memcpy(d, orig, orig_size);
   d[0] = (uint8_t)(d[0] + 1); /* header one byte longer: binary data in the JSON */
   expect_fail("header length one long", d, orig_size, "JSON");

@@ -5,9 +5,19 @@
  * processing-size=0, and its output must match the expected frame: PSNR over RGB >= 40 dB with
  * fp32 storage and >= 35 dB with fp16 storage.
  *
+ * Usage: test_e2e [INDEX.json]. The index is the first argument, else $ST_E2E_INDEX, else
+ * $ST_TEST_DATA/e2e/index.json. The model is the index's "model" path (relative to the index) and
+ * must have the index's "model_sha256". meson registers two runs (tests/gst/meson.build):
+ *   - tests/data/e2e: the random test model tests/data/model_random.safetensors;
+ *   - tests/data/e2e_trained: the shipped, trained model weights/styletransfer.safetensors.
+ * When a model file changes, its data set must be rewritten (PyTorch, not needed by CI):
+ *   /usr/bin/python3 weights/make_e2e_data.py
+ *   /usr/bin/python3 weights/make_e2e_data.py --model weights/styletransfer.safetensors \
+ *       --out tests/data/e2e_trained --sizes 64x48,97x61,33x17 \
+ *       --style examples/default-style.jpg --style-colors 256
+ *
  * Environment (set by meson test): GST_PLUGIN_PATH (build tree), ST_TEST_DATA (tests/data),
- * ST_VALIDATION=1 and ST_VALIDATION_FATAL=1. ST_E2E_INDEX may name another index.json (e.g. one
- * written for the trained model); the model is the index's "model" path, relative to the index.
+ * ST_VALIDATION=1 and ST_VALIDATION_FATAL=1.
  */
 #include <math.h>
 #include <string.h>
@@ -21,6 +31,7 @@
 #define MIN_PSNR_FP32 40.0
 #define MIN_PSNR_FP16 35.0
 
+static gchar *index_arg; /* argv[1], if given */
 static JsonValue *index_json;
 static gchar *index_dir;
 static gchar *model_file;
@@ -54,7 +65,9 @@ static void load_index(void) {
     return;
   const gchar *env = g_getenv("ST_E2E_INDEX");
   gchar *path;
-  if (env != NULL && env[0] != '\0') {
+  if (index_arg != NULL) {
+    path = g_strdup(index_arg);
+  } else if (env != NULL && env[0] != '\0') {
     path = g_strdup(env);
   } else {
     const gchar *dir = g_getenv("ST_TEST_DATA");
@@ -81,9 +94,11 @@ static void load_index(void) {
   fail_unless(g_file_get_contents(model_file, &bytes, &mlen, &err), "cannot read model %s: %s",
               model_file, err ? err->message : "");
   gchar *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)bytes, mlen);
+  const JsonValue *cmd = json_get(index_json, "command");
   fail_unless(strcmp(sha, member(index_json, "model_sha256", JSON_STRING)->string) == 0,
-              "%s is not the model that %s was written for (rerun weights/make_e2e_data.py)",
-              model_file, index_dir);
+              "%s is not the model that %s was written for: rerun %s", model_file, index_dir,
+              cmd != NULL && cmd->type == JSON_STRING ? cmd->string : "weights/make_e2e_data.py");
+  g_print("index %s, model %s\n", index_dir, model_file);
   g_free(sha);
   g_free(bytes);
 }
@@ -265,4 +280,13 @@ static Suite *e2e_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(e2e);
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  if (argc > 2) {
+    g_printerr("usage: %s [INDEX.json]\n", argv[0]);
+    return 2;
+  }
+  if (argc == 2)
+    index_arg = argv[1];
+  return gst_check_run_suite(e2e_suite(), "e2e", __FILE__);
+}

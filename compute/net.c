@@ -157,16 +157,24 @@ static void plan_free(StDevice *dev, Plan *p) {
   free(p);
 }
 
+/* Makes room for element n of a growable array of capacity *cap (doubling): returns the array,
+ * possibly moved, or NULL when out of memory (then the old array and *cap are unchanged). */
+static void *grow(void *items, int *cap, int n, size_t elem, int first_cap) {
+  if (n < *cap)
+    return items;
+  int ncap = *cap ? 2 * *cap : first_cap;
+  void *ni = realloc(items, elem * (size_t)ncap);
+  if (ni)
+    *cap = ncap;
+  return ni;
+}
+
 static int new_value(Plan *p, const char *name, int rank, const int *shape, StDType dtype,
                      ValueStore store, int def) {
-  if (p->nvals == p->vcap) {
-    int cap = p->vcap ? 2 * p->vcap : 64;
-    PVal *nv = realloc(p->vals, sizeof *nv * (size_t)cap);
-    if (!nv)
-      return -1;
-    p->vals = nv;
-    p->vcap = cap;
-  }
+  PVal *nv = grow(p->vals, &p->vcap, p->nvals, sizeof *nv, 64);
+  if (!nv)
+    return -1;
+  p->vals = nv;
   PVal *v = &p->vals[p->nvals];
   memset(v, 0, sizeof *v);
   v->name = name;
@@ -182,14 +190,10 @@ static int new_value(Plan *p, const char *name, int rank, const int *shape, StDT
 }
 
 static PStep *new_step(Plan *p) {
-  if (p->nst == p->scap) {
-    int cap = p->scap ? 2 * p->scap : 64;
-    PStep *ns = realloc(p->st, sizeof *ns * (size_t)cap);
-    if (!ns)
-      return NULL;
-    p->st = ns;
-    p->scap = cap;
-  }
+  PStep *ns = grow(p->st, &p->scap, p->nst, sizeof *ns, 64);
+  if (!ns)
+    return NULL;
+  p->st = ns;
   PStep *s = &p->st[p->nst++];
   memset(s, 0, sizeof *s);
   s->out[0] = s->out[1] = -1;
@@ -219,14 +223,10 @@ static bool env_set(Env *e, const char *name, int id) {
       e->b[i].id = id;
       return true;
     }
-  if (e->n == e->cap) {
-    int cap = e->cap ? 2 * e->cap : 32;
-    Bind *nb = realloc(e->b, sizeof *nb * (size_t)cap);
-    if (!nb)
-      return false;
-    e->b = nb;
-    e->cap = cap;
-  }
+  Bind *nb = grow(e->b, &e->cap, e->n, sizeof *nb, 32);
+  if (!nb)
+    return false;
+  e->b = nb;
   e->b[e->n].name = name;
   e->b[e->n].id = id;
   e->n++;

@@ -332,6 +332,15 @@ def adain_direct(net, c, s):
     return net.dec_adain(fused, f2, f1)
 
 
+def translate_state(x, sy, sx):
+    """out[..., y, x] = x[..., clamp(y + sy), clamp(x + sx)]: what the engine's `translate` does
+    to the temporal state (edge pixels repeat)."""
+    H, W = x.shape[-2:]
+    iy = (torch.arange(H, device=x.device) + sy).clamp(0, H - 1)
+    ix = (torch.arange(W, device=x.device) + sx).clamp(0, W - 1)
+    return x[..., iy[:, None], ix[None, :]]
+
+
 def load_batch(paths, rng, crop, n, device):
     return torch.stack([to_tensor(random_crop(load_rgb(paths[rng.randrange(len(paths))]), crop, rng))
                         for _ in range(n)]).to(device)
@@ -422,6 +431,11 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
             outs_a, fa = net(ca, None, steps, S=S)
         use_prev = rng.random() < 0.85
         prev = fa["residual"] if use_prev else None
+        if prev is not None and not cut:
+            # the element moves the previous residual by the global motion it estimates between
+            # the two input frames (compute/motion.c); mostly exact here, sometimes off by 1 px
+            ey, ex = (0, 0) if rng.random() < 0.8 else (rng.randint(-1, 1), rng.randint(-1, 1))
+            prev = translate_state(prev, dy + ey, dx + ex)
         outs_b, _ = net(cb, None, steps, prev_res=prev, S=S)
         xb = outs_b[-1]
         lc, ls = perceptual(teacher, xb, cb, s_grams, strength)

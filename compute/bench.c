@@ -5,6 +5,12 @@
  *            [--strength S] [--processing WxH]
  *     runs N synthetic RGBA frames through st_net_process (one submission each) and prints
  *     the median GPU time per stage (and per op with --per-op) and the frame rate.
+ *   st-bench MODEL --table [--sizes WxH,WxH,...] [--steps-max N] [--frames N] [--fp16 [both]]
+ *     one Markdown table: for each frame size (processing size = frame size; default 320x240,
+ *     640x360, 1280x720, 1920x1080), steps 0..N (default 3) and precision (fp32, fp16 with
+ *     --fp16, both with --fp16 both): fps (median wall time per frame, host copies included),
+ *     GPU total and median GPU ms per stage (upload = frame upload + conversion, initial =
+ *     encoder + EFA + decoder, refine_i, download). Progress goes to stderr.
  *   st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] [--device I]
  *     times one 3x3 convolution with bias + ReLU (reflect padding); without --size, the shapes
  *     1280x720 16->16, 640x360 32->32, 320x180 64->64 and 320x180 128->128.
@@ -22,6 +28,14 @@
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* CPU time of the whole process (on a CPU Vulkan driver: the driver's worker threads), which a
+ * busy machine disturbs less than wall or GPU-timestamp time. */
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -53,6 +67,8 @@ static uint16_t float_to_half(float f) {
 static void usage(void) {
   fprintf(stderr, "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
                   "                [--strength S] [--fp16] [--per-op] [--device I]\n"
+                  "       st-bench MODEL --table [--sizes WxH,...] [--steps-max N] [--frames N]\n"
+                  "                [--fp16 [both]] [--device I]\n"
                   "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
                   "[--device I]\n");
 }
@@ -119,8 +135,10 @@ static bool bench_conv(StDevice *dev, int w, int h, int cin, int cout, bool fp16
       goto out;
     st_cmd_mark(cmd, "conv");
   }
+  double cpu0 = cpu_ms();
   if (!st_cmd_submit_wait(cmd, err))
     goto out;
+  double cpu = (cpu_ms() - cpu0) / (iters + 1); /* all threads of the process (CPU drivers) */
   StTiming tm[256];
   int nt = st_cmd_timings(cmd, tm, 256);
   double v[256];
@@ -133,8 +151,9 @@ static bool bench_conv(StDevice *dev, int w, int h, int cin, int cout, bool fp16
   } else {
     double ms = median(v, nv);
     double flops = 2.0 * w * h * (double)cin * cout * 9;
-    printf("conv3x3 %4dx%-4d %3d->%-3d %s: %9.3f ms  %8.1f GFLOP/s  (median of %d)\n", w, h, cin,
-           cout, fp16 ? "fp16" : "fp32", ms, flops / (ms * 1e6), nv);
+    printf("conv3x3 %4dx%-4d %3d->%-3d %s: %9.3f ms  %8.1f GFLOP/s  (median of %d; process CPU "
+           "%.1f ms/conv)\n",
+           w, h, cin, cout, fp16 ? "fp16" : "fp32", ms, flops / (ms * 1e6), nv, cpu);
   }
   ok = true;
 out:
@@ -288,9 +307,234 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
   return rc;
 }
 
+/* ---- benchmark table ---------------------------------------------------------------------- */
+
+#define TABLE_MAX_COLS 16
+
+typedef struct {
+  int w, h, steps;
+  bool fp16;
+  bool ok;
+  double fps, gpu_total;
+  double col[TABLE_MAX_COLS]; /* median GPU ms per stage column, < 0 when absent */
+} TableRow;
+
+static int table_col(char (*cols)[32], int *ncols, const char *name) {
+  for (int i = 0; i < *ncols; i++)
+    if (strcmp(cols[i], name) == 0)
+      return i;
+  if (*ncols >= TABLE_MAX_COLS)
+    return -1;
+  size_t n = strlen(name) < 31 ? strlen(name) : 31;
+  memcpy(cols[*ncols], name, n);
+  cols[*ncols][n] = 0;
+  return (*ncols)++;
+}
+
+/* Stage columns in pipeline order: upload, initial, refine_0.., then others, download last. */
+static int stage_rank(const char *n) {
+  if (strcmp(n, "upload") == 0)
+    return 0;
+  if (strcmp(n, "initial") == 0)
+    return 1;
+  if (strncmp(n, "refine_", 7) == 0)
+    return 10 + atoi(n + 7);
+  if (strcmp(n, "download") == 0)
+    return 1000;
+  return 500;
+}
+
+static void make_style(StImage *si, uint8_t **buf) {
+  int sw = 320, sh = 240;
+  uint8_t *style = malloc((size_t)sw * sh * 4);
+  for (int y = 0; y < sh; y++)
+    for (int x = 0; x < sw; x++) {
+      uint8_t *p = style + ((size_t)y * sw + x) * 4;
+      p[0] = (uint8_t)(127 + 127 * sin((x + y) * 0.11));
+      p[1] = (uint8_t)(127 + 127 * sin(x * 0.05 - y * 0.07));
+      p[2] = (uint8_t)(127 + 127 * cos(y * 0.13));
+      p[3] = 255;
+    }
+  *si = (StImage){.format = ST_FORMAT_RGBA, .width = sw, .height = sh};
+  si->planes[0] = style;
+  si->strides[0] = sw * 4;
+  *buf = style;
+}
+
+static void make_frame(uint8_t *in, int w, int h, int f) {
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      uint8_t *q = in + ((size_t)y * w + x) * 4;
+      q[0] = (uint8_t)((x + 3 * f) * 255 / (w + 1));
+      q[1] = (uint8_t)(y * 255 / (h + 1));
+      q[2] = (uint8_t)(((x / 16 + y / 16) & 1) ? 200 : 40);
+      q[3] = 255;
+    }
+}
+
+/* One row: `frames` timed frames after one warm-up frame at w x h (processing size = frame). */
+static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int *ncols,
+                      StError *err) {
+  int w = r->w, h = r->h;
+  uint8_t *in = malloc((size_t)w * h * 4), *out = malloc((size_t)w * h * 4);
+  StImage fi = {.format = ST_FORMAT_RGBA, .width = w, .height = h};
+  fi.planes[0] = in;
+  fi.strides[0] = w * 4;
+  StImage fo = fi;
+  fo.planes[0] = out;
+  StFrameParams p;
+  st_frame_params_init(&p);
+  p.steps = r->steps;
+  p.processing_width = w;
+  p.processing_height = h;
+  double *wall = calloc((size_t)frames, sizeof(double));
+  double *tot = calloc((size_t)frames, sizeof(double));
+  double(*v)[TABLE_MAX_COLS] = calloc((size_t)frames, sizeof *v);
+  StTiming tm[256];
+  bool ok = in && out && wall && tot && v;
+  st_net_reset_temporal(net);
+  for (int f = 0; ok && f <= frames; f++) {
+    make_frame(in, w, h, f);
+    double t = now_ms();
+    ok = st_net_process(net, &fi, &fo, &p, err);
+    t = now_ms() - t;
+    if (!ok || f == 0)
+      continue;
+    wall[f - 1] = t;
+    for (int c = 0; c < TABLE_MAX_COLS; c++)
+      v[f - 1][c] = -1;
+    int n = st_net_last_timings(net, tm, 256, false);
+    for (int i = 0; i < n; i++) {
+      int c = table_col(cols, ncols, tm[i].name);
+      if (c >= 0)
+        v[f - 1][c] = (v[f - 1][c] < 0 ? 0 : v[f - 1][c]) + tm[i].ms;
+      tot[f - 1] += tm[i].ms;
+    }
+    fprintf(stderr, ".");
+  }
+  if (ok) {
+    r->fps = 1000.0 / median(wall, frames);
+    r->gpu_total = median(tot, frames);
+    for (int c = 0; c < TABLE_MAX_COLS; c++) {
+      double *cv = calloc((size_t)frames, sizeof(double));
+      int n = 0;
+      for (int f = 0; f < frames; f++)
+        if (v[f][c] >= 0)
+          cv[n++] = v[f][c];
+      r->col[c] = n ? median(cv, n) : -1;
+      free(cv);
+    }
+  }
+  r->ok = ok;
+  free(in);
+  free(out);
+  free(wall);
+  free(tot);
+  free(v);
+  return ok;
+}
+
+static int bench_table(StDevice *dev, const char *model, const char *sizes, int steps_max,
+                       int frames, int fp16_mode /* 0 fp32, 1 fp16, 2 both */) {
+  int sz[16][2], nsz = 0;
+  const char *s = sizes ? sizes : "320x240,640x360,1280x720,1920x1080";
+  while (*s && nsz < 16) {
+    if (!parse_size(s, &sz[nsz][0], &sz[nsz][1])) {
+      fprintf(stderr, "st-bench: bad --sizes entry at \"%s\"\n", s);
+      return 2;
+    }
+    nsz++;
+    const char *c = strchr(s, ',');
+    if (!c)
+      break;
+    s = c + 1;
+  }
+  bool precs[2] = {fp16_mode != 1, fp16_mode != 0};
+  if (precs[1] && !st_device_has_fp16_storage(dev)) {
+    fprintf(stderr, "st-bench: %s has no 16-bit storage; fp16 rows skipped\n", st_device_name(dev));
+    precs[1] = false;
+  }
+  int nrows_max = 2 * nsz * (steps_max + 1);
+  TableRow *rows = calloc((size_t)nrows_max, sizeof *rows);
+  char cols[TABLE_MAX_COLS][32];
+  int ncols = 0, nrows = 0, rc = 0;
+  for (int pi = 0; pi < 2 && rc == 0; pi++) {
+    if (!precs[pi])
+      continue;
+    StError err = {0};
+    StNetOptions o = {.fp16 = pi == 1};
+    StNet *net = st_net_load(dev, model, &o, &err);
+    StImage si;
+    uint8_t *style = NULL;
+    make_style(&si, &style);
+    if (!net || !st_net_set_style(net, &si, &err)) {
+      fprintf(stderr, "st-bench: %s\n", err.message);
+      free(style);
+      st_net_free(net);
+      rc = 1;
+      break;
+    }
+    free(style);
+    for (int i = 0; i < nsz && rc == 0; i++)
+      for (int st = 0; st <= steps_max; st++) {
+        TableRow *r = &rows[nrows++];
+        *r = (TableRow){.w = sz[i][0], .h = sz[i][1], .steps = st, .fp16 = pi == 1};
+        fprintf(stderr, "st-bench: %dx%d steps %d %s ", r->w, r->h, st, pi ? "fp16" : "fp32");
+        double t0 = now_ms();
+        if (!table_row(net, r, frames, cols, &ncols, &err)) {
+          fprintf(stderr, " failed: %s\n", err.message);
+          rc = 1;
+          break;
+        }
+        fprintf(stderr, " %.1f fps (%.1f s)\n", r->fps, (now_ms() - t0) / 1000.0);
+      }
+    st_net_free(net);
+  }
+  /* columns in pipeline order */
+  int order[TABLE_MAX_COLS];
+  for (int i = 0; i < ncols; i++)
+    order[i] = i;
+  for (int i = 1; i < ncols; i++)
+    for (int j = i; j > 0 && stage_rank(cols[order[j]]) < stage_rank(cols[order[j - 1]]); j--) {
+      int t = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = t;
+    }
+  printf("Engine (st-bench --table) on %s, processing size = frame size, median of %d frames "
+         "after one warm-up frame; fps from wall time per frame (host copies included), stage "
+         "columns are GPU ms (timestamps).\n\n",
+         st_device_name(dev), frames);
+  printf("| frame | steps | precision | fps | GPU ms |");
+  for (int i = 0; i < ncols; i++)
+    printf(" %s |", cols[order[i]]);
+  printf("\n|---|---|---|---|---|");
+  for (int i = 0; i < ncols; i++)
+    printf("---|");
+  printf("\n");
+  for (int k = 0; k < nrows; k++) {
+    TableRow *r = &rows[k];
+    if (!r->ok)
+      continue;
+    printf("| %dx%d | %d | %s | %.2f | %.1f |", r->w, r->h, r->steps, r->fp16 ? "fp16" : "fp32",
+           r->fps, r->gpu_total);
+    for (int i = 0; i < ncols; i++) {
+      double m = r->col[order[i]];
+      if (m < 0)
+        printf(" - |");
+      else
+        printf(" %.1f |", m);
+    }
+    printf("\n");
+  }
+  free(rows);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   const char *model = NULL;
-  bool conv = false, fp16 = false, per_op = false, have_size = false;
+  bool conv = false, fp16 = false, per_op = false, have_size = false, table = false;
+  const char *sizes = NULL;
+  int steps_max = 3, fp16_mode = 0, frames_set = 0;
   int w = 1280, h = 720, pw = 0, ph = 0, steps = 2, frames = 10, cin = 16, cout = 16, iters = 10;
   int device = -1;
   float strength = 1.0f;
@@ -299,8 +543,20 @@ int main(int argc, char **argv) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--conv") == 0)
       conv = true;
-    else if (strcmp(a, "--fp16") == 0)
+    else if (strcmp(a, "--fp16") == 0) {
       fp16 = true;
+      fp16_mode = 1;
+      if (v && strcmp(v, "both") == 0) {
+        fp16_mode = 2;
+        i++;
+      }
+    } else if (strcmp(a, "--table") == 0)
+      table = true;
+    else if (strcmp(a, "--sizes") == 0 && v) {
+      sizes = v;
+      i++;
+    } else if (strcmp(a, "--steps-max") == 0 && v && (steps_max = atoi(v)) >= 0 && steps_max <= 8)
+      i++;
     else if (strcmp(a, "--per-op") == 0)
       per_op = true;
     else if (strcmp(a, "--size") == 0 && v && parse_size(v, &w, &h)) {
@@ -310,9 +566,10 @@ int main(int argc, char **argv) {
       i++;
     else if (strcmp(a, "--steps") == 0 && v && (steps = atoi(v)) >= 0)
       i++;
-    else if (strcmp(a, "--frames") == 0 && v && (frames = atoi(v)) >= 1)
+    else if (strcmp(a, "--frames") == 0 && v && (frames = atoi(v)) >= 1) {
+      frames_set = 1;
       i++;
-    else if (strcmp(a, "--iters") == 0 && v && (iters = atoi(v)) >= 1 && iters <= 200)
+    } else if (strcmp(a, "--iters") == 0 && v && (iters = atoi(v)) >= 1 && iters <= 200)
       i++;
     else if (strcmp(a, "--cin") == 0 && v && (cin = atoi(v)) >= 1)
       i++;
@@ -331,7 +588,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (!conv && !model) {
+  if ((!conv && !model) || (table && (conv || !model))) {
     usage();
     return 2;
   }
@@ -343,6 +600,13 @@ int main(int argc, char **argv) {
   if (!dev) {
     fprintf(stderr, "st-bench: %s\n", err.message);
     return 1;
+  }
+  if (table) {
+    int rc = bench_table(dev, model, sizes, steps_max, frames_set ? frames : 5, fp16_mode);
+    if (st_device_validation_messages(dev))
+      rc = 1;
+    st_device_free(dev);
+    return rc;
   }
   if (fp16 && !st_device_has_fp16_storage(dev)) {
     fprintf(stderr, "st-bench: %s has no 16-bit storage; using fp32\n", st_device_name(dev));

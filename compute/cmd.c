@@ -110,6 +110,8 @@ StCmd *st_cmd_begin(StDevice *dev, StError *err) {
     return NULL;
   }
   cmd->recording = true;
+  if (dev->timestamp_valid_bits)
+    write_timestamp(cmd); /* start reference: the first mark times everything recorded before it */
   return cmd;
 }
 

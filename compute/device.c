@@ -519,6 +519,8 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
                                     .pNext = &idp};
   vkGetPhysicalDeviceProperties2(dev->phys, &p2);
   dev->subgroup_size = sub.subgroupSize ? sub.subgroupSize : 1;
+  dev->subgroup_ops =
+      (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? sub.supportedOperations : 0;
   memcpy(dev->uuid, idp.deviceUUID, VK_UUID_SIZE);
 
   VkPhysicalDevice16BitStorageFeatures f16 = {
@@ -604,3 +606,4 @@ unsigned st_device_validation_messages(const StDevice *dev) { return dev->valida
 VkDevice st_device_vk(const StDevice *dev) { return dev->device; }
 const VkPhysicalDeviceLimits *st_device_limits(const StDevice *dev) { return &dev->props.limits; }
 uint32_t st_device_subgroup_size(const StDevice *dev) { return dev->subgroup_size; }
+uint32_t st_device_subgroup_ops(const StDevice *dev) { return dev->subgroup_ops; }

@@ -31,6 +31,7 @@ struct StDevice {
   VkPhysicalDeviceMemoryProperties mem_props;
   uint8_t uuid[VK_UUID_SIZE];
   uint32_t subgroup_size;
+  uint32_t subgroup_ops; /* VkSubgroupFeatureFlags usable in compute shaders (queried once) */
   uint32_t timestamp_valid_bits;
   bool fp16_storage;
   bool is_cpu;
@@ -63,5 +64,21 @@ const char *st_vk_result_str(VkResult r);
 bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError *err);
 /* Bytes of device memory of the current frame plan's arena (0 before the first frame). */
 VkDeviceSize st_net_arena_bytes(const StNet *net);
+
+/* ---- global motion (motion.c) ---- */
+#define ST_MOTION_MAX_SIDE 320 /* luma images for motion estimation are at most this large */
+typedef struct {
+  int w, h;
+  float *y; /* w * h luma values, 0..255 */
+} StLuma;
+/* Motion resolution for a processing size: the processing size divided by the smallest integer
+ * that brings the longer side to at most ST_MOTION_MAX_SIDE. */
+void st_motion_size(int pw, int ph, int *mw, int *mh);
+bool st_luma_from_image(const StImage *img, int mw, int mh, StLuma *out);
+bool st_luma_from_float(const float *rgb, int w, int h, int mw, int mh, StLuma *out);
+void st_luma_free(StLuma *l);
+/* Global shift (dx, dy) such that cur(x, y) shows prev(x + dx, y + dy), in motion pixels;
+ * (0, 0) when no shift explains the change clearly better than no motion. */
+bool st_motion_estimate(const StLuma *prev, const StLuma *cur, int *dx, int *dy);
 
 #endif /* ST_INTERNAL_H */

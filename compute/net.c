@@ -97,8 +97,13 @@ struct StNet {
   StBuffer style_buf;
   /* temporal state */
   StBuffer state_buf;
+  StBuffer state_tmp; /* the translated state before it is copied back */
   int state_w, state_h;
   bool state_valid;
+  /* global motion: luma of the previous frame at the motion resolution */
+  StLuma luma_prev, luma_cur;
+  bool luma_prev_valid;
+  int motion_dx, motion_dy; /* applied in the last frame (processing px) */
   /* current frame plan */
   Plan *plan;
   /* frame I/O */
@@ -1006,6 +1011,12 @@ void st_frame_params_init(StFrameParams *p) {
   p->strength = 1.0f;
   p->preserve_colors = false;
   p->temporal = true;
+  p->motion = ST_MOTION_ESTIMATE;
+}
+
+void st_net_last_motion(const StNet *net, int *dx, int *dy) {
+  *dx = net ? net->motion_dx : 0;
+  *dy = net ? net->motion_dy : 0;
 }
 
 void st_net_free(StNet *net) {
@@ -1016,6 +1027,9 @@ void st_net_free(StNet *net) {
   st_buffer_destroy(dev, &net->weights);
   st_buffer_destroy(dev, &net->style_buf);
   st_buffer_destroy(dev, &net->state_buf);
+  st_buffer_destroy(dev, &net->state_tmp);
+  st_luma_free(&net->luma_prev);
+  st_luma_free(&net->luma_cur);
   st_buffer_destroy(dev, &net->up);
   st_buffer_destroy(dev, &net->up_dev);
   st_buffer_destroy(dev, &net->down);
@@ -1076,7 +1090,10 @@ StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *op
 int st_net_max_steps(const StNet *net) { return net->model->nrefine; }
 VkDeviceSize st_net_arena_bytes(const StNet *net) { return net->plan ? net->plan->arena_size : 0; }
 bool st_net_has_style(const StNet *net) { return net->has_style; }
-void st_net_reset_temporal(StNet *net) { net->state_valid = false; }
+void st_net_reset_temporal(StNet *net) {
+  net->state_valid = false;
+  net->luma_prev_valid = false;
+}
 void st_net_set_profiling(StNet *net, bool per_op) { net->per_op = per_op; }
 
 int st_net_last_timings(const StNet *net, StTiming *out, int max, bool per_op) {
@@ -1307,6 +1324,12 @@ static bool check_params(const StFrameParams *params, StError *err) {
       params->processing_width > MAX_SIDE || params->processing_height > MAX_SIDE)
     return st_set_error(err, ST_ERROR_ARGUMENT, "processing size %dx%d out of range",
                         params->processing_width, params->processing_height);
+  if (params->motion != ST_MOTION_NONE && params->motion != ST_MOTION_ESTIMATE &&
+      params->motion != ST_MOTION_GIVEN)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "unknown motion mode %d", (int)params->motion);
+  if (abs(params->motion_dx) > MAX_SIDE || abs(params->motion_dy) > MAX_SIDE)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "motion (%d, %d) out of range", params->motion_dx,
+                        params->motion_dy);
   return true;
 }
 
@@ -1355,9 +1378,13 @@ static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StEr
   }
   if (pw != net->state_w || ph != net->state_h || !net->state_buf.buffer) {
     st_buffer_destroy(net->dev, &net->state_buf);
+    st_buffer_destroy(net->dev, &net->state_tmp);
     net->state_valid = false;
+    net->luma_prev_valid = false;
     net->state_w = net->state_h = 0;
     if (!st_buffer_create(net->dev, (VkDeviceSize)3 * pw * ph * 4, ST_MEM_DEVICE, &net->state_buf,
+                          err) ||
+        !st_buffer_create(net->dev, (VkDeviceSize)3 * pw * ph * 4, ST_MEM_DEVICE, &net->state_tmp,
                           err)) {
       plan_free(net->dev, p);
       return NULL;
@@ -1370,12 +1397,47 @@ static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StEr
   return p;
 }
 
+/* The motion of the temporal state for this frame (processing px); `cur` is this frame's luma
+ * at the motion resolution (NULL when there is none), kept for the next frame. */
+static void frame_motion(StNet *net, const StFrameParams *params, bool have_prev, int pw,
+                         bool have_cur) {
+  net->motion_dx = net->motion_dy = 0;
+  if (params->motion == ST_MOTION_GIVEN) {
+    net->motion_dx = params->motion_dx;
+    net->motion_dy = params->motion_dy;
+  } else if (params->motion == ST_MOTION_ESTIMATE && have_cur && have_prev &&
+             net->luma_prev_valid) {
+    int dx, dy;
+    if (st_motion_estimate(&net->luma_prev, &net->luma_cur, &dx, &dy)) {
+      double f = (double)pw / net->luma_cur.w;
+      net->motion_dx = (int)lround(dx * f);
+      net->motion_dy = (int)lround(dy * f);
+    }
+  }
+  if (have_cur) { /* this frame's luma becomes the previous one */
+    StLuma t = net->luma_prev;
+    net->luma_prev = net->luma_cur;
+    net->luma_cur = t;
+  }
+  net->luma_prev_valid = have_cur;
+}
+
 /* Records initial + refine steps and the temporal state handling. */
 static bool record_network(StNet *net, StCmd *cmd, Plan *p, const StFrameParams *params,
                            StError *err) {
   const bool have_prev = params->temporal && net->state_valid;
   if (p->state >= 0 && !have_prev)
     st_cmd_fill_zero(cmd, &net->state_buf, 0, net->state_buf.size);
+  if (p->state >= 0 && have_prev && (net->motion_dx || net->motion_dy)) {
+    /* move the previous residual with the scene */
+    const StTensor *st = &p->vals[p->state].t;
+    StTensor tmp = *st;
+    tmp.buf = &net->state_tmp;
+    tmp.offset = 0;
+    if (!st_op_translate(net->dev, cmd, st, net->motion_dy, net->motion_dx, &tmp, err))
+      return false;
+    st_cmd_copy(cmd, &net->state_tmp, 0, &net->state_buf, 0, net->state_buf.size);
+  }
   const Scalars sc = {params->strength, p->state >= 0 && have_prev ? 1.0f : 0.0f};
   if (!record_steps(net, cmd, p, &sc, err))
     return false;
@@ -1427,6 +1489,13 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   Plan *p = get_plan(net, pw, ph, params->steps, params->preserve_colors, err);
   if (!p)
     return false;
+  bool have_cur = false;
+  if (p->state >= 0 && params->temporal && params->motion == ST_MOTION_ESTIMATE) {
+    int mw, mh;
+    st_motion_size(pw, ph, &mw, &mh);
+    have_cur = st_luma_from_image(in, mw, mh, &net->luma_cur);
+  }
+  frame_motion(net, params, net->state_valid && params->temporal, pw, have_cur);
   StDevice *dev = net->dev;
   StCmd *cmd = st_cmd_begin(dev, err);
   if (!cmd)
@@ -1492,6 +1561,13 @@ bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFr
   Plan *p = get_plan(net, w, h, params->steps, false, err);
   if (!p)
     return false;
+  bool have_cur = false;
+  if (p->state >= 0 && params->temporal && params->motion == ST_MOTION_ESTIMATE) {
+    int mw, mh;
+    st_motion_size(w, h, &mw, &mh);
+    have_cur = st_luma_from_float(content, w, h, mw, mh, &net->luma_cur);
+  }
+  frame_motion(net, params, net->state_valid && params->temporal, w, have_cur);
   StDevice *dev = net->dev;
   VkDeviceSize in_bytes = (VkDeviceSize)3 * w * h * 4;
   const StTensor *x = &p->vals[p->x_final].t;

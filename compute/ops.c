@@ -135,20 +135,24 @@ static bool check_cmd(StDevice *dev, StCmd *cmd, const char *op, StError *err) {
  * ST_CONV_KERNEL=generic. */
 typedef enum { CONV_GENERIC = 0, CONV_TILED, CONV_SG } ConvKernel;
 
-static bool conv_sg_supported(StDevice *dev, int ci, int h, int w, int k, int stride) {
-  /* The kernel is written for subgroups of exactly 8 invocations (one per workgroup) and relies
-   * on subgroupShuffle, which every Vulkan 1.1 driver with 8-wide subgroups that we know of
-   * supports; it is only chosen by default on llvmpipe, where it was tuned (a GPU is better
-   * served by the shared-memory tiles). */
-  (void)ci;
-  if (stride != 1 || st_device_subgroup_size(dev) != 8)
-    return false;
-  return k == 3 || (size_t)h * (size_t)w % 4 == 0;
+/* The sg kernels are written for subgroups of exactly 8 invocations (one per workgroup) with
+ * subgroupShuffle in compute shaders; device.c queries both once. They are the default on every
+ * such device (lavapipe on 256-bit SIMD, where they were tuned; GPUs have wider subgroups and use
+ * the shared-memory tiles). */
+static bool sg8_device(StDevice *dev, uint32_t ops) {
+  ops |= VK_SUBGROUP_FEATURE_BASIC_BIT;
+  return st_device_subgroup_size(dev) == 8 && (st_device_subgroup_ops(dev) & ops) == ops;
 }
 
-static bool device_is_llvmpipe(StDevice *dev) {
-  const char *name = st_device_name(dev);
-  return name && strstr(name, "llvmpipe") != NULL;
+static bool conv_sg_device(StDevice *dev) {
+  return sg8_device(dev, VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+}
+
+static bool conv_sg_supported(StDevice *dev, int ci, int h, int w, int k, int stride) {
+  (void)ci;
+  if (stride != 1 || !conv_sg_device(dev))
+    return false;
+  return k == 3 || (size_t)h * (size_t)w % 4 == 0;
 }
 
 static ConvKernel conv_kernel_choice(StDevice *dev, int ci, int h, int w, int co, int k,
@@ -165,7 +169,7 @@ static ConvKernel conv_kernel_choice(StDevice *dev, int ci, int h, int w, int co
   bool sg_ok = conv_sg_supported(dev, ci, h, w, k, stride);
   if (kenv && strcmp(kenv, "sg") == 0)
     return sg_ok ? CONV_SG : CONV_TILED;
-  return sg_ok && device_is_llvmpipe(dev) ? CONV_SG : CONV_TILED;
+  return sg_ok ? CONV_SG : CONV_TILED;
 }
 
 /* Output channels per workgroup of the sg kernels: the largest tile without much waste (input
@@ -309,6 +313,26 @@ bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, c
   return true;
 }
 
+/* resize.comp: mode 0 nearest, 1 bilinear, 2 translate by (ty, tx) (shapes checked by callers) */
+static bool resample(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, int mode,
+                     int ty, int tx, StError *err) {
+  int c = x->shape[0], h = x->shape[1], w = x->shape[2], oh = y->shape[1], ow = y->shape[2];
+  struct {
+    uint32_t h, w, oh, ow;
+    float sy, sx;
+    int32_t ty, tx;
+  } pc = {(uint32_t)h,          (uint32_t)w,          (uint32_t)oh, (uint32_t)ow,
+          (float)h / (float)oh, (float)w / (float)ow, ty,           tx};
+  const StTensor *bind[2] = {x, y};
+  int32_t spec[2] = {0, mode};
+  StKernel *kern = get_kernel(dev, "resize", bind, 2, spec, 2, sizeof pc, err);
+  uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
+  if (!kern || !check_grid(gx, gy, gz, mode == 2 ? "translate" : "resize", err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);
+  return true;
+}
+
 bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mode,
                   const StTensor *y, StError *err) {
   const char *op = "resize";
@@ -324,20 +348,24 @@ bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mod
     snprintf(exp, sizeof exp, "[%d,H,W]", x->shape[0]);
     return shape_error(err, op, "output", y, exp);
   }
-  int c = x->shape[0], h = x->shape[1], w = x->shape[2], oh = y->shape[1], ow = y->shape[2];
-  struct {
-    uint32_t h, w, oh, ow;
-    float sy, sx;
-  } pc = {(uint32_t)h,  (uint32_t)w,          (uint32_t)oh,
-          (uint32_t)ow, (float)h / (float)oh, (float)w / (float)ow};
-  const StTensor *bind[2] = {x, y};
-  int32_t spec[2] = {0, mode == ST_RESIZE_BILINEAR};
-  StKernel *kern = get_kernel(dev, "resize", bind, 2, spec, 2, sizeof pc, err);
-  uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
-  if (!kern || !check_grid(gx, gy, gz, op, err))
+  return resample(dev, cmd, x, y, mode == ST_RESIZE_BILINEAR ? 1 : 0, 0, 0, err);
+}
+
+bool st_op_translate(StDevice *dev, StCmd *cmd, const StTensor *x, int ty, int tx,
+                     const StTensor *y, StError *err) {
+  const char *op = "translate";
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
+      !check_tensor(y, op, "output", err))
     return false;
-  st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);
-  return true;
+  if (x->rank != 3)
+    return shape_error(err, op, "input", x, "[C,h,w]");
+  if (y->rank != 3 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] ||
+      y->shape[2] != x->shape[2]) {
+    char exp[64];
+    snprintf(exp, sizeof exp, "[%d,%d,%d]", x->shape[0], x->shape[1], x->shape[2]);
+    return shape_error(err, op, "output", y, exp);
+  }
+  return resample(dev, cmd, x, y, 2, ty, tx, err);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------- */
@@ -445,6 +473,18 @@ static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StT
   return true;
 }
 
+/* Gram kernel: gram_sg.comp on devices with 8-wide subgroups and subgroupAdd (lavapipe: 20-50x
+ * the shared-memory matmul there, whose 256-invocation workgroups with barriers run as coroutines
+ * on one CPU thread); matmul.comp elsewhere. ST_GRAM_KERNEL=sg|matmul forces one (tests; sg falls
+ * back to matmul where it is not supported). */
+static bool gram_sg_choice(StDevice *dev) {
+  bool ok = sg8_device(dev, VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+  const char *env = getenv("ST_GRAM_KERNEL");
+  if (env && strcmp(env, "matmul") == 0)
+    return false;
+  return ok;
+}
+
 bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, bool center,
                 bool sqrt_, const StTensor *g, StError *err) {
   const char *op = "gram";
@@ -464,6 +504,21 @@ bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y,
   if (g->rank != 2 || g->shape[0] != c || g->shape[1] != d) {
     snprintf(exp, sizeof exp, "[%d,%d]", c, d);
     return shape_error(err, op, "output", g, exp);
+  }
+  if (gram_sg_choice(dev)) {
+    /* gram_sg: one 8-wide subgroup per 16x16 tile of g over the whole reduction. */
+    struct {
+      uint32_t c, d, k;
+      float scale;
+    } pc = {(uint32_t)c, (uint32_t)d, (uint32_t)hw, 1.0f / (float)hw};
+    const StTensor *bind[3] = {x, y, g};
+    int32_t spec[4] = {0, center, sqrt_, hw % 4 == 0};
+    StKernel *kern = get_kernel(dev, "gram_sg", bind, 3, spec, 4, sizeof pc, err);
+    uint32_t gx = (uint32_t)((d + 15) / 16), gy = (uint32_t)((c + 15) / 16);
+    if (!kern || !check_grid(gx, gy, 1, op, err))
+      return false;
+    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+    return true;
   }
   return matmul_dispatch(dev, cmd, op, x, y, g, c, d, hw, false, true, center, sqrt_,
                          1.0f / (float)hw, err);

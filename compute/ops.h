@@ -25,6 +25,9 @@ bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, c
 /* y's shape gives the output size. */
 bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mode,
                   const StTensor *y, StError *err);
+/* y[c, i, j] = x[c, clamp(i + ty), clamp(j + tx)] (same shape; the temporal state's motion). */
+bool st_op_translate(StDevice *dev, StCmd *cmd, const StTensor *x, int ty, int tx,
+                     const StTensor *y, StError *err);
 /* y = act(ka*a + kb*b); b same shape as a, or [C] broadcast over a's H,W. */
 bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
                StAct act, float alpha, const StTensor *y, StError *err);

@@ -80,6 +80,16 @@ void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y)
       }
 }
 
+void st_ref_translate(const float *x, int c, int h, int w, int ty, int tx, float *y) {
+  for (int ch = 0; ch < c; ch++)
+    for (int i = 0; i < h; i++)
+      for (int j = 0; j < w; j++) {
+        int si = i + ty < 0 ? 0 : (i + ty > h - 1 ? h - 1 : i + ty);
+        int sj = j + tx < 0 ? 0 : (j + tx > w - 1 ? w - 1 : j + tx);
+        y[((size_t)ch * h + i) * w + j] = x[((size_t)ch * h + si) * w + sj];
+      }
+}
+
 void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
                    float *y) {
   float sy = (float)h / (float)oh, sx = (float)w / (float)ow;

@@ -19,6 +19,7 @@ float st_ref_act1(float v, StAct act, float alpha);
 void st_ref_conv2d(const float *x, int ci, int h, int w, const float *wt, const float *b, int co,
                    int k, int stride, StPad pad, StAct act, float alpha, float *y);
 void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y);
+void st_ref_translate(const float *x, int c, int h, int w, int ty, int tx, float *y);
 void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
                    float *y);
 /* b has n elements, or (bcast_hw > 0) n / bcast_hw elements broadcast over runs of bcast_hw. */

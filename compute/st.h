@@ -99,6 +99,13 @@ int st_net_max_steps(
 bool st_net_set_style(StNet *net, const StImage *style, StError *err);
 bool st_net_has_style(const StNet *net);
 
+/* How the previous frame's residual is moved before it is reused (temporal on). */
+typedef enum {
+  ST_MOTION_NONE = 0, /* reused where it is */
+  ST_MOTION_ESTIMATE, /* moved by the global motion estimated from the two input frames (CPU) */
+  ST_MOTION_GIVEN     /* moved by motion_dx, motion_dy */
+} StMotionMode;
+
 typedef struct {
   int steps;            /* refinement steps, >= 0 */
   float strength;       /* 0..1 */
@@ -106,9 +113,16 @@ typedef struct {
   bool temporal;        /* reuse the previous frame's residual */
   int processing_width; /* network size; 0 = frame size */
   int processing_height;
+  StMotionMode motion;
+  /* ST_MOTION_GIVEN: this frame's pixel (x, y) shows the previous frame's (x + dx, y + dy), in
+   * processing-size pixels */
+  int motion_dx, motion_dy;
 } StFrameParams;
 
-void st_frame_params_init(StFrameParams *p); /* steps 2, strength 1, temporal on, size 0 */
+/* steps 2, strength 1, temporal on, size 0, motion ST_MOTION_ESTIMATE */
+void st_frame_params_init(StFrameParams *p);
+/* The motion (processing-size pixels) applied to the temporal state in the last frame. */
+void st_net_last_motion(const StNet *net, int *dx, int *dy);
 
 /* Stylizes `in` into `out` (same width/height; formats may differ). One GPU submission. */
 bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFrameParams *params,

@@ -80,6 +80,9 @@ void st_cmd_free(StCmd *cmd);
 VkDevice st_device_vk(const StDevice *dev);
 const VkPhysicalDeviceLimits *st_device_limits(const StDevice *dev);
 uint32_t st_device_subgroup_size(const StDevice *dev);
+/* Subgroup operations (VkSubgroupFeatureFlags) supported in compute shaders; 0 when the compute
+ * stage has none. */
+uint32_t st_device_subgroup_ops(const StDevice *dev);
 
 /* Error helper: formats into err (if non-NULL) and returns false. */
 bool st_set_error(StError *err, StStatus code, const char *fmt, ...)

@@ -68,6 +68,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_style_transfer_debug);
 #define DEFAULT_STRENGTH 1.0
 #define DEFAULT_PRESERVE_COLORS FALSE
 #define DEFAULT_TEMPORAL TRUE
+#define DEFAULT_MOTION_COMPENSATION TRUE
 #define DEFAULT_DEVICE (-1)
 #define MAX_DEVICE 63
 #define DEFAULT_PROCESSING_SIZE 0
@@ -86,6 +87,7 @@ enum {
   PROP_STRENGTH,
   PROP_PRESERVE_COLORS,
   PROP_TEMPORAL,
+  PROP_MOTION_COMPENSATION,
   PROP_DEVICE,
   PROP_PROCESSING_SIZE,
   PROP_FP16,
@@ -120,6 +122,7 @@ struct _GstStyleTransfer {
   gdouble strength;
   gboolean preserve_colors;
   gboolean temporal;
+  gboolean motion_compensation;
   gint device_index;
   gint processing_size;
   gboolean processing_size_set; /* the user set processing-size (else: automatic on CPUs) */
@@ -676,6 +679,7 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
   params.strength = (float)self->strength;
   params.preserve_colors = self->preserve_colors;
   params.temporal = self->temporal;
+  params.motion = self->motion_compensation ? ST_MOTION_ESTIMATE : ST_MOTION_NONE;
   gint size = self->processing_size;
   gboolean size_set = self->processing_size_set;
   GstSample *new_style = NULL;
@@ -766,6 +770,9 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
   case PROP_TEMPORAL:
     self->temporal = g_value_get_boolean(value);
     break;
+  case PROP_MOTION_COMPENSATION:
+    self->motion_compensation = g_value_get_boolean(value);
+    break;
   case PROP_DEVICE:
     reload = self->device_index != g_value_get_int(value);
     self->device_index = g_value_get_int(value);
@@ -813,6 +820,9 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
     break;
   case PROP_TEMPORAL:
     g_value_set_boolean(value, self->temporal);
+    break;
+  case PROP_MOTION_COMPENSATION:
+    g_value_set_boolean(value, self->motion_compensation);
     break;
   case PROP_DEVICE:
     g_value_set_int(value, self->device_index);
@@ -909,6 +919,20 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
       g_param_spec_boolean("temporal", "Temporal reuse",
                            "Continue the refinement of the previous frame (less flicker)",
                            DEFAULT_TEMPORAL, rw));
+  /**
+   * GstStyleTransfer:motion-compensation:
+   *
+   * With #GstStyleTransfer:temporal, move the previous frame's refinement with the camera before
+   * reusing it: the global shift between consecutive input frames is estimated on the CPU from
+   * small luma copies of the frames (a few milliseconds); a still scene or an object moving on a
+   * still background gives no shift.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MOTION_COMPENSATION,
+      g_param_spec_boolean("motion-compensation", "Motion compensation",
+                           "With temporal reuse, move the previous frame's refinement by the "
+                           "camera's global motion (estimated from the input frames)",
+                           DEFAULT_MOTION_COMPENSATION, rw));
   g_object_class_install_property(
       gobject_class, PROP_DEVICE,
       g_param_spec_int("device", "Vulkan device",
@@ -967,6 +991,7 @@ static void gst_style_transfer_init(GstStyleTransfer *self) {
   self->strength = DEFAULT_STRENGTH;
   self->preserve_colors = DEFAULT_PRESERVE_COLORS;
   self->temporal = DEFAULT_TEMPORAL;
+  self->motion_compensation = DEFAULT_MOTION_COMPENSATION;
   self->device_index = DEFAULT_DEVICE;
   self->processing_size = DEFAULT_PROCESSING_SIZE;
   self->fp16 = DEFAULT_FP16;

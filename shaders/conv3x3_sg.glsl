@@ -23,56 +23,21 @@
 //   vec4 loads) are loaded by lane j; each weight is then distributed by a shuffle from lane j;
 // - every invocation accumulates OB x RB x PX outputs; each input value feeds 3*OB FMAs per
 //   kernel row, each weight RB*PX FMAs.
-// fp16 storage (ST_F16, DT_MASK bits): inputs/weights/outputs are read and written as packed
-// pairs of halves (uvec2 = 4 halves), i.e. the same number of loads as fp32.
+// Bindings, fp16 storage (packed halves) and the shared helpers: conv_sg_common.glsl.
 #extension GL_GOOGLE_include_directive : require
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_shuffle : require
-#extension GL_EXT_control_flow_attributes : require
-#ifdef ST_F16
-#extension GL_EXT_shader_16bit_storage : require
-#endif
+#include "conv_sg_common.glsl"
 
-layout(constant_id = 0) const int DT_MASK = 0;
-layout(constant_id = 1) const int ACT = 0;
-layout(constant_id = 2) const int HAS_BIAS = 0;
 layout(constant_id = 3) const int REFLECT = 0;
 layout(constant_id = 4) const int WVEC = 1;
 layout(constant_id = 5) const int XVEC = 1;
 
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_LRELU 2
-
-layout(local_size_x = 8) in;
-
+// Element-wise views (W % 4 != 0 and the halo columns).
 layout(std430, set = 0, binding = 0) readonly buffer XF { float x_f[]; };
-layout(std430, set = 0, binding = 0) readonly buffer XF4 { vec4 x_f4[]; };
-layout(std430, set = 0, binding = 1) readonly buffer WF { float w_f[]; };
-layout(std430, set = 0, binding = 1) readonly buffer WF4 { vec4 w_f4[]; };
-layout(std430, set = 0, binding = 2) readonly buffer BF { float b_f[]; };
 layout(std430, set = 0, binding = 3) writeonly buffer YF { float y_f[]; };
-layout(std430, set = 0, binding = 3) writeonly buffer YF4 { vec4 y_f4[]; };
 #ifdef ST_F16
-layout(std430, set = 0, binding = 3) writeonly buffer YH { float16_t y_h[]; };
-// Packed halves: element i of a tensor is half (i & 1) of word i >> 1.
 layout(std430, set = 0, binding = 0) readonly buffer XH { uint x_h[]; };
-layout(std430, set = 0, binding = 0) readonly buffer XH4 { uvec2 x_h4[]; };
-layout(std430, set = 0, binding = 1) readonly buffer WH { uint w_h[]; };
-layout(std430, set = 0, binding = 1) readonly buffer WH4 { uvec2 w_h4[]; };
-layout(std430, set = 0, binding = 2) readonly buffer BH { uint b_h[]; };
-layout(std430, set = 0, binding = 3) writeonly buffer YH4 { uvec2 y_h4[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer YH { float16_t y_h[]; };
 #endif
-
-layout(push_constant) uniform P {
-  uint ci, h, w, co, oh, ow;
-  float alpha;
-} p;
-
-const bool XH16 = (DT_MASK & 1) != 0;
-const bool WH16 = (DT_MASK & 2) != 0;
-const bool BH16 = (DT_MASK & 4) != 0;
-const bool YH16 = (DT_MASK & 8) != 0;
 
 float ld_x(uint i) {
 #ifdef ST_F16
@@ -80,38 +45,6 @@ float ld_x(uint i) {
     return unpackHalf2x16(x_h[i >> 1])[i & 1u];
 #endif
   return x_f[i];
-}
-vec4 ld_x4(uint i) { // elements 4i .. 4i+3
-#ifdef ST_F16
-  if (XH16) {
-    uvec2 u = x_h4[i];
-    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-  }
-#endif
-  return x_f4[i];
-}
-vec4 ld_w4(uint i) {
-#ifdef ST_F16
-  if (WH16) {
-    uvec2 u = w_h4[i];
-    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-  }
-#endif
-  return w_f4[i];
-}
-float ld_w(uint i) {
-#ifdef ST_F16
-  if (WH16)
-    return unpackHalf2x16(w_h[i >> 1])[i & 1u];
-#endif
-  return w_f[i];
-}
-float ld_b(uint i) {
-#ifdef ST_F16
-  if (BH16)
-    return unpackHalf2x16(b_h[i >> 1])[i & 1u];
-#endif
-  return b_f[i];
 }
 void st_y(uint i, float v) {
 #ifdef ST_F16
@@ -121,23 +54,6 @@ void st_y(uint i, float v) {
   }
 #endif
   y_f[i] = v;
-}
-void st_y4(uint i, vec4 v) {
-#ifdef ST_F16
-  if (YH16) {
-    y_h4[i] = uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
-    return;
-  }
-#endif
-  y_f4[i] = v;
-}
-
-float act(float v) {
-  if (ACT == ACT_RELU)
-    return max(v, 0.0);
-  if (ACT == ACT_LRELU)
-    return v >= 0.0 ? v : v * p.alpha;
-  return v;
 }
 
 // Reflect padding index (pad 1); a size-1 axis repeats its only element.

@@ -214,9 +214,14 @@ def write_test_data(net, model_path, out_dir, seed):
               (base[:, 3:3 + h, 4:4 + w] + 0.02 * torch.randn(3, h, w, generator=g)).clamp(0, 1)]
     # frame 3: frame 2 again with fresh faint noise (a still camera: the temporal gate keeps)
     frames.append((frames[1] + 0.004 * torch.randn(3, h, w, generator=g)).clamp(0, 1))
+    # state_shift: the motion given to the engine for the temporal state (frame 2 shows frame 1
+    # moved by (dy, dx) = (1, 2)); the reference moves the previous residual the same way
+    shifts = [(0, 0), (1, 2), (0, 0)]
     seq = {"strength": s, "steps": steps, "temporal": True, "frames": []}
     prev = None
     for i, fr in enumerate(frames):
+        if prev is not None:
+            prev = M.translate_state(prev, *shifts[i])
         y, res = run_model(net, fr, S, steps, s, prev)
         prev = res[0]
         cname = "seq_frame%d_%dx%d.f32" % (i, w, h)
@@ -224,7 +229,7 @@ def write_test_data(net, model_path, out_dir, seed):
         write_f32(os.path.join(out_dir, cname), fr)
         write_f32(os.path.join(out_dir, oname), y)
         seq["frames"].append({"content": cname, "content_shape": [3, h, w], "output": oname,
-                              "output_shape": list(y.shape)})
+                              "output_shape": list(y.shape), "state_shift": list(shifts[i])})
     index["sequences"].append(seq)
     with open(os.path.join(out_dir, "index.json"), "w") as f:
         json.dump(index, f, indent=1)

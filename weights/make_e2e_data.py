@@ -200,16 +200,19 @@ def main():
     # frame 3: frame 2 with fresh faint noise (a still camera: the temporal gate keeps)
     f3 = np.clip(f2.astype(np.int32) + rng.randint(-1, 2, (h, w, 3)), 0, 255).astype(np.uint8)
     seq = {"width": w, "height": h, "steps": n, "strength": 1.0, "temporal": True, "frames": []}
+    # The element estimates the global motion between its input frames (motion-compensation
+    # on) and moves the previous residual by it: frame 2 shows frame 1 moved by (dy, dx) = (1, 2).
+    shifts = [(0, 0), (1, 2), (0, 0)]
     prev = None
     for i, fr in enumerate((f1, f2, f3)):
-        x, state = m.run_frame(to_tensor(fr), n, 1.0, prev)
+        x, state = m.run_frame(to_tensor(fr), n, 1.0, prev, shifts[i])
         prev = state.get("residual")
         out = to_frame(x, h, w)
         cname = "seq_frame%d_%dx%d.rgba" % (i, w, h)
         oname = "expected_seq%d_%dx%d_n%d.rgba" % (i, w, h, n)
         write_rgba(os.path.join(a.out, cname), fr)
         write_rgba(os.path.join(a.out, oname), out)
-        entry = {"content": cname, "expected": oname}
+        entry = {"content": cname, "expected": oname, "state_shift": list(shifts[i])}
         if i > 0:
             # the same frame without temporal state: the test must tell the two apart
             x0, _ = m.run_frame(to_tensor(fr), n, 1.0, None)

@@ -297,6 +297,15 @@ class StyleNet(nn.Module):
         return outs, Fr
 
 
+def translate_state(x, sy, sx):
+    """out[..., y, x] = x[..., clamp(y + sy), clamp(x + sx)]: how the engine moves the temporal
+    state by the estimated global motion (this frame's (y, x) shows the previous (y+sy, x+sx))."""
+    H, W = x.shape[-2:]
+    iy = (torch.arange(H, device=x.device) + int(sy)).clamp(0, H - 1)
+    ix = (torch.arange(W, device=x.device) + int(sx)).clamp(0, W - 1)
+    return x[..., iy[:, None], ix[None, :]]
+
+
 def load_student(net, state):
     """Loads a checkpoint's tensors. Checkpoints written before the temporal gate existed lack
     its tensors: those keep their initial values. Returns the list of such missing names."""

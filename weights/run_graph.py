@@ -43,6 +43,14 @@ def _reflect_index(n):
     return [0, 0, 0] if n == 1 else [1] + list(range(n)) + [n - 2]
 
 
+def translate(x, sy, sx):
+    """[C, H, W] -> [C, H, W]: out[:, y, x] = x[:, clamp(y + sy), clamp(x + sx)]."""
+    H, W = x.shape[-2:]
+    iy = (torch.arange(H) + int(sy)).clamp(0, H - 1)
+    ix = (torch.arange(W) + int(sx)).clamp(0, W - 1)
+    return x[..., iy[:, None], ix[None, :]]
+
+
 class Model:
     def __init__(self, path):
         tensors, meta = st_io.read(path)
@@ -160,8 +168,12 @@ class Model:
         with torch.no_grad():
             self.style_state = self.run_subgraph("style", {"style": style})
 
-    def run_frame(self, content, steps, strength=1.0, prev_residual=None):
-        """Returns (final x, frame state). prev_residual None = zeros (temporal off/first)."""
+    def run_frame(self, content, steps, strength=1.0, prev_residual=None, prev_shift=(0, 0)):
+        """Returns (final x, frame state). prev_residual None = zeros (temporal off/first).
+        prev_shift (dy, dx): the global motion the engine applies to prev_residual first
+        (this frame's (y, x) shows the previous frame's (y + dy, x + dx); edges repeat)."""
+        if prev_residual is not None and tuple(prev_shift) != (0, 0):
+            prev_residual = translate(prev_residual, *prev_shift)
         self.strength = strength
         self.state_valid = 0.0 if prev_residual is None else 1.0
         with torch.no_grad():
@@ -206,7 +218,7 @@ def main():
         prev = None
         for fr in s["frames"]:
             y, st = m.run_frame(load(fr["content"], fr["content_shape"]), s["steps"],
-                                s["strength"], prev)
+                                s["strength"], prev, fr.get("state_shift", (0, 0)))
             prev = st.get("residual") if s["temporal"] else None
             worst = max(worst, (y - load(fr["output"], fr["output_shape"])).abs().max().item())
     print("max abs difference over all cases: %.3g" % worst)

@@ -332,13 +332,7 @@ def adain_direct(net, c, s):
     return net.dec_adain(fused, f2, f1)
 
 
-def translate_state(x, sy, sx):
-    """out[..., y, x] = x[..., clamp(y + sy), clamp(x + sx)]: what the engine's `translate` does
-    to the temporal state (edge pixels repeat)."""
-    H, W = x.shape[-2:]
-    iy = (torch.arange(H, device=x.device) + sy).clamp(0, H - 1)
-    ix = (torch.arange(W, device=x.device) + sx).clamp(0, W - 1)
-    return x[..., iy[:, None], ix[None, :]]
+translate_state = M.translate_state
 
 
 def load_batch(paths, rng, crop, n, device):

@@ -170,8 +170,19 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
           read_f32(json_get(fr, "output")->string, json_get(fr, "output_shape"), &oc, &oh, &ow);
       float *out = NULL;
       int rw, rh;
+      /* the reference moved the previous residual by the frame's given motion */
+      const JsonValue *shift = json_get(fr, "state_shift");
+      p.motion = shift ? ST_MOTION_GIVEN : ST_MOTION_NONE;
+      p.motion_dy = shift ? (int)shift->items[0].number : 0;
+      p.motion_dx = shift ? (int)shift->items[1].number : 0;
       bool ok = in && ref && st_net_run_float(net, in, w, h, &p, &out, &rw, &rh, &err);
       CHECK(ok, "sequence %zu frame %zu: %s", si, fi, err.message);
+      if (ok) {
+        int mdx, mdy;
+        st_net_last_motion(net, &mdx, &mdy);
+        CHECK(mdx == p.motion_dx && mdy == p.motion_dy, "motion (%d, %d) applied, (%d, %d) given",
+              mdx, mdy, p.motion_dx, p.motion_dy);
+      }
       if (ok && rw == ow && rh == oh) {
         Cmp r = compare(out, ref, (size_t)3 * ow * oh);
         printf("%s sequence %zu frame %zu: max|d| %.2e PSNR %.2f dB\n", fp16 ? "fp16" : "fp32", si,

@@ -425,6 +425,36 @@ static void test_resize(void) {
       }
 }
 
+static void test_translate(void) {
+  static const int offs[][2] = {{0, 0}, {1, 2}, {-3, 1}, {0, -7}, {40, -40}};
+  for (size_t s = 0; s < NSPATIAL; s++)
+    for (size_t o = 0; o < sizeof offs / sizeof offs[0]; o++) {
+      int w = spatial[s][0], h = spatial[s][1], c = 3, ty = offs[o][0], tx = offs[o][1];
+      StDType dt = (have_f16 && o == 2) ? ST_F16 : ST_F32;
+      float *hx;
+      DT *x = dt_random(dt, 3, c, h, w, -1.0f, 1.0f, &hx);
+      DT *y = dt_new(dt, 3, c, h, w);
+      char what[128];
+      snprintf(what, sizeof what, "translate [%d,%d,%d] by (%d, %d) %s", c, h, w, ty, tx,
+               dt == ST_F16 ? "f16" : "f32");
+      StError err = {0};
+      StCmd *cmd = begin();
+      bool ok = st_op_translate(dev, cmd, &x->t, ty, tx, &y->t, &err);
+      if (finish(cmd, ok, &err, what)) {
+        size_t n = (size_t)c * h * w;
+        float *got = fmalloc(n), *ref = fmalloc(n);
+        dt_read(y, got);
+        st_ref_translate(hx, c, h, w, ty, tx, ref);
+        compare(what, got, ref, n, 0.0f, 0.0f);
+        free(got);
+        free(ref);
+      }
+      free(hx);
+      dt_free(x);
+      dt_free(y);
+    }
+}
+
 /* ---- elementwise ----------------------------------------------------------------------- */
 
 static void test_eltwise(void) {
@@ -519,44 +549,92 @@ static void test_moments(void) {
     }
 }
 
+/* `kernel`: NULL for the default choice, else the ST_GRAM_KERNEL value ("sg": gram_sg.comp
+ * where supported, "matmul": matmul.comp). */
+static void test_gram_case(int c, int d, int h, int w, bool withy, bool center, bool sq, StDType dt,
+                           const char *kernel) {
+  float *hx, *hy = NULL;
+  DT *x = dt_random(dt, 3, c, h, w, 0.0f, 2.0f, &hx);
+  DT *y = withy ? dt_random(dt, 3, d, h, w, -1.0f, 3.0f, &hy) : NULL;
+  if (!withy)
+    d = c;
+  DT *g = dt_new(ST_F32, 2, c, d, 1);
+  char what[160];
+  snprintf(what, sizeof what, "gram(%s) x[%d,%d,%d]%s center=%d sqrt=%d %s",
+           kernel ? kernel : "default", c, h, w, withy ? " y" : "", center, sq,
+           dt == ST_F16 ? "f16" : "f32");
+  if (kernel)
+    setenv("ST_GRAM_KERNEL", kernel, 1);
+  StError err = {0};
+  StCmd *cmd = begin();
+  bool ok = st_op_gram(dev, cmd, &x->t, y ? &y->t : NULL, center, sq, &g->t, &err);
+  if (kernel)
+    unsetenv("ST_GRAM_KERNEL");
+  if (finish(cmd, ok, &err, what)) {
+    size_t n = (size_t)c * d;
+    float *got = fmalloc(n), *ref = fmalloc(n);
+    dt_read(g, got);
+    st_ref_gram(hx, hy, c, d, (size_t)h * w, center, sq, ref);
+    /* Centred Gram entries are differences of products: compare relative to the rms
+     * (compare() does). sqrt is not Lipschitz at 0 (|sqrt(a) - sqrt(b)| <= sqrt(|a - b|)): a
+     * rounding error of 1e-8 in a centred entry near 0 (1e-5 of the typical |g| here) becomes
+     * 1e-4 after the sqrt, hence that absolute floor for SQRT (an indexing error is O(1)). */
+    compare(what, got, ref, n, 1e-4f, sq ? 1e-4f : 1e-6f);
+    free(got);
+    free(ref);
+  }
+  free(hx);
+  free(hy);
+  dt_free(x);
+  dt_free(y);
+  dt_free(g);
+}
+
 static void test_gram(void) {
   static const int shapes[][4] = {
       {1, 1, 1, 1}, {7, 5, 7, 3}, {37, 33, 129, 257}, {64, 64, 200, 300}};
-  for (size_t s = 0; s < 4; s++)
-    for (int withy = 0; withy < 2; withy++)
-      for (int center = 0; center < 2; center++)
-        for (int sq = 0; sq < 2; sq++) {
-          int c = shapes[s][0], d = withy ? shapes[s][1] : c, h = shapes[s][2], w = shapes[s][3];
-          if (s == 3 && (center + sq + withy) % 2)
-            continue;
-          StDType dt = (have_f16 && s == 1 && sq) ? ST_F16 : ST_F32;
-          float *hx, *hy = NULL;
-          DT *x = dt_random(dt, 3, c, h, w, 0.0f, 2.0f, &hx);
-          DT *y = withy ? dt_random(dt, 3, d, h, w, -1.0f, 3.0f, &hy) : NULL;
-          DT *g = dt_new(ST_F32, 2, c, d, 1);
-          char what[128];
-          snprintf(what, sizeof what, "gram x[%d,%d,%d]%s center=%d sqrt=%d %s", c, h, w,
-                   withy ? " y" : "", center, sq, dt == ST_F16 ? "f16" : "f32");
-          StError err = {0};
-          StCmd *cmd = begin();
-          bool ok = st_op_gram(dev, cmd, &x->t, y ? &y->t : NULL, center, sq, &g->t, &err);
-          if (finish(cmd, ok, &err, what)) {
-            size_t n = (size_t)c * d;
-            float *got = fmalloc(n), *ref = fmalloc(n);
-            dt_read(g, got);
-            st_ref_gram(hx, hy, c, d, (size_t)h * w, center, sq, ref);
-            /* Centred Gram entries are differences of products: compare relative to the rms
-             * (compare() does) with an absolute floor for the sqrt(1e-8) entries. */
-            compare(what, got, ref, n, 1e-4f, 1e-6f);
-            free(got);
-            free(ref);
+  for (int kern = 0; kern < 2; kern++)
+    for (size_t s = 0; s < 4; s++)
+      for (int withy = 0; withy < 2; withy++)
+        for (int center = 0; center < 2; center++)
+          for (int sq = 0; sq < 2; sq++) {
+            if (s == 3 && (center + sq + withy) % 2)
+              continue;
+            StDType dt = (have_f16 && s == 1 && sq) ? ST_F16 : ST_F32;
+            test_gram_case(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], withy, center,
+                           sq, dt, kern ? "matmul" : "sg");
           }
-          free(hx);
-          free(hy);
-          dt_free(x);
-          dt_free(y);
-          dt_free(g);
-        }
+  /* gram_sg tiles (16x16) cut by C and D, K = H*W not a multiple of 4 (element-wise loads) and a
+   * multiple of 4 (vec4 loads), fp16 inputs with vec4 loads, a channel mean far from zero
+   * (centring by shifted sums), and the default choice. */
+  test_gram_case(16, 16, 90, 160, false, false, true, ST_F32, "sg");
+  test_gram_case(17, 33, 5, 7, true, true, false, ST_F32, "sg");
+  test_gram_case(32, 3, 12, 12, true, true, true, ST_F32, "sg");
+  if (have_f16) {
+    test_gram_case(20, 9, 8, 20, true, true, true, ST_F16, "sg");
+    test_gram_case(16, 16, 45, 80, false, false, true, ST_F16, NULL);
+  }
+  {
+    float *hx;
+    DT *x = dt_random(ST_F32, 3, 24, 30, 40, -0.5f, 0.5f, &hx);
+    for (size_t i = 0; i < (size_t)24 * 30 * 40; i++)
+      hx[i] += 40.0f + (float)(i / (30 * 40)); /* means 40..63, std 0.29 */
+    dt_write(x, hx);
+    DT *g = dt_new(ST_F32, 2, 24, 24, 1);
+    StError err = {0};
+    StCmd *cmd = begin();
+    const char *what = "gram(default) x[24,30,40] mean 40..63 center=1";
+    bool ok = st_op_gram(dev, cmd, &x->t, NULL, true, false, &g->t, &err);
+    if (finish(cmd, ok, &err, what)) {
+      float got[24 * 24], ref[24 * 24];
+      dt_read(g, got);
+      st_ref_gram(hx, NULL, 24, 24, 30 * 40, true, false, ref);
+      compare(what, got, ref, 24 * 24, 1e-4f, 1e-6f);
+    }
+    free(hx);
+    dt_free(x);
+    dt_free(g);
+  }
 }
 
 static void test_matmul(void) {
@@ -1001,10 +1079,11 @@ int main(int argc, char **argv) {
   struct {
     const char *name;
     void (*fn)(void);
-  } tests[] = {{"conv", test_conv},       {"pool", test_pool},       {"resize", test_resize},
-               {"eltwise", test_eltwise}, {"moments", test_moments}, {"gram", test_gram},
-               {"matmul", test_matmul},   {"linear", test_linear},   {"softmax", test_softmax},
-               {"concat", test_concat},   {"frames", test_frames},   {"errors", test_errors}};
+  } tests[] = {{"conv", test_conv},           {"pool", test_pool},       {"resize", test_resize},
+               {"translate", test_translate}, {"eltwise", test_eltwise}, {"moments", test_moments},
+               {"gram", test_gram},           {"matmul", test_matmul},   {"linear", test_linear},
+               {"softmax", test_softmax},     {"concat", test_concat},   {"frames", test_frames},
+               {"errors", test_errors}};
   if (only && strcmp(only, "bench") == 0) {
     bench(argc > 2 && strcmp(argv[2], "quick") == 0);
     st_device_free(dev);

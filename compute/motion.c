@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Global motion between consecutive input frames, on the CPU, for the temporal state: the
+ * previous frame's residual is moved by the camera's motion before the network reuses it.
+ *
+ * Both frames are reduced to a luma image of at most ST_MOTION_MAX_SIDE px (box filter over each
+ * output pixel's footprint); a coarse search on a 4x smaller copy (+-12% of the image) is refined
+ * by +-3 px at the motion resolution. The cost is the mean absolute luma difference over the
+ * overlap (at least half of the image), sampled every second pixel at the fine level. A shift is
+ * kept only when it explains the change clearly better than no motion (a still scene, noise, or
+ * a moving object on a still background give (0, 0)).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COARSE 4
+#define MAX_FRACTION 0.12
+#define REFINE 3
+#define ACCEPT 0.85 /* the best shift must cost less than this times the cost of no motion */
+
+void st_luma_free(StLuma *l) {
+  free(l->y);
+  memset(l, 0, sizeof *l);
+}
+
+static bool luma_alloc(StLuma *l, int w, int h) {
+  if (l->w != w || l->h != h || !l->y) {
+    free(l->y);
+    l->y = malloc(sizeof *l->y * (size_t)w * (size_t)h);
+    if (!l->y) {
+      memset(l, 0, sizeof *l);
+      return false;
+    }
+    l->w = w;
+    l->h = h;
+  }
+  return true;
+}
+
+void st_motion_size(int pw, int ph, int *mw, int *mh) {
+  int side = pw > ph ? pw : ph;
+  int f = (side + ST_MOTION_MAX_SIDE - 1) / ST_MOTION_MAX_SIDE;
+  *mw = (pw + f - 1) / f;
+  *mh = (ph + f - 1) / f;
+}
+
+/* Luma of pixel (x, y) of an 8-bit frame (BT.601 weights for RGB; the Y plane for YUV). */
+static float frame_luma(const StImage *img, int x, int y) {
+  const uint8_t *row = img->planes[0] + (size_t)y * (size_t)img->strides[0];
+  switch (img->format) {
+  case ST_FORMAT_RGBA:
+  case ST_FORMAT_RGBX: {
+    const uint8_t *p = row + 4 * (size_t)x;
+    return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+  }
+  case ST_FORMAT_BGRA:
+  case ST_FORMAT_BGRX: {
+    const uint8_t *p = row + 4 * (size_t)x;
+    return 0.299f * p[2] + 0.587f * p[1] + 0.114f * p[0];
+  }
+  default: /* I420, NV12: plane 0 is luma */
+    return row[x];
+  }
+}
+
+bool st_luma_from_image(const StImage *img, int mw, int mh, StLuma *out) {
+  if (!luma_alloc(out, mw, mh))
+    return false;
+  for (int my = 0; my < mh; my++) {
+    int y0 = (int)((long long)my * img->height / mh);
+    int y1 = (int)((long long)(my + 1) * img->height / mh);
+    if (y1 <= y0)
+      y1 = y0 + 1;
+    for (int mx = 0; mx < mw; mx++) {
+      int x0 = (int)((long long)mx * img->width / mw);
+      int x1 = (int)((long long)(mx + 1) * img->width / mw);
+      if (x1 <= x0)
+        x1 = x0 + 1;
+      float s = 0.0f;
+      for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+          s += frame_luma(img, x, y);
+      out->y[(size_t)my * mw + mx] = s / (float)((y1 - y0) * (x1 - x0));
+    }
+  }
+  return true;
+}
+
+bool st_luma_from_float(const float *rgb, int w, int h, int mw, int mh, StLuma *out) {
+  if (!luma_alloc(out, mw, mh))
+    return false;
+  size_t plane = (size_t)w * (size_t)h;
+  for (int my = 0; my < mh; my++) {
+    int y0 = (int)((long long)my * h / mh), y1 = (int)((long long)(my + 1) * h / mh);
+    if (y1 <= y0)
+      y1 = y0 + 1;
+    for (int mx = 0; mx < mw; mx++) {
+      int x0 = (int)((long long)mx * w / mw), x1 = (int)((long long)(mx + 1) * w / mw);
+      if (x1 <= x0)
+        x1 = x0 + 1;
+      float s = 0.0f;
+      for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+          size_t i = (size_t)y * w + x;
+          s += 255.0f * (0.299f * rgb[i] + 0.587f * rgb[plane + i] + 0.114f * rgb[2 * plane + i]);
+        }
+      out->y[(size_t)my * mw + mx] = s / (float)((y1 - y0) * (x1 - x0));
+    }
+  }
+  return true;
+}
+
+/* Mean |b(x, y) - a(x + dx, y + dy)| over the overlap, every `step`-th pixel; -1 when the
+ * overlap is less than half of the image. */
+static double cost(const float *a, const float *b, int w, int h, int dx, int dy, int step) {
+  int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? w - dx : w;
+  int y0 = dy < 0 ? -dy : 0, y1 = dy > 0 ? h - dy : h;
+  if ((long long)(x1 - x0) * (y1 - y0) * 2 < (long long)w * h)
+    return -1.0;
+  double s = 0.0;
+  long long n = 0;
+  for (int y = y0; y < y1; y += step) {
+    const float *rb = b + (size_t)y * w, *ra = a + (size_t)(y + dy) * w + dx;
+    for (int x = x0; x < x1; x += step) {
+      s += fabsf(rb[x] - ra[x]);
+      n++;
+    }
+  }
+  return n ? s / (double)n : -1.0;
+}
+
+/* Best shift in [cx-r, cx+r] x [cy-r, cy+r]; returns its cost (or -1 if none fits). */
+static double search(const float *a, const float *b, int w, int h, int cx, int cy, int r, int step,
+                     int *bx, int *by) {
+  double best = -1.0;
+  for (int dy = cy - r; dy <= cy + r; dy++)
+    for (int dx = cx - r; dx <= cx + r; dx++) {
+      double c = cost(a, b, w, h, dx, dy, step);
+      /* ties go to the smaller motion */
+      if (c >= 0.0 && (best < 0.0 || c < best - 1e-9 ||
+                       (fabs(c - best) <= 1e-9 && abs(dx) + abs(dy) < abs(*bx) + abs(*by)))) {
+        best = c;
+        *bx = dx;
+        *by = dy;
+      }
+    }
+  return best;
+}
+
+static float *downsample(const StLuma *l, int f, int *ow, int *oh) {
+  int w = l->w / f, h = l->h / f;
+  if (w < 1 || h < 1)
+    return NULL;
+  float *o = malloc(sizeof *o * (size_t)w * (size_t)h);
+  if (!o)
+    return NULL;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      float s = 0.0f;
+      for (int j = 0; j < f; j++)
+        for (int i = 0; i < f; i++)
+          s += l->y[(size_t)(y * f + j) * l->w + x * f + i];
+      o[(size_t)y * w + x] = s / (float)(f * f);
+    }
+  *ow = w;
+  *oh = h;
+  return o;
+}
+
+bool st_motion_estimate(const StLuma *prev, const StLuma *cur, int *dx, int *dy) {
+  *dx = *dy = 0;
+  if (!prev->y || !cur->y || prev->w != cur->w || prev->h != cur->h || cur->w < 8 || cur->h < 8)
+    return false;
+  int w = cur->w, h = cur->h, cw = 0, ch = 0, tmp = 0;
+  int cx = 0, cy = 0;
+  float *ca = downsample(prev, COARSE, &cw, &ch);
+  float *cb = downsample(cur, COARSE, &tmp, &tmp);
+  if (ca && cb && cw >= 4 && ch >= 4) {
+    int r = (int)ceil(MAX_FRACTION * (cw > ch ? cw : ch));
+    search(ca, cb, cw, ch, 0, 0, r, 1, &cx, &cy);
+  }
+  free(ca);
+  free(cb);
+  int bx = 0, by = 0;
+  double best = search(prev->y, cur->y, w, h, cx * COARSE, cy * COARSE, REFINE, 2, &bx, &by);
+  double still = cost(prev->y, cur->y, w, h, 0, 0, 2);
+  if (best >= 0.0 && (bx || by) && best < ACCEPT * still) {
+    *dx = bx;
+    *dy = by;
+  }
+  return true;
+}

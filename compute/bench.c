@@ -189,16 +189,8 @@ static void add_sample(Series **s, int *ns, const char *name, double ms, int cap
     (*s)[i].v[(*s)[i].n++] = ms;
 }
 
-static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int ph, int steps,
-                     int frames, float strength, bool fp16, bool per_op) {
-  StError err = {0};
-  StNetOptions o = {.fp16 = fp16};
-  StNet *net = st_net_load(dev, model, &o, &err);
-  if (!net) {
-    fprintf(stderr, "st-bench: %s\n", err.message);
-    return 1;
-  }
-  /* synthetic style: colourful stripes */
+/* synthetic style: colourful stripes (malloc'ed pixels in *buf) */
+static void make_style(StImage *si, uint8_t **buf) {
   int sw = 320, sh = 240;
   uint8_t *style = malloc((size_t)sw * sh * 4);
   for (int y = 0; y < sh; y++)
@@ -209,9 +201,24 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
       p[2] = (uint8_t)(127 + 127 * cos(y * 0.13));
       p[3] = 255;
     }
-  StImage si = {.format = ST_FORMAT_RGBA, .width = sw, .height = sh};
-  si.planes[0] = style;
-  si.strides[0] = sw * 4;
+  *si = (StImage){.format = ST_FORMAT_RGBA, .width = sw, .height = sh};
+  si->planes[0] = style;
+  si->strides[0] = sw * 4;
+  *buf = style;
+}
+
+static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int ph, int steps,
+                     int frames, float strength, bool fp16, bool per_op) {
+  StError err = {0};
+  StNetOptions o = {.fp16 = fp16};
+  StNet *net = st_net_load(dev, model, &o, &err);
+  if (!net) {
+    fprintf(stderr, "st-bench: %s\n", err.message);
+    return 1;
+  }
+  StImage si;
+  uint8_t *style = NULL;
+  make_style(&si, &style);
   double t0 = now_ms();
   if (!st_net_set_style(net, &si, &err)) {
     fprintf(stderr, "st-bench: set_style: %s\n", err.message);
@@ -342,23 +349,6 @@ static int stage_rank(const char *n) {
   if (strcmp(n, "download") == 0)
     return 1000;
   return 500;
-}
-
-static void make_style(StImage *si, uint8_t **buf) {
-  int sw = 320, sh = 240;
-  uint8_t *style = malloc((size_t)sw * sh * 4);
-  for (int y = 0; y < sh; y++)
-    for (int x = 0; x < sw; x++) {
-      uint8_t *p = style + ((size_t)y * sw + x) * 4;
-      p[0] = (uint8_t)(127 + 127 * sin((x + y) * 0.11));
-      p[1] = (uint8_t)(127 + 127 * sin(x * 0.05 - y * 0.07));
-      p[2] = (uint8_t)(127 + 127 * cos(y * 0.13));
-      p[3] = 255;
-    }
-  *si = (StImage){.format = ST_FORMAT_RGBA, .width = sw, .height = sh};
-  si->planes[0] = style;
-  si->strides[0] = sw * 4;
-  *buf = style;
 }
 
 static void make_frame(uint8_t *in, int w, int h, int f) {

@@ -138,10 +138,11 @@ GST_START_TEST(test_properties) {
   gchar *style = NULL, *model = NULL, *device_name = NULL;
   gint steps, device, size;
   gdouble strength;
-  gboolean preserve, temporal, fp16;
+  gboolean preserve, temporal, motion, fp16;
   g_object_get(e, "style", &style, "model", &model, "steps", &steps, "strength", &strength,
-               "preserve-colors", &preserve, "temporal", &temporal, "device", &device,
-               "processing-size", &size, "fp16", &fp16, "device-name", &device_name, NULL);
+               "preserve-colors", &preserve, "temporal", &temporal, "motion-compensation", &motion,
+               "device", &device, "processing-size", &size, "fp16", &fp16, "device-name",
+               &device_name, NULL);
   fail_unless(style == NULL);
   /* the default model comes from ST_MODEL_PATH when set */
   fail_unless_equals_string(model, g_getenv("ST_MODEL_PATH"));
@@ -149,6 +150,7 @@ GST_START_TEST(test_properties) {
   fail_unless_equals_float(strength, 1.0);
   fail_unless(!preserve);
   fail_unless(temporal);
+  fail_unless(motion);
   fail_unless_equals_int(device, -1);
   fail_unless_equals_int(size, 0);
   fail_unless(fp16);
@@ -166,8 +168,16 @@ GST_START_TEST(test_properties) {
     fail_unless_equals_int(G_PARAM_SPEC_INT(p)->minimum, ranges[i].min);
     fail_unless_equals_int(G_PARAM_SPEC_INT(p)->maximum, ranges[i].max);
   }
-  const gchar *mutable[] = {"style",    "model",  "steps",           "strength", "preserve-colors",
-                            "temporal", "device", "processing-size", "fp16"};
+  const gchar *mutable[] = {"style",
+                            "model",
+                            "steps",
+                            "strength",
+                            "preserve-colors",
+                            "temporal",
+                            "motion-compensation",
+                            "device",
+                            "processing-size",
+                            "fp16"};
   for (guint i = 0; i < G_N_ELEMENTS(mutable); i++) {
     GParamSpec *p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), mutable[i]);
     fail_unless(p != NULL, "%s", mutable[i]);

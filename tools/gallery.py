@@ -211,6 +211,7 @@ def save(img, path):
 
 
 def main():
+    global WORK
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -221,7 +222,6 @@ def main():
     ap.add_argument("--work", type=int, default=WORK,
                     help="size the network works at (longer side, px; default %(default)s)")
     a = ap.parse_args()
-    global WORK
     WORK = a.work
     t0 = time.monotonic()
     model = os.path.abspath(a.model)

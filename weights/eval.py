@@ -113,8 +113,9 @@ def contact_sheet(net, has_adain, size, out, tile=112):
         rows.append(torch.cat([t for y in ys for t in (y, pad)][:-1], dim=2))
     gap = torch.ones(3, 2, rows[0].shape[2])
     grid = torch.cat([t for r in rows for t in (r, gap)][:-1], dim=1)
-    Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
-        out, optimize=True)
+    # a 256-colour palette keeps the committed PNG small
+    img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    img.quantize(256, method=Image.MEDIANCUT).save(out, optimize=True)
     print("contact sheet: %s (columns: content, style, %sEFA, steps 0, 1, 2, 3)" % (
         out, "AdaIN, " if has_adain else ""))
 

@@ -207,6 +207,27 @@ static void make_style(StImage *si, uint8_t **buf) {
   *buf = style;
 }
 
+/* Test pattern of frame f (a ramp moving 3 px per frame over a checkerboard), RGBA. */
+static void make_frame(uint8_t *in, int w, int h, int f) {
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      uint8_t *q = in + ((size_t)y * w + x) * 4;
+      q[0] = (uint8_t)((x + 3 * f) * 255 / (w + 1));
+      q[1] = (uint8_t)(y * 255 / (h + 1));
+      q[2] = (uint8_t)(((x / 16 + y / 16) & 1) ? 200 : 40);
+      q[3] = 255;
+    }
+}
+
+/* Input and output RGBA images of w x h (malloc'ed planes; NULL planes when out of memory). */
+static void make_frame_pair(int w, int h, StImage *fi, StImage *fo) {
+  *fi = (StImage){.format = ST_FORMAT_RGBA, .width = w, .height = h};
+  fi->planes[0] = malloc((size_t)w * h * 4);
+  fi->strides[0] = w * 4;
+  *fo = *fi;
+  fo->planes[0] = malloc((size_t)w * h * 4);
+}
+
 static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int ph, int steps,
                      int frames, float strength, bool fp16, bool per_op) {
   StError err = {0};
@@ -232,12 +253,9 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
   printf("set_style: %.1f ms (wall)\n", now_ms() - t0);
   free(style);
 
-  uint8_t *in = malloc((size_t)w * h * 4), *out = malloc((size_t)w * h * 4);
-  StImage fi = {.format = ST_FORMAT_RGBA, .width = w, .height = h};
-  fi.planes[0] = in;
-  fi.strides[0] = w * 4;
-  StImage fo = fi;
-  fo.planes[0] = out;
+  StImage fi, fo;
+  make_frame_pair(w, h, &fi, &fo);
+  uint8_t *in = fi.planes[0], *out = fo.planes[0];
   StFrameParams p;
   st_frame_params_init(&p);
   p.steps = steps;
@@ -251,14 +269,7 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
   StTiming *tm = malloc(sizeof *tm * 4096);
   int rc = 0;
   for (int f = 0; f <= frames; f++) { /* frame 0: warm-up (pipelines, allocation) */
-    for (int y = 0; y < h; y++)
-      for (int x = 0; x < w; x++) {
-        uint8_t *q = in + ((size_t)y * w + x) * 4;
-        q[0] = (uint8_t)((x + 3 * f) * 255 / (w + 1));
-        q[1] = (uint8_t)(y * 255 / (h + 1));
-        q[2] = (uint8_t)(((x / 16 + y / 16) & 1) ? 200 : 40);
-        q[3] = 255;
-      }
+    make_frame(in, w, h, f);
     double t = now_ms();
     if (!st_net_process(net, &fi, &fo, &p, &err)) {
       fprintf(stderr, "st-bench: frame %d: %s\n", f, err.message);
@@ -351,27 +362,13 @@ static int stage_rank(const char *n) {
   return 500;
 }
 
-static void make_frame(uint8_t *in, int w, int h, int f) {
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++) {
-      uint8_t *q = in + ((size_t)y * w + x) * 4;
-      q[0] = (uint8_t)((x + 3 * f) * 255 / (w + 1));
-      q[1] = (uint8_t)(y * 255 / (h + 1));
-      q[2] = (uint8_t)(((x / 16 + y / 16) & 1) ? 200 : 40);
-      q[3] = 255;
-    }
-}
-
 /* One row: `frames` timed frames after one warm-up frame at w x h (processing size = frame). */
 static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int *ncols,
                       StError *err) {
   int w = r->w, h = r->h;
-  uint8_t *in = malloc((size_t)w * h * 4), *out = malloc((size_t)w * h * 4);
-  StImage fi = {.format = ST_FORMAT_RGBA, .width = w, .height = h};
-  fi.planes[0] = in;
-  fi.strides[0] = w * 4;
-  StImage fo = fi;
-  fo.planes[0] = out;
+  StImage fi, fo;
+  make_frame_pair(w, h, &fi, &fo);
+  uint8_t *in = fi.planes[0], *out = fo.planes[0];
   StFrameParams p;
   st_frame_params_init(&p);
   p.steps = r->steps;

@@ -2,9 +2,12 @@
  * st-bench: GPU timings of the engine.
  *
  *   st-bench MODEL [--size WxH] [--steps N] [--frames N] [--fp16] [--per-op] [--device I]
- *            [--strength S] [--processing WxH]
+ *            [--strength S] [--processing WxH] [--smoothing K]
  *     runs N synthetic RGBA frames through st_net_process (one submission each) and prints
  *     the median GPU time per stage (and per op with --per-op) and the frame rate.
+ *     --smoothing K: the output smoothing of the element's temporal-smoothing (default 0, off;
+ *     the element's default is 0.8): adds its CPU motion field to the wall time and a
+ *     "smoothing" GPU stage. Also accepted with --table.
  *   st-bench MODEL --table [--sizes WxH,WxH,...] [--steps-max N] [--frames N] [--fp16 [both]]
  *     one Markdown table: for each frame size (processing size = frame size; default 320x240,
  *     640x360, 1280x720, 1920x1080), steps 0..N (default 3) and precision (fp32, fp16 with
@@ -24,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static float smoothing; /* --smoothing */
 
 static double now_ms(void) {
   struct timespec ts;
@@ -66,9 +71,10 @@ static uint16_t float_to_half(float f) {
 
 static void usage(void) {
   fprintf(stderr, "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
-                  "                [--strength S] [--fp16] [--per-op] [--device I]\n"
+                  "                [--strength S] [--smoothing K] [--fp16] [--per-op]\n"
+                  "                [--device I]\n"
                   "       st-bench MODEL --table [--sizes WxH,...] [--steps-max N] [--frames N]\n"
-                  "                [--fp16 [both]] [--device I]\n"
+                  "                [--fp16 [both]] [--smoothing K] [--device I]\n"
                   "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
                   "[--device I]\n");
 }
@@ -247,9 +253,10 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
     st_net_free(net);
     return 1;
   }
-  printf("device: %s | model %s | frame %dx%d | processing %dx%d | steps %d | %s\n",
+  printf("device: %s | model %s | frame %dx%d | processing %dx%d | steps %d | %s | smoothing "
+         "%.2f\n",
          st_device_name(dev), model, w, h, pw ? pw : w, ph ? ph : h, steps,
-         fp16 && st_device_has_fp16_storage(dev) ? "fp16 storage" : "fp32");
+         fp16 && st_device_has_fp16_storage(dev) ? "fp16 storage" : "fp32", (double)smoothing);
   printf("set_style: %.1f ms (wall)\n", now_ms() - t0);
   free(style);
 
@@ -262,6 +269,7 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
   p.strength = strength;
   p.processing_width = pw;
   p.processing_height = ph;
+  p.smoothing = smoothing;
   st_net_set_profiling(net, per_op);
   Series *stages = NULL, *ops = NULL;
   int nstages = 0, nops = 0;
@@ -374,6 +382,7 @@ static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int
   p.steps = r->steps;
   p.processing_width = w;
   p.processing_height = h;
+  p.smoothing = smoothing;
   double *wall = calloc((size_t)frames, sizeof(double));
   double *tot = calloc((size_t)frames, sizeof(double));
   double(*v)[TABLE_MAX_COLS] = calloc((size_t)frames, sizeof *v);
@@ -489,8 +498,8 @@ static int bench_table(StDevice *dev, const char *model, const char *sizes, int 
     }
   printf("Engine (st-bench --table) on %s, processing size = frame size, median of %d frames "
          "after one warm-up frame; fps from wall time per frame (host copies included), stage "
-         "columns are GPU ms (timestamps).\n\n",
-         st_device_name(dev), frames);
+         "columns are GPU ms (timestamps); output smoothing %.2f.\n\n",
+         st_device_name(dev), frames, (double)smoothing);
   printf("| frame | steps | precision | fps | GPU ms |");
   for (int i = 0; i < ncols; i++)
     printf(" %s |", cols[order[i]]);
@@ -564,6 +573,9 @@ int main(int argc, char **argv) {
       i++;
     else if (strcmp(a, "--device") == 0 && v) {
       device = atoi(v);
+      i++;
+    } else if (strcmp(a, "--smoothing") == 0 && v) {
+      smoothing = (float)atof(v);
       i++;
     } else if (strcmp(a, "--strength") == 0 && v) {
       strength = (float)atof(v);

@@ -81,4 +81,16 @@ void st_luma_free(StLuma *l);
  * (0, 0) when no shift explains the change clearly better than no motion. */
 bool st_motion_estimate(const StLuma *prev, const StLuma *cur, int *dx, int *dy);
 
+/* Local motion: one vector per ST_FLOW_BLOCK x ST_FLOW_BLOCK block of the luma images (motion
+ * px), block (i, j) centred at ((i + 0.5) * block, (j + 0.5) * block). */
+#define ST_FLOW_BLOCK 8
+typedef struct {
+  int bw, bh, block;
+  float *v; /* [2][bh][bw]: x then y; cur(p) shows prev(p + v) */
+} StFlow;
+/* Block matching (+-4 px around the global motion (gdx, gdy), plus no motion, small penalty for
+ * leaving the global motion) followed by a 3x3 median of the vectors. */
+bool st_motion_field(const StLuma *prev, const StLuma *cur, int gdx, int gdy, StFlow *out);
+void st_flow_free(StFlow *f);
+
 #endif /* ST_INTERNAL_H */

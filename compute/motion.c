@@ -192,3 +192,110 @@ bool st_motion_estimate(const StLuma *prev, const StLuma *cur, int *dx, int *dy)
   }
   return true;
 }
+
+/* ---- local motion field ------------------------------------------------------------------- */
+
+#define FIELD_RADIUS 4     /* search +-4 motion px around the global motion */
+#define FIELD_MARGIN 2     /* each block is matched on its window grown by this many px */
+#define FIELD_PENALTY 0.3f /* luma units per px of deviation from the global motion */
+
+void st_flow_free(StFlow *f) {
+  free(f->v);
+  memset(f, 0, sizeof *f);
+}
+
+/* Mean |cur - prev(. + d)| over the window [x0,x1) x [y0,y1) (checkerboard samples) where the
+ * displaced position is inside; -1 when fewer than half of the samples are. */
+static float window_cost(const StLuma *prev, const StLuma *cur, int x0, int x1, int y0, int y1,
+                         int dx, int dy) {
+  int w = cur->w, h = cur->h, n = 0, total = 0;
+  float s = 0.0f;
+  for (int y = y0; y < y1; y++) {
+    int py = y + dy;
+    const float *rc = cur->y + (size_t)y * w;
+    for (int x = x0 + ((y ^ x0) & 1); x < x1; x += 2) {
+      total++;
+      int px = x + dx;
+      if (py < 0 || py >= h || px < 0 || px >= w)
+        continue;
+      s += fabsf(rc[x] - prev->y[(size_t)py * w + px]);
+      n++;
+    }
+  }
+  return n * 2 >= total && n > 0 ? s / (float)n : -1.0f;
+}
+
+static int median9(int *v) {
+  for (int i = 1; i < 9; i++) /* insertion sort */
+    for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      int t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return v[4];
+}
+
+bool st_motion_field(const StLuma *prev, const StLuma *cur, int gdx, int gdy, StFlow *out) {
+  if (!prev->y || !cur->y || prev->w != cur->w || prev->h != cur->h)
+    return false;
+  int w = cur->w, h = cur->h, B = ST_FLOW_BLOCK;
+  int bw = (w + B - 1) / B, bh = (h + B - 1) / B;
+  if (out->bw != bw || out->bh != bh || !out->v) {
+    st_flow_free(out);
+    out->v = malloc(sizeof *out->v * 2 * (size_t)bw * bh);
+    if (!out->v)
+      return false;
+    out->bw = bw;
+    out->bh = bh;
+  }
+  int *raw = malloc(sizeof *raw * 2 * (size_t)bw * bh);
+  if (!raw)
+    return false;
+  float *v = out->v;
+  for (int by = 0; by < bh; by++)
+    for (int bx = 0; bx < bw; bx++) {
+      int x0 = bx * B - FIELD_MARGIN, x1 = bx * B + B + FIELD_MARGIN;
+      int y0 = by * B - FIELD_MARGIN, y1 = by * B + B + FIELD_MARGIN;
+      x0 = x0 < 0 ? 0 : x0;
+      y0 = y0 < 0 ? 0 : y0;
+      x1 = x1 > w ? w : x1;
+      y1 = y1 > h ? h : y1;
+      float best = -1.0f;
+      int best_dx = gdx, best_dy = gdy;
+      for (int j = -FIELD_RADIUS; j <= FIELD_RADIUS + 1; j++)
+        for (int i = -FIELD_RADIUS; i <= FIELD_RADIUS; i++) {
+          /* the last row holds one extra candidate: no motion */
+          bool zero = j == FIELD_RADIUS + 1;
+          if (zero && i != 0)
+            continue;
+          int dx = zero ? 0 : gdx + i, dy = zero ? 0 : gdy + j;
+          float c = window_cost(prev, cur, x0, x1, y0, y1, dx, dy);
+          if (c < 0.0f)
+            continue;
+          c += FIELD_PENALTY * (float)(abs(dx - gdx) + abs(dy - gdy));
+          if (best < 0.0f || c < best) {
+            best = c;
+            best_dx = dx;
+            best_dy = dy;
+          }
+        }
+      raw[(size_t)by * bw + bx] = best_dx;
+      raw[(size_t)(bh + by) * bw + bx] = best_dy;
+    }
+  /* 3x3 median of each component removes isolated wrong matches */
+  for (int comp = 0; comp < 2; comp++)
+    for (int by = 0; by < bh; by++)
+      for (int bx = 0; bx < bw; bx++) {
+        int nb[9], k = 0;
+        for (int j = -1; j <= 1; j++)
+          for (int i = -1; i <= 1; i++) {
+            int yy = by + j < 0 ? 0 : (by + j >= bh ? bh - 1 : by + j);
+            int xx = bx + i < 0 ? 0 : (bx + i >= bw ? bw - 1 : bx + i);
+            nb[k++] = raw[(size_t)(comp * bh + yy) * bw + xx];
+          }
+        v[(size_t)(comp * bh + by) * bw + bx] = (float)median9(nb);
+      }
+  free(raw);
+  out->block = B;
+  return true;
+}

@@ -104,6 +104,18 @@ struct StNet {
   StLuma luma_prev, luma_cur;
   bool luma_prev_valid;
   int motion_dx, motion_dy; /* applied in the last frame (processing px) */
+  StFlow field;             /* local motion of the last frame (motion px), for the smoothing */
+  bool field_valid;
+  /* temporal smoothing of the output: previous output and content at the output's size,
+   * double-buffered ([cur] is written by this frame), and the motion field uploaded per frame */
+  StBuffer blend_out[2], blend_in[2], flow_buf;
+  StTensor blend_t[4]; /* this frame's output, content, previous output, previous content */
+  int blend_w, blend_h, blend_cur;
+  bool blend_valid, blend_pending;
+  unsigned blend_style_gen;
+  int blend_steps;
+  float blend_strength;
+  bool blend_preserve;
   /* current frame plan */
   Plan *plan;
   /* frame I/O */
@@ -1030,6 +1042,12 @@ void st_net_free(StNet *net) {
   st_buffer_destroy(dev, &net->state_tmp);
   st_luma_free(&net->luma_prev);
   st_luma_free(&net->luma_cur);
+  st_flow_free(&net->field);
+  for (int i = 0; i < 2; i++) {
+    st_buffer_destroy(dev, &net->blend_out[i]);
+    st_buffer_destroy(dev, &net->blend_in[i]);
+  }
+  st_buffer_destroy(dev, &net->flow_buf);
   st_buffer_destroy(dev, &net->up);
   st_buffer_destroy(dev, &net->up_dev);
   st_buffer_destroy(dev, &net->down);
@@ -1093,6 +1111,7 @@ bool st_net_has_style(const StNet *net) { return net->has_style; }
 void st_net_reset_temporal(StNet *net) {
   net->state_valid = false;
   net->luma_prev_valid = false;
+  net->blend_valid = false;
 }
 void st_net_set_profiling(StNet *net, bool per_op) { net->per_op = per_op; }
 
@@ -1327,6 +1346,9 @@ static bool check_params(const StFrameParams *params, StError *err) {
   if (params->motion != ST_MOTION_NONE && params->motion != ST_MOTION_ESTIMATE &&
       params->motion != ST_MOTION_GIVEN)
     return st_set_error(err, ST_ERROR_ARGUMENT, "unknown motion mode %d", (int)params->motion);
+  if (!(params->smoothing >= 0.0f && params->smoothing <= ST_MAX_SMOOTHING))
+    return st_set_error(err, ST_ERROR_ARGUMENT, "smoothing %g out of range (0..%g)",
+                        (double)params->smoothing, (double)ST_MAX_SMOOTHING);
   if (abs(params->motion_dx) > MAX_SIDE || abs(params->motion_dy) > MAX_SIDE)
     return st_set_error(err, ST_ERROR_ARGUMENT, "motion (%d, %d) out of range", params->motion_dx,
                         params->motion_dy);
@@ -1397,11 +1419,22 @@ static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StEr
   return p;
 }
 
+/* Whether this frame estimates motion from the input (temporal state or smoothing). */
+static bool uses_motion(const Plan *p, const StFrameParams *params) {
+  return (p->state >= 0 || params->smoothing > 0.0f) && params->temporal &&
+         params->motion == ST_MOTION_ESTIMATE;
+}
+
+static bool have_prev_frame(const StNet *net, const StFrameParams *params) {
+  return params->temporal && (net->state_valid || net->blend_valid);
+}
+
 /* The motion of the temporal state for this frame (processing px); `cur` is this frame's luma
  * at the motion resolution (NULL when there is none), kept for the next frame. */
 static void frame_motion(StNet *net, const StFrameParams *params, bool have_prev, int pw,
                          bool have_cur) {
   net->motion_dx = net->motion_dy = 0;
+  net->field_valid = false;
   if (params->motion == ST_MOTION_GIVEN) {
     net->motion_dx = params->motion_dx;
     net->motion_dy = params->motion_dy;
@@ -1412,6 +1445,8 @@ static void frame_motion(StNet *net, const StFrameParams *params, bool have_prev
       double f = (double)pw / net->luma_cur.w;
       net->motion_dx = (int)lround(dx * f);
       net->motion_dy = (int)lround(dy * f);
+      if (params->smoothing > 0.0f)
+        net->field_valid = st_motion_field(&net->luma_prev, &net->luma_cur, dx, dy, &net->field);
     }
   }
   if (have_cur) { /* this frame's luma becomes the previous one */
@@ -1453,6 +1488,123 @@ static bool record_network(StNet *net, StCmd *cmd, Plan *p, const StFrameParams 
   return true;
 }
 
+/* ---- temporal smoothing of the output ----------------------------------------------------- */
+
+/* The motion field for the smoothing at the output size (w, h) of a (pw, ph) processing size, as
+ * [2, bh, bw] floats in output pixels, written to net->flow_buf; the block size in *bx, *by. */
+static bool upload_field(StNet *net, const StFrameParams *params, int pw, int ph, int w, int h,
+                         StTensor *flow, float *bx, float *by, StError *err) {
+  int bw = 1, bh = 1;
+  const StFlow *f = net->field_valid ? &net->field : NULL;
+  if (f) {
+    bw = f->bw;
+    bh = f->bh;
+  }
+  if (!ensure_buffer(net->dev, &net->flow_buf, sizeof(float) * 2 * (size_t)bw * bh, ST_MEM_UPLOAD,
+                     err))
+    return false;
+  float *v = net->flow_buf.mapped;
+  if (f) { /* motion px -> output px */
+    float sx = (float)w / (float)net->luma_prev.w, sy = (float)h / (float)net->luma_prev.h;
+    for (int i = 0; i < bw * bh; i++) {
+      v[i] = f->v[i] * sx;
+      v[bw * bh + i] = f->v[bw * bh + i] * sy;
+    }
+    *bx = (float)f->block * sx;
+    *by = (float)f->block * sy;
+  } else { /* one vector: the given or estimated global motion (processing px -> output px) */
+    v[0] = (float)net->motion_dx * (float)w / (float)pw;
+    v[1] = (float)net->motion_dy * (float)h / (float)ph;
+    *bx = (float)w;
+    *by = (float)h;
+  }
+  (void)params;
+  *flow = (StTensor){&net->flow_buf, 0, ST_F32, 3, {2, bh, bw}};
+  return true;
+}
+
+/* Smoothing, part 1 (recorded before the network, whose arena reuses the input's memory):
+ * this frame's content at the output's size. */
+static bool record_blend_input(StNet *net, StCmd *cmd, Plan *p, const StFrameParams *params,
+                               StError *err) {
+  const StTensor *x = &p->vals[p->x_final].t;
+  net->blend_pending = false;
+  if (!params->temporal || params->smoothing <= 0.0f) {
+    net->blend_valid = false;
+    return true;
+  }
+  int h = x->shape[1], w = x->shape[2];
+  VkDeviceSize bytes = (VkDeviceSize)3 * w * h * sizeof(float);
+  if (w != net->blend_w || h != net->blend_h) {
+    net->blend_valid = false;
+    for (int i = 0; i < 2; i++) {
+      st_buffer_destroy(net->dev, &net->blend_out[i]);
+      st_buffer_destroy(net->dev, &net->blend_in[i]);
+    }
+    net->blend_w = net->blend_h = 0;
+    for (int i = 0; i < 2; i++)
+      if (!st_buffer_create(net->dev, bytes, ST_MEM_DEVICE, &net->blend_out[i], err) ||
+          !st_buffer_create(net->dev, bytes, ST_MEM_DEVICE, &net->blend_in[i], err))
+        return false;
+    net->blend_w = w;
+    net->blend_h = h;
+  }
+  /* a new look (style, steps, strength, colours) starts afresh rather than fading in */
+  if (net->blend_style_gen != net->style_gen || net->blend_steps != params->steps ||
+      net->blend_strength != params->strength || net->blend_preserve != params->preserve_colors)
+    net->blend_valid = false;
+  int cur = net->blend_cur ^ 1, prev = net->blend_cur;
+  StTensor *t = net->blend_t;
+  StBuffer *bufs[4] = {&net->blend_out[cur], &net->blend_in[cur], &net->blend_out[prev],
+                       &net->blend_in[prev]};
+  for (int i = 0; i < 4; i++)
+    t[i] = (StTensor){bufs[i], 0, ST_F32, 3, {3, h, w}};
+  const StTensor *in = &p->vals[p->input].t;
+  if (in->shape[1] == h && in->shape[2] == w && in->dtype == ST_F32)
+    st_cmd_copy(cmd, in->buf, in->offset, t[1].buf, 0, bytes);
+  else if (!st_op_resize(net->dev, cmd, in, ST_RESIZE_BILINEAR, &t[1], err))
+    return false;
+  net->blend_pending = true;
+  return true;
+}
+
+/* Smoothing, part 2: blends p's final x with the previous output; *out is the image to
+ * download. The new output and content become the previous ones once the frame's submission
+ * succeeds (finish_blend). */
+static bool record_blend(StNet *net, StCmd *cmd, Plan *p, const StFrameParams *params, int pw,
+                         int ph, const StTensor **out, StError *err) {
+  const StTensor *x = &p->vals[p->x_final].t;
+  *out = x;
+  if (!net->blend_pending)
+    return true;
+  StTensor *t = net->blend_t;
+  if (net->blend_valid) {
+    StTensor flow;
+    StBlendParams bp = {0, 0, params->smoothing, ST_SMOOTHING_THRESHOLD};
+    if (!upload_field(net, params, pw, ph, net->blend_w, net->blend_h, &flow, &bp.block_x,
+                      &bp.block_y, err) ||
+        !st_op_temporal_blend(net->dev, cmd, x, &t[2], &t[1], &t[3], &flow, &bp, &t[0], err))
+      return false;
+  } else {
+    st_cmd_copy(cmd, x->buf, x->offset, t[0].buf, 0, t[0].buf->size);
+  }
+  st_cmd_mark(cmd, "smoothing");
+  *out = &t[0];
+  return true;
+}
+
+static void finish_blend(StNet *net, const StFrameParams *params) {
+  if (!net->blend_pending)
+    return;
+  net->blend_pending = false;
+  net->blend_cur ^= 1;
+  net->blend_valid = true;
+  net->blend_style_gen = net->style_gen;
+  net->blend_steps = params->steps;
+  net->blend_strength = params->strength;
+  net->blend_preserve = params->preserve_colors;
+}
+
 static void processing_size(const StFrameParams *params, int w, int h, int *pw, int *ph) {
   *pw = params->processing_width;
   *ph = params->processing_height;
@@ -1490,12 +1642,12 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   if (!p)
     return false;
   bool have_cur = false;
-  if (p->state >= 0 && params->temporal && params->motion == ST_MOTION_ESTIMATE) {
+  if (uses_motion(p, params)) {
     int mw, mh;
     st_motion_size(pw, ph, &mw, &mh);
     have_cur = st_luma_from_image(in, mw, mh, &net->luma_cur);
   }
-  frame_motion(net, params, net->state_valid && params->temporal, pw, have_cur);
+  frame_motion(net, params, have_prev_frame(net, params), pw, have_cur);
   StDevice *dev = net->dev;
   StCmd *cmd = st_cmd_begin(dev, err);
   if (!cmd)
@@ -1505,10 +1657,13 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   StBuffer *src, *dst;
   if (!upload_image(net, cmd, in, &pin, &lin, &src, err))
     goto out;
-  if (!st_op_frame_to_float(dev, cmd, src, &lin, &p->vals[p->input].t, err))
+  if (!st_op_frame_to_float(dev, cmd, src, &lin, &p->vals[p->input].t, err) ||
+      !record_blend_input(net, cmd, p, params, err))
     goto out;
   st_cmd_mark(cmd, "upload");
-  if (!record_network(net, cmd, p, params, err))
+  const StTensor *final;
+  if (!record_network(net, cmd, p, params, err) ||
+      !record_blend(net, cmd, p, params, pw, ph, &final, err))
     goto out;
   VkDeviceSize osize = frame_layout(out, &pout, &lout);
   if (!ensure_buffer(dev, &net->down, osize, ST_MEM_DOWNLOAD, err))
@@ -1526,8 +1681,7 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
         !st_op_resize(dev, cmd, &p->vals[p->input].t, ST_RESIZE_BILINEAR, orig, err))
       goto out;
   }
-  if (!st_op_float_to_frame(dev, cmd, &p->vals[p->x_final].t, orig, params->preserve_colors, dst,
-                            &lout, err))
+  if (!st_op_float_to_frame(dev, cmd, final, orig, params->preserve_colors, dst, &lout, err))
     goto out;
   if (dst != &net->down)
     st_cmd_copy(cmd, dst, 0, &net->down, 0, osize);
@@ -1541,6 +1695,7 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
     memcpy(out->planes[i], s, n);
   }
   net->state_valid = p->state_src >= 0;
+  finish_blend(net, params);
   save_timings(net, cmd);
   ok = true;
 out:
@@ -1562,12 +1717,12 @@ bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFr
   if (!p)
     return false;
   bool have_cur = false;
-  if (p->state >= 0 && params->temporal && params->motion == ST_MOTION_ESTIMATE) {
+  if (uses_motion(p, params)) {
     int mw, mh;
     st_motion_size(w, h, &mw, &mh);
     have_cur = st_luma_from_float(content, w, h, mw, mh, &net->luma_cur);
   }
-  frame_motion(net, params, net->state_valid && params->temporal, w, have_cur);
+  frame_motion(net, params, have_prev_frame(net, params), w, have_cur);
   StDevice *dev = net->dev;
   VkDeviceSize in_bytes = (VkDeviceSize)3 * w * h * 4;
   const StTensor *x = &p->vals[p->x_final].t;
@@ -1583,10 +1738,14 @@ bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFr
   bool ok = false;
   const StTensor *c = &p->vals[p->input].t;
   st_cmd_copy(cmd, &net->up, 0, c->buf, c->offset, in_bytes);
-  st_cmd_mark(cmd, "upload");
-  if (!record_network(net, cmd, p, params, err))
+  if (!record_blend_input(net, cmd, p, params, err))
     goto out;
-  st_cmd_copy(cmd, x->buf, x->offset, &net->down, 0, out_bytes);
+  st_cmd_mark(cmd, "upload");
+  const StTensor *final;
+  if (!record_network(net, cmd, p, params, err) ||
+      !record_blend(net, cmd, p, params, w, h, &final, err))
+    goto out;
+  st_cmd_copy(cmd, final->buf, final->offset, &net->down, 0, out_bytes);
   st_cmd_mark(cmd, "download");
   if (!st_cmd_submit_wait(cmd, err))
     goto out;
@@ -1602,6 +1761,7 @@ bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFr
   if (out_h)
     *out_h = xh;
   net->state_valid = p->state_src >= 0;
+  finish_blend(net, params);
   save_timings(net, cmd);
   ok = true;
 out:

@@ -368,6 +368,51 @@ bool st_op_translate(StDevice *dev, StCmd *cmd, const StTensor *x, int ty, int t
   return resample(dev, cmd, x, y, 2, ty, tx, err);
 }
 
+bool st_op_temporal_blend(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *prev_out,
+                          const StTensor *cur_in, const StTensor *prev_in, const StTensor *flow,
+                          const StBlendParams *bp, const StTensor *y, StError *err) {
+  const char *op = "temporal_blend";
+  const StTensor *imgs[5] = {x, prev_out, cur_in, prev_in, y};
+  const char *names[5] = {"input", "previous output", "current content", "previous content",
+                          "output"};
+  if (!check_cmd(dev, cmd, op, err) || !check_tensor(flow, op, "motion field", err))
+    return false;
+  for (int i = 0; i < 5; i++) {
+    if (!check_tensor(imgs[i], op, names[i], err))
+      return false;
+    if (imgs[i]->rank != 3 || imgs[i]->shape[0] != 3 || imgs[i]->shape[1] != x->shape[1] ||
+        imgs[i]->shape[2] != x->shape[2]) {
+      char exp[64];
+      snprintf(exp, sizeof exp, "[3,%d,%d]", x->shape[1], x->shape[2]);
+      return shape_error(err, op, names[i], imgs[i], exp);
+    }
+  }
+  if (flow->rank != 3 || flow->shape[0] != 2)
+    return shape_error(err, op, "motion field", flow, "[2,BH,BW]");
+  if (!bp || !(bp->block_x > 0.0f) || !(bp->block_y > 0.0f) || !(bp->keep >= 0.0f) ||
+      !(bp->keep <= 1.0f) || !(bp->thr > 0.0f))
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: bad parameters", op);
+  struct {
+    uint32_t h, w, bh, bw;
+    float block_x, block_y, keep, inv_thr;
+  } pc = {(uint32_t)x->shape[1],
+          (uint32_t)x->shape[2],
+          (uint32_t)flow->shape[1],
+          (uint32_t)flow->shape[2],
+          bp->block_x,
+          bp->block_y,
+          bp->keep,
+          1.0f / bp->thr};
+  const StTensor *bind[6] = {x, prev_out, cur_in, prev_in, flow, y};
+  int32_t spec[1] = {0};
+  StKernel *kern = get_kernel(dev, op, bind, 6, spec, 1, sizeof pc, err);
+  uint32_t gx = (pc.w + 63) / 64, gy = pc.h;
+  if (!kern || !check_grid(gx, gy, 1, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 6, &pc, sizeof pc, gx, gy, 1);
+  return true;
+}
+
 /* ---- elementwise ------------------------------------------------------------------------- */
 
 static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const StTensor *a,

@@ -28,6 +28,19 @@ bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mod
 /* y[c, i, j] = x[c, clamp(i + ty), clamp(j + tx)] (same shape; the temporal state's motion). */
 bool st_op_translate(StDevice *dev, StCmd *cmd, const StTensor *x, int ty, int tx,
                      const StTensor *y, StError *err);
+/* Temporal smoothing of an output image (shaders/temporal_blend.comp): x, prev_out, cur_in,
+ * prev_in and y are [3,h,w]; flow [2,bh,bw] holds the motion (x then y, output pixels) at the
+ * centres of blocks of block_x x block_y pixels: this frame's pixel p shows the previous frame's
+ * p + flow(p). y = x + m * (prev_out(p + flow) - x), m = keep * clamp(1 - d / thr, 0, 1) where
+ * d is the mean |cur_in - prev_in(. + flow)| over p's 3x3 neighbourhood and the channels. */
+typedef struct {
+  float block_x, block_y;
+  float keep; /* 0..1 */
+  float thr;  /* > 0 */
+} StBlendParams;
+bool st_op_temporal_blend(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *prev_out,
+                          const StTensor *cur_in, const StTensor *prev_in, const StTensor *flow,
+                          const StBlendParams *bp, const StTensor *y, StError *err);
 /* y = act(ka*a + kb*b); b same shape as a, or [C] broadcast over a's H,W. */
 bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
                StAct act, float alpha, const StTensor *y, StError *err);

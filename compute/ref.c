@@ -90,6 +90,49 @@ void st_ref_translate(const float *x, int c, int h, int w, int ty, int tx, float
       }
 }
 
+static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* Bilinear interpolation of a [n, h, w] plane at (fx, fy), the position clamped to the plane. */
+static float bilinear(const float *a, int h, int w, float fx, float fy) {
+  fx = clampf(fx, 0.0f, (float)(w - 1));
+  fy = clampf(fy, 0.0f, (float)(h - 1));
+  int x0 = (int)floorf(fx), y0 = (int)floorf(fy);
+  int x1 = x0 + 1 < w ? x0 + 1 : w - 1, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
+  float lx = fx - (float)x0, ly = fy - (float)y0;
+  float r0 = a[(size_t)y0 * w + x0] + lx * (a[(size_t)y0 * w + x1] - a[(size_t)y0 * w + x0]);
+  float r1 = a[(size_t)y1 * w + x0] + lx * (a[(size_t)y1 * w + x1] - a[(size_t)y1 * w + x0]);
+  return r0 + ly * (r1 - r0);
+}
+
+void st_ref_temporal_blend(const float *x, const float *prev_out, const float *cur_in,
+                           const float *prev_in, int h, int w, const float *flow, int bh, int bw,
+                           float block_x, float block_y, float keep, float thr, float *y) {
+  size_t plane = (size_t)h * w;
+  for (int oy = 0; oy < h; oy++)
+    for (int ox = 0; ox < w; ox++) {
+      /* the motion field between block centres */
+      float u = ((float)ox + 0.5f) / block_x - 0.5f, v = ((float)oy + 0.5f) / block_y - 0.5f;
+      float fx = bilinear(flow, bh, bw, u, v);
+      float fy = bilinear(flow + (size_t)bh * bw, bh, bw, u, v);
+      float sx = (float)ox + fx, sy = (float)oy + fy;
+      bool inside = sx >= 0.0f && sx <= (float)(w - 1) && sy >= 0.0f && sy <= (float)(h - 1);
+      double d = 0.0;
+      for (int b = -1; b <= 1; b++)
+        for (int a = -1; a <= 1; a++) {
+          int qx = ox + a < 0 ? 0 : (ox + a > w - 1 ? w - 1 : ox + a);
+          int qy = oy + b < 0 ? 0 : (oy + b > h - 1 ? h - 1 : oy + b);
+          for (int c = 0; c < 3; c++)
+            d += fabsf(cur_in[c * plane + (size_t)qy * w + qx] -
+                       bilinear(prev_in + c * plane, h, w, (float)qx + fx, (float)qy + fy));
+        }
+      float m = inside ? keep * clampf(1.0f - (float)(d / 27.0) / thr, 0.0f, 1.0f) : 0.0f;
+      for (int c = 0; c < 3; c++) {
+        size_t i = c * plane + (size_t)oy * w + ox;
+        y[i] = x[i] + m * (bilinear(prev_out + c * plane, h, w, sx, sy) - x[i]);
+      }
+    }
+}
+
 void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
                    float *y) {
   float sy = (float)h / (float)oh, sx = (float)w / (float)ow;

@@ -20,6 +20,10 @@ void st_ref_conv2d(const float *x, int ci, int h, int w, const float *wt, const 
                    int k, int stride, StPad pad, StAct act, float alpha, float *y);
 void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y);
 void st_ref_translate(const float *x, int c, int h, int w, int ty, int tx, float *y);
+/* st_op_temporal_blend: images [3,h,w], flow [2,bh,bw]. */
+void st_ref_temporal_blend(const float *x, const float *prev_out, const float *cur_in,
+                           const float *prev_in, int h, int w, const float *flow, int bh, int bw,
+                           float block_x, float block_y, float keep, float thr, float *y);
 void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
                    float *y);
 /* b has n elements, or (bcast_hw > 0) n / bcast_hw elements broadcast over runs of bcast_hw. */

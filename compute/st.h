@@ -117,9 +117,18 @@ typedef struct {
   /* ST_MOTION_GIVEN: this frame's pixel (x, y) shows the previous frame's (x + dx, y + dy), in
    * processing-size pixels */
   int motion_dx, motion_dy;
+  /* Temporal smoothing of the output (needs `temporal`), 0..ST_MAX_SMOOTHING: where the input
+   * did not change beyond noise after motion compensation (local block motion around the global
+   * motion; uniform for ST_MOTION_GIVEN/NONE), this fraction of the previous output, moved with
+   * the scene, is kept (an exponential average along the motion); elsewhere the new output is
+   * used. 0 = off. Reset when style, steps, strength or preserve_colors change. */
+  float smoothing;
 } StFrameParams;
+#define ST_MAX_SMOOTHING 0.95f
+/* mean absolute RGB difference (0..1 units, 3x3 neighbourhood) at which nothing is kept */
+#define ST_SMOOTHING_THRESHOLD 0.06f
 
-/* steps 2, strength 1, temporal on, size 0, motion ST_MOTION_ESTIMATE */
+/* steps 2, strength 1, temporal on, size 0, motion ST_MOTION_ESTIMATE, smoothing 0 */
 void st_frame_params_init(StFrameParams *p);
 /* The motion (processing-size pixels) applied to the temporal state in the last frame. */
 void st_net_last_motion(const StNet *net, int *dx, int *dy);

@@ -69,6 +69,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_style_transfer_debug);
 #define DEFAULT_PRESERVE_COLORS FALSE
 #define DEFAULT_TEMPORAL TRUE
 #define DEFAULT_MOTION_COMPENSATION TRUE
+#define DEFAULT_TEMPORAL_SMOOTHING 0.8
+#define MAX_TEMPORAL_SMOOTHING 0.95 /* ST_MAX_SMOOTHING */
 #define DEFAULT_DEVICE (-1)
 #define MAX_DEVICE 63
 #define DEFAULT_PROCESSING_SIZE 0
@@ -88,6 +90,7 @@ enum {
   PROP_PRESERVE_COLORS,
   PROP_TEMPORAL,
   PROP_MOTION_COMPENSATION,
+  PROP_TEMPORAL_SMOOTHING,
   PROP_DEVICE,
   PROP_PROCESSING_SIZE,
   PROP_FP16,
@@ -123,6 +126,7 @@ struct _GstStyleTransfer {
   gboolean preserve_colors;
   gboolean temporal;
   gboolean motion_compensation;
+  gdouble temporal_smoothing;
   gint device_index;
   gint processing_size;
   gboolean processing_size_set; /* the user set processing-size (else: automatic on CPUs) */
@@ -680,6 +684,7 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
   params.preserve_colors = self->preserve_colors;
   params.temporal = self->temporal;
   params.motion = self->motion_compensation ? ST_MOTION_ESTIMATE : ST_MOTION_NONE;
+  params.smoothing = (float)self->temporal_smoothing;
   gint size = self->processing_size;
   gboolean size_set = self->processing_size_set;
   GstSample *new_style = NULL;
@@ -773,6 +778,9 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
   case PROP_MOTION_COMPENSATION:
     self->motion_compensation = g_value_get_boolean(value);
     break;
+  case PROP_TEMPORAL_SMOOTHING:
+    self->temporal_smoothing = g_value_get_double(value);
+    break;
   case PROP_DEVICE:
     reload = self->device_index != g_value_get_int(value);
     self->device_index = g_value_get_int(value);
@@ -823,6 +831,9 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
     break;
   case PROP_MOTION_COMPENSATION:
     g_value_set_boolean(value, self->motion_compensation);
+    break;
+  case PROP_TEMPORAL_SMOOTHING:
+    g_value_set_double(value, self->temporal_smoothing);
     break;
   case PROP_DEVICE:
     g_value_set_int(value, self->device_index);
@@ -933,6 +944,24 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
                            "With temporal reuse, move the previous frame's refinement by the "
                            "camera's global motion (estimated from the input frames)",
                            DEFAULT_MOTION_COMPENSATION, rw));
+  /**
+   * GstStyleTransfer:temporal-smoothing:
+   *
+   * With #GstStyleTransfer:temporal, where the input did not change beyond noise once the motion
+   * is compensated (local 8x8-block motion around the global motion, estimated on the CPU from
+   * small luma copies of the frames; none without #GstStyleTransfer:motion-compensation), keep
+   * this fraction of the previous output, moved with the scene: an exponential average along the
+   * motion that stops the painting's texture from shimmering. Where the input changed (a moving
+   * hand, a cut) the new output is used. 0 turns it off. A change of style, steps, strength or
+   * preserve-colors starts afresh.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_TEMPORAL_SMOOTHING,
+      g_param_spec_double("temporal-smoothing", "Temporal smoothing",
+                          "With temporal reuse, fraction of the motion-compensated previous "
+                          "output kept where the scene did not change (0 = off)",
+                          0.0, MAX_TEMPORAL_SMOOTHING, DEFAULT_TEMPORAL_SMOOTHING,
+                          rw | GST_PARAM_CONTROLLABLE));
   g_object_class_install_property(
       gobject_class, PROP_DEVICE,
       g_param_spec_int("device", "Vulkan device",
@@ -992,6 +1021,7 @@ static void gst_style_transfer_init(GstStyleTransfer *self) {
   self->preserve_colors = DEFAULT_PRESERVE_COLORS;
   self->temporal = DEFAULT_TEMPORAL;
   self->motion_compensation = DEFAULT_MOTION_COMPENSATION;
+  self->temporal_smoothing = DEFAULT_TEMPORAL_SMOOTHING;
   self->device_index = DEFAULT_DEVICE;
   self->processing_size = DEFAULT_PROCESSING_SIZE;
   self->fp16 = DEFAULT_FP16;

@@ -2,6 +2,7 @@
 """Evaluates the trained network on held-out content photos and held-out style artists.
 
     /usr/bin/python3 weights/eval.py [--pairs 8] [--size 256] [--figure weights/figures/val.png]
+    /usr/bin/python3 weights/eval.py --tradeoff [--pairs 16] [--size 192]
 
 Reports, per method (AdaIN baseline when its decoder is trained, the EFA fusion decoded at the
 same size as AdaIN, then the element's path with `steps` = 0..3):
@@ -120,12 +121,61 @@ def contact_sheet(net, has_adain, size, out, tile=112):
         out, "AdaIN, " if has_adain else ""))
 
 
+TRADEOFF_STRENGTHS = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
+
+
+def interp_style_at(curve, content):
+    """Style error of a (content, style) curve linearly interpolated at `content` (None when the
+    curve does not reach that content error)."""
+    pts = sorted(curve)
+    for (c0, s0), (c1, s1) in zip(pts, pts[1:]):
+        if c0 <= content <= c1:
+            return s0 + (s1 - s0) * (content - c0) / max(c1 - c0, 1e-12)
+    return None
+
+
+def tradeoff(net, teacher, contents, styles, size):
+    """EFA vs AdaIN at comparable content error: both fusions at strengths 1 .. 0.5 (the fused
+    features blended with the content's), decoded at full size, mean content and style errors
+    over the pairs; then each method's style error interpolated at the other's content error at
+    strength 1."""
+    curves = {"adain": [], "efa": []}
+    for st in TRADEOFF_STRENGTHS:
+        G.set_strength(st)
+        acc = {"adain": [[], []], "efa": [[], []]}
+        for cp, sp in zip(contents, styles):
+            c = T.to_tensor(center_crop(T.load_rgb(cp), size))[None]
+            s = style_input(sp, net.cfg["style_size"])[None]
+            with torch.no_grad():
+                sgrams = [T.gram_t(f) for f in teacher(T.to_tensor(T.style_view(sp, 256))[None])]
+                ys = {"adain": T.adain_direct(net, c, s, st),
+                      "efa": T.efa_direct(net, c, net.style(s))[0]}
+                for m, y in ys.items():
+                    lc, ls = T.perceptual(teacher, y.clamp(0, 1), c, sgrams, torch.ones(1))
+                    acc[m][0].append(lc.item())
+                    acc[m][1].append(ls.item())
+        for m in curves:
+            curves[m].append((float(np.mean(acc[m][0])), float(np.mean(acc[m][1]))))
+    G.set_strength(1.0)
+    print("strength " + " ".join("%14s" % ("%s c / s" % m) for m in curves))
+    for i, st in enumerate(TRADEOFF_STRENGTHS):
+        print("%8.2f " % st + " ".join("%6.4f/%6.4f " % curves[m][i] for m in curves))
+    for a, b in (("adain", "efa"), ("efa", "adain")):
+        ca, sa = curves[a][0]
+        sb = interp_style_at(curves[b], ca)
+        print("at %s's content error %.4f (strength 1): %s style %.4f, %s style %s" % (
+            a, ca, a, sa, b, "%.4f" % sb if sb is not None else "(not reached)"))
+    return curves
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--size", type=int, default=256, help="processing size (square crops)")
     ap.add_argument("--figure", default=os.path.join(HERE, "figures", "val.png"))
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--tradeoff", action="store_true",
+                    help="EFA vs AdaIN at comparable content error (strength sweep) only")
     ap.add_argument("--sheet", help="write only the contact sheet of redistributable held-out\n"
                                     "pairs to this PNG (e.g. weights/contact_sheet.png)")
     a = ap.parse_args()
@@ -147,6 +197,9 @@ def main():
     val_styles = sorted(p for files in s_val.values() for p in files)
     contents = rng.sample(sorted(c_val), a.pairs)
     styles = rng.sample(val_styles, a.pairs)
+    if a.tradeoff:
+        tradeoff(net, teacher, contents, styles, a.size)
+        return
     # "adain" and "efa" decode the fused features at full size (the same network around two
     # fusions, trained with the same budget); "stepsN" is the element's path (EFA at 1/4 size,
     # then N refinement steps).

@@ -323,12 +323,16 @@ def efa_direct(net, c, S, want_whiten=False):
     return x0, chat
 
 
-def adain_direct(net, c, s):
+def adain_direct(net, c, s, strength=1.0):
+    """AdaIN baseline; strength < 1 blends the fused features with the content's (AdaIN's alpha,
+    the same blend as the EFA block's `strength`)."""
     f1, f2, f3 = net.enc(c)
     fs = net.enc(s)[2]
     mc, sc = G.moments(f3)
     ms, ss = G.moments(fs)
     fused = (f3 - mc[..., None, None]) / sc[..., None, None] * ss[..., None, None] + ms[..., None, None]
+    if strength != 1.0:
+        fused = strength * fused + (1.0 - strength) * f3
     return net.dec_adain(fused, f2, f1)
 
 

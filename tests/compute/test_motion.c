@@ -173,10 +173,79 @@ static void test_sizes_and_formats(void) {
   free(s2.planes[0]);
 }
 
+/* The local motion field: a pan gives its shift in every block; an object moving on a still
+ * background gives its own motion in the blocks well inside it and none far from it. */
+static void test_field(void) {
+  const int w = 160, h = 120;
+  StLuma la = {0}, lb = {0};
+  StFlow f = {0};
+  /* pan by (3, -2) with noise */
+  StImage a = rgba_frame(w, h, 40, 30, 3, 2.0, -1, 0);
+  StImage b = rgba_frame(w, h, 43, 28, 3, 2.0, -1, 0);
+  int dx = 0, dy = 0;
+  CHECK(st_luma_from_image(&a, w, h, &la) && st_luma_from_image(&b, w, h, &lb) &&
+            st_motion_estimate(&la, &lb, &dx, &dy),
+        "estimate failed");
+  CHECK(dx == 3 && dy == -2, "pan: global (%d, %d)", dx, dy);
+  CHECK(st_motion_field(&la, &lb, dx, dy, &f), "field failed");
+  CHECK(f.bw == w / ST_FLOW_BLOCK && f.bh == h / ST_FLOW_BLOCK && f.block == ST_FLOW_BLOCK,
+        "field grid %dx%d block %d", f.bw, f.bh, f.block);
+  int wrong = 0;
+  for (int i = 0; i < f.bw * f.bh; i++)
+    wrong += f.v[i] != 3.0f || f.v[f.bw * f.bh + i] != -2.0f;
+  CHECK(wrong == 0, "pan: %d of %d blocks off the global motion", wrong, f.bw * f.bh);
+  free(a.planes[0]);
+  free(b.planes[0]);
+  /* still background, a textured 40x40 patch moving by (-3, 2): frame d at the patch shows
+   * frame c at (x - 3, y + 2) */
+  StImage c = rgba_frame(w, h, 0, 0, 4, 2.0, -1, 0);
+  StImage d = rgba_frame(w, h, 0, 0, 4, 2.0, -1, 0);
+  const int px = 60, py = 40, side = 40;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      uint8_t *pc = c.planes[0] + (size_t)4 * (y * w + x);
+      uint8_t *pd = d.planes[0] + (size_t)4 * (y * w + x);
+      if (x >= px && x < px + side && y >= py && y < py + side)
+        pc[0] = pc[1] = pc[2] = clamp8(scene(x, y, 9));
+      int sx = x - 3, sy = y + 2; /* where d's patch pixel comes from in c */
+      if (sx >= px && sx < px + side && sy >= py && sy < py + side)
+        pd[0] = pd[1] = pd[2] = clamp8(scene(sx, sy, 9));
+    }
+  CHECK(st_luma_from_image(&c, w, h, &la) && st_luma_from_image(&d, w, h, &lb) &&
+            st_motion_estimate(&la, &lb, &dx, &dy),
+        "estimate failed");
+  CHECK(dx == 0 && dy == 0, "moving patch: global (%d, %d)", dx, dy);
+  CHECK(st_motion_field(&la, &lb, dx, dy, &f), "field failed");
+  int inside = 0, inside_ok = 0, far = 0, far_ok = 0;
+  for (int j = 0; j < f.bh; j++)
+    for (int i = 0; i < f.bw; i++) {
+      /* block extent in d's pixels */
+      int x0 = i * f.block, y0 = j * f.block, x1 = x0 + f.block, y1 = y0 + f.block;
+      float vx = f.v[j * f.bw + i], vy = f.v[(f.bh + j) * f.bw + i];
+      if (x0 >= px + 3 + 4 && x1 <= px + 3 + side - 4 && y0 >= py - 2 + 4 &&
+          y1 <= py - 2 + side - 4) {
+        inside++;
+        inside_ok += vx == -3.0f && vy == 2.0f;
+      } else if (x1 < px - 12 || x0 > px + side + 12 || y1 < py - 12 || y0 > py + side + 12) {
+        far++;
+        far_ok += vx == 0.0f && vy == 0.0f;
+      }
+    }
+  CHECK(inside > 0 && inside_ok == inside, "patch: %d of %d inner blocks found its motion",
+        inside_ok, inside);
+  CHECK(far > 0 && far_ok == far, "background: %d of %d far blocks still", far_ok, far);
+  free(c.planes[0]);
+  free(d.planes[0]);
+  st_flow_free(&f);
+  st_luma_free(&la);
+  st_luma_free(&lb);
+}
+
 int main(void) {
   test_pans();
   test_no_motion();
   test_sizes_and_formats();
+  test_field();
   if (failures)
     fprintf(stderr, "%d failure(s)\n", failures);
   else

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 #include "json.h"
+#include "ref.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -97,6 +98,81 @@ static StNet *load_net(StDevice *dev, const char *model, bool fp16, const JsonVa
   CHECK(st_net_has_style(net), "no style after set_style");
   free(s);
   return net;
+}
+
+/* Output smoothing (StFrameParams.smoothing) over a sequence with given motion: the first frame
+ * is the network's output, every later one the CPU reference blend (st_ref_temporal_blend with
+ * the given motion as a one-block field) of the network's output with the previous smoothed
+ * output. The network's outputs come from a run without smoothing (the smoothing does not feed
+ * back into the network). */
+static void check_smoothing(StNet *net, const JsonValue *sq) {
+  const JsonValue *frames = json_get(sq, "frames");
+  size_t n = frames->len;
+  float **x = calloc(n, sizeof *x), **y = calloc(n, sizeof *y), **cin = calloc(n, sizeof *cin);
+  int ow = 0, oh = 0, cw = 0, chh = 0;
+  bool ok = x && y && cin;
+  /* pass 0: the network alone; pass 1: with smoothing */
+  for (int pass = 0; pass < 2 && ok; pass++) {
+    StFrameParams p;
+    st_frame_params_init(&p);
+    p.steps = (int)json_get(sq, "steps")->number;
+    p.strength = (float)json_get(sq, "strength")->number;
+    p.temporal = true;
+    p.motion = ST_MOTION_GIVEN;
+    p.smoothing = pass ? 0.6f : 0.0f;
+    st_net_reset_temporal(net);
+    for (size_t fi = 0; fi < n && ok; fi++) {
+      const JsonValue *fr = &frames->items[fi];
+      int c, h, w;
+      float *in =
+          read_f32(json_get(fr, "content")->string, json_get(fr, "content_shape"), &c, &h, &w);
+      const JsonValue *shift = json_get(fr, "state_shift");
+      p.motion_dy = shift ? (int)shift->items[0].number : 0;
+      p.motion_dx = shift ? (int)shift->items[1].number : 0;
+      StError err = {0};
+      ok = in && st_net_run_float(net, in, w, h, &p, pass ? &y[fi] : &x[fi], &ow, &oh, &err);
+      CHECK(ok, "smoothing pass %d frame %zu: %s", pass, fi, err.message);
+      if (ok && pass == 0) { /* the content at the output's size */
+        cin[fi] = malloc(sizeof(float) * 3 * (size_t)ow * oh);
+        st_ref_resize(in, 3, h, w, ST_RESIZE_BILINEAR, oh, ow, cin[fi]);
+        cw = w;
+        chh = h;
+      }
+      free(in);
+    }
+  }
+  if (ok) {
+    size_t m = (size_t)3 * ow * oh;
+    float *ref = malloc(sizeof(float) * m), *prev = malloc(sizeof(float) * m);
+    memcpy(prev, x[0], sizeof(float) * m);
+    Cmp r0 = compare(y[0], x[0], m);
+    CHECK(r0.max_abs == 0.0, "smoothing: the first frame differs from the network's output");
+    for (size_t fi = 1; fi < n; fi++) {
+      const JsonValue *shift = json_get(&frames->items[fi], "state_shift");
+      float flow[2] = {shift ? (float)shift->items[1].number * (float)ow / (float)cw : 0.0f,
+                       shift ? (float)shift->items[0].number * (float)oh / (float)chh : 0.0f};
+      st_ref_temporal_blend(x[fi], prev, cin[fi], cin[fi - 1], oh, ow, flow, 1, 1, (float)ow,
+                            (float)oh, 0.6f, ST_SMOOTHING_THRESHOLD, ref);
+      Cmp r = compare(y[fi], ref, m);
+      Cmp rx = compare(y[fi], x[fi], m);
+      printf("smoothing frame %zu (motion %g, %g): max|d| %.2e vs the CPU blend; differs from "
+             "the network's output by max %.2e\n",
+             fi, (double)flow[0], (double)flow[1], r.max_abs, rx.max_abs);
+      CHECK(r.max_abs < 1e-4, "smoothing frame %zu: max|d| %.2e vs the CPU blend", fi, r.max_abs);
+      CHECK(rx.max_abs > 1e-3, "smoothing frame %zu changed nothing", fi);
+      memcpy(prev, ref, sizeof(float) * m);
+    }
+    free(ref);
+    free(prev);
+  }
+  for (size_t i = 0; i < n && x && y && cin; i++) {
+    free(x[i]);
+    free(y[i]);
+    free(cin[i]);
+  }
+  free(x);
+  free(y);
+  free(cin);
 }
 
 /* frame_only: only the st_net_process part (used with ST_FORCE_DEVICE_COPIES). */
@@ -212,6 +288,10 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
       free(ref);
     }
   }
+
+  for (size_t si = 0; seqs && si < seqs->len; si++)
+    if (json_get(&seqs->items[si], "temporal")->boolean)
+      check_smoothing(net, &seqs->items[si]);
 
   /* Frame path: RGBA bytes in, RGBA bytes out (at the frame size) vs. the float reference. */
   {

@@ -137,12 +137,12 @@ GST_START_TEST(test_properties) {
 
   gchar *style = NULL, *model = NULL, *device_name = NULL;
   gint steps, device, size;
-  gdouble strength;
+  gdouble strength, smoothing;
   gboolean preserve, temporal, motion, fp16;
   g_object_get(e, "style", &style, "model", &model, "steps", &steps, "strength", &strength,
                "preserve-colors", &preserve, "temporal", &temporal, "motion-compensation", &motion,
-               "device", &device, "processing-size", &size, "fp16", &fp16, "device-name",
-               &device_name, NULL);
+               "temporal-smoothing", &smoothing, "device", &device, "processing-size", &size,
+               "fp16", &fp16, "device-name", &device_name, NULL);
   fail_unless(style == NULL);
   /* the default model comes from ST_MODEL_PATH when set */
   fail_unless_equals_string(model, g_getenv("ST_MODEL_PATH"));
@@ -151,6 +151,7 @@ GST_START_TEST(test_properties) {
   fail_unless(!preserve);
   fail_unless(temporal);
   fail_unless(motion);
+  fail_unless_equals_float(smoothing, 0.8);
   fail_unless_equals_int(device, -1);
   fail_unless_equals_int(size, 0);
   fail_unless(fp16);
@@ -175,6 +176,7 @@ GST_START_TEST(test_properties) {
                             "preserve-colors",
                             "temporal",
                             "motion-compensation",
+                            "temporal-smoothing",
                             "device",
                             "processing-size",
                             "fp16"};
@@ -188,6 +190,10 @@ GST_START_TEST(test_properties) {
   fail_unless(p->flags & GST_PARAM_CONTROLLABLE);
   fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->minimum, 0.0);
   fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->maximum, 1.0);
+  p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "temporal-smoothing");
+  fail_unless(p->flags & GST_PARAM_CONTROLLABLE);
+  fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->minimum, 0.0);
+  fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->maximum, 0.95);
   p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "device-name");
   fail_unless(p != NULL && !(p->flags & G_PARAM_WRITABLE));
 
@@ -218,6 +224,8 @@ GST_START_TEST(test_out_of_range) {
   ASSERT_WARNING(g_object_set(e, "steps", -1, NULL));
   ASSERT_WARNING(g_object_set(e, "strength", 1.5, NULL));
   ASSERT_WARNING(g_object_set(e, "strength", -0.1, NULL));
+  ASSERT_WARNING(g_object_set(e, "temporal-smoothing", 0.99, NULL));
+  ASSERT_WARNING(g_object_set(e, "temporal-smoothing", -0.5, NULL));
   ASSERT_WARNING(g_object_set(e, "device", 64, NULL));
   ASSERT_WARNING(g_object_set(e, "device", -2, NULL));
   ASSERT_WARNING(g_object_set(e, "processing-size", 8193, NULL));
@@ -493,6 +501,72 @@ GST_START_TEST(test_temporal) {
   gst_harness_teardown(h);
   gst_object_unref(e);
   gst_sample_unref(in);
+}
+GST_END_TEST;
+
+/* A copy of `in` with uniform noise of +-amp on every colour byte (alpha kept). */
+static GstBuffer *noisy_copy(GstBuffer *in, gint amp, GRand *rng) {
+  GstBuffer *b = gst_buffer_copy_deep(in);
+  GstMapInfo m;
+  fail_unless(gst_buffer_map(b, &m, GST_MAP_READWRITE));
+  for (gsize i = 0; i < m.size; i++)
+    if (i % 4 != 3) {
+      gint v = m.data[i] + g_rand_int_range(rng, -amp, amp + 1);
+      m.data[i] = (guint8)CLAMP(v, 0, 255);
+    }
+  gst_buffer_unmap(b, &m);
+  return b;
+}
+
+/* temporal-smoothing: on a still scene with sensor noise the output changes much less from frame
+ * to frame than without it; after a cut the new picture is shown as the network paints it, not
+ * blended with the old one. */
+GST_START_TEST(test_temporal_smoothing) {
+  GstSample *in = make_frame("RGBA", 96, 64, "smpte");
+  GstSample *cut = make_frame("RGBA", 96, 64, "pinwheel");
+  GstCaps *caps = gst_sample_get_caps(in);
+  enum { N = 6 };
+  GstBuffer *frames[N + 1];
+  GRand *rng = g_rand_new_with_seed(7);
+  for (int i = 0; i < N; i++)
+    frames[i] = noisy_copy(gst_sample_get_buffer(in), 6, rng);
+  frames[N] = noisy_copy(gst_sample_get_buffer(cut), 4, rng);
+  g_rand_free(rng);
+  GstBuffer *outs[2][N + 1];
+  for (int run = 0; run < 2; run++) {
+    GstElement *e = new_element("style-spokes.png");
+    /* steps 0: no refinement, so no carried network state: the random test model's state keeps
+     * changing its output on a still scene, which is not what this test is about */
+    g_object_set(e, "temporal-smoothing", run ? 0.8 : 0.0, "steps", 0, NULL);
+    GstHarness *h = new_harness(e, caps);
+    for (int i = 0; i <= N; i++)
+      outs[run][i] = process(h, frames[i]);
+    gst_harness_teardown(h);
+    gst_object_unref(e);
+  }
+  gdouble change[2] = {0, 0};
+  for (int run = 0; run < 2; run++)
+    for (int i = 2; i < N; i++)
+      change[run] += compare_frames(caps, outs[run][i - 1], outs[run][i]).mad / (N - 2);
+  FrameStats cut_diff = compare_frames(caps, outs[0][N], outs[1][N]);
+  FrameStats cut_change = compare_frames(caps, outs[0][N - 1], outs[0][N]);
+  g_print("frame-to-frame change %.3f without, %.3f with smoothing; after the cut %.3f from "
+          "the unsmoothed output (the cut itself changes it by %.3f)\n",
+          change[0], change[1], cut_diff.mad, cut_change.mad);
+  fail_unless(change[0] > 0.05, "noise does not change the output (%.3f)", change[0]);
+  fail_unless(change[1] < 0.5 * change[0], "smoothing: change %.3f vs %.3f without", change[1],
+              change[0]);
+  fail_unless(cut_diff.mad < 0.1 * cut_change.mad,
+              "the cut frame was blended with the old picture (%.3f from the unsmoothed output, "
+              "cut change %.3f)",
+              cut_diff.mad, cut_change.mad);
+  for (int i = 0; i <= N; i++) {
+    gst_buffer_unref(frames[i]);
+    gst_buffer_unref(outs[0][i]);
+    gst_buffer_unref(outs[1][i]);
+  }
+  gst_sample_unref(in);
+  gst_sample_unref(cut);
 }
 GST_END_TEST;
 
@@ -785,6 +859,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_style_change_playing);
   tcase_add_test(tc, test_property_change_playing);
   tcase_add_test(tc, test_temporal);
+  tcase_add_test(tc, test_temporal_smoothing);
   tcase_add_test(tc, test_qos_drops_late_frames);
   tcase_add_test(tc, test_controller);
   tcase_add_test(tc, test_renegotiate);

@@ -455,6 +455,90 @@ static void test_translate(void) {
     }
 }
 
+/* Temporal smoothing: the previous content is the current one plus noise of about the
+ * threshold, so that the keep factor m covers 0..keep; fields of one block (a global motion,
+ * integer and fractional) and of several blocks (local motion, some of it leaving the image). */
+static void test_temporal_blend(void) {
+  static const int sizes[][2] = {{1, 1}, {7, 5}, {64, 48}, {257, 129}};
+  static const int grids[][2] = {{1, 1}, {1, 1}, {5, 4}};
+  static const float global[][2] = {{0.0f, 0.0f}, {2.0f, -1.25f}, {0.0f, 0.0f}};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+    for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+      int w = sizes[s][0], h = sizes[s][1], bw = grids[g][0], bh = grids[g][1];
+      StDType dt = (have_f16 && s == 2 && g == 2) ? ST_F16 : ST_F32;
+      size_t n = (size_t)3 * h * w;
+      float *hx, *hpo, *hci, *hf;
+      DT *x = dt_random(dt, 3, 3, h, w, 0.0f, 1.0f, &hx);
+      DT *po = dt_random(dt, 3, 3, h, w, 0.0f, 1.0f, &hpo);
+      DT *ci = dt_random(dt, 3, 3, h, w, 0.0f, 1.0f, &hci);
+      float *hpi = fmalloc(n);
+      for (size_t i = 0; i < n; i++)
+        hpi[i] = hci[i] + rnd_uniform(-0.15f, 0.15f);
+      DT *pi = dt_new(dt, 3, 3, h, w);
+      dt_write(pi, hpi);
+      DT *flow = dt_random(ST_F32, 3, 2, bh, bw, -3.0f, 3.0f, &hf);
+      if (bw * bh == 1) {
+        hf[0] = global[g][0];
+        hf[1] = global[g][1];
+        dt_write(flow, hf);
+      }
+      DT *y = dt_new(dt, 3, 3, h, w);
+      StBlendParams bp = {(float)w / (float)bw, (float)h / (float)bh, 0.8f, 0.12f};
+      char what[128];
+      snprintf(what, sizeof what, "temporal_blend [3,%d,%d] field %dx%d %s", h, w, bw, bh,
+               dt == ST_F16 ? "f16" : "f32");
+      StError err = {0};
+      StCmd *cmd = begin();
+      bool ok =
+          st_op_temporal_blend(dev, cmd, &x->t, &po->t, &ci->t, &pi->t, &flow->t, &bp, &y->t, &err);
+      if (finish(cmd, ok, &err, what)) {
+        float *got = fmalloc(n), *ref = fmalloc(n);
+        dt_read(y, got);
+        st_ref_temporal_blend(hx, hpo, hci, hpi, h, w, hf, bh, bw, bp.block_x, bp.block_y, bp.keep,
+                              bp.thr, ref);
+        compare(what, got, ref, n, dt == ST_F16 ? 2e-3f : 1e-5f, dt == ST_F16 ? 2e-3f : 1e-5f);
+        free(got);
+        free(ref);
+      }
+      free(hx);
+      free(hpo);
+      free(hci);
+      free(hpi);
+      free(hf);
+      dt_free(x);
+      dt_free(po);
+      dt_free(ci);
+      dt_free(pi);
+      dt_free(flow);
+      dt_free(y);
+    }
+  /* bad parameters are refused */
+  float *h1;
+  DT *a = dt_random(ST_F32, 3, 3, 4, 4, 0.0f, 1.0f, &h1);
+  DT *f = dt_random(ST_F32, 3, 2, 1, 1, 0.0f, 0.0f, &h1 /* same values, freed below */);
+  free(h1);
+  DT *b = dt_random(ST_F32, 3, 3, 4, 5, 0.0f, 1.0f, &h1);
+  free(h1);
+  StBlendParams good = {4.0f, 4.0f, 0.5f, 0.1f}, bad_keep = {4.0f, 4.0f, 1.5f, 0.1f};
+  StError err = {0};
+  StCmd *cmd = begin();
+  checks++;
+  if (st_op_temporal_blend(dev, cmd, &a->t, &a->t, &a->t, &a->t, &f->t, &bad_keep, &a->t, &err))
+    fail("temporal_blend accepted keep 1.5");
+  checks++;
+  if (st_op_temporal_blend(dev, cmd, &a->t, &b->t, &a->t, &a->t, &f->t, &good, &a->t, &err) ||
+      !strstr(err.message, "previous output"))
+    fail("temporal_blend accepted a previous output of another size (%s)", err.message);
+  checks++;
+  if (st_op_temporal_blend(dev, cmd, &a->t, &a->t, &a->t, &a->t, &a->t, &good, &a->t, &err) ||
+      !strstr(err.message, "motion field"))
+    fail("temporal_blend accepted a [3,4,4] motion field (%s)", err.message);
+  st_cmd_free(cmd);
+  dt_free(a);
+  dt_free(b);
+  dt_free(f);
+}
+
 /* ---- elementwise ----------------------------------------------------------------------- */
 
 static void test_eltwise(void) {
@@ -1079,10 +1163,19 @@ int main(int argc, char **argv) {
   struct {
     const char *name;
     void (*fn)(void);
-  } tests[] = {{"conv", test_conv},           {"pool", test_pool},       {"resize", test_resize},
-               {"translate", test_translate}, {"eltwise", test_eltwise}, {"moments", test_moments},
-               {"gram", test_gram},           {"matmul", test_matmul},   {"linear", test_linear},
-               {"softmax", test_softmax},     {"concat", test_concat},   {"frames", test_frames},
+  } tests[] = {{"conv", test_conv},
+               {"pool", test_pool},
+               {"resize", test_resize},
+               {"translate", test_translate},
+               {"blend", test_temporal_blend},
+               {"eltwise", test_eltwise},
+               {"moments", test_moments},
+               {"gram", test_gram},
+               {"matmul", test_matmul},
+               {"linear", test_linear},
+               {"softmax", test_softmax},
+               {"concat", test_concat},
+               {"frames", test_frames},
                {"errors", test_errors}};
   if (only && strcmp(only, "bench") == 0) {
     bench(argc > 2 && strcmp(argv[2], "quick") == 0);

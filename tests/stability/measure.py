@@ -3,7 +3,9 @@
 
 Every clip is pushed through `appsrc ! styletransfer ! appsink` as one stream (so the element's
 temporal state carries from frame to frame), once with temporal=true and once with
-temporal=false, same style, same steps. Clips:
+temporal=false, same style, same steps. temporal=true includes the element's output smoothing
+(`temporal-smoothing`, default 0.8; --smoothing sets it, 0 measures the residual reuse alone).
+Clips:
 
   pan    a crop window moving by (dx, dy) pixels per frame over a content photo (known motion)
   noise  a still crop of a content photo with fresh Gaussian noise (sigma) added to every frame
@@ -18,6 +20,25 @@ stylization sticks to the screen instead of moving with the scene), zero for noi
 translation estimated per frame pair by phase correlation on the INPUT frames ("pc"; a pair's
 estimate is used only where it lowers the input frames' error, otherwise zero). The same metric
 on the input frames is printed for reference.
+
+Real videos are also measured with dense motion compensation ("flow"), the warping error of
+Lai et al. 2018 (E = mean over pairs and over the pixels p that count of ||O_t+1(p) -
+O_t(p + f(p))||^2, here averaged over RGB), with our own flow and mask in place of FlowNet2 and
+forward-backward consistency:
+  flow   per pair, a dense flow f from INPUT frame t+1 to INPUT frame t (frame t+1 at p shows
+         frame t at p + f(p)): coarse-to-fine block matching on blurred luma (up to 3 pyramid
+         levels, binomial blur, 8x8 blocks matched with overlapping 12x12 windows by mean
+         squared difference, +-3 px search per level around the coarser level's flow,
+         parabolic sub-pixel fit, 3x3 median filter of the block vectors, bilinear
+         interpolation of the vectors to every pixel; numpy only). Output t is warped onto t+1
+         with bilinear sampling.
+  mask   a pixel p of frame t+1 counts only if p + f(p) lies inside frame t and the flow-warped
+         INPUT explains it: |I_t+1(p) - I_t(p + f(p))| averaged over RGB and box-filtered 3x3 is
+         below --occlusion-threshold (default 0.05). This photometric test removes occlusions,
+         disocclusions and flow failures alike; "cov" is the fraction of pixels that count.
+The flows and masks come from the input only and are the same for temporal on and off, so the
+on/off ratio compares the outputs on the same pixels. Because of the mask, the input tMSE under
+"flow" is small by construction (what is left is compression noise and sub-pixel error).
 
 Style-error proxies (no PyTorch): the output frames are compared with the style image by
   gram   relative Frobenius distance ||G(out) - G(style)|| / ||G(style)|| between Gram matrices of
@@ -187,7 +208,7 @@ def decode_video(path, width, height, n, skip=0):
     return np.stack(frames)
 
 
-def stylize(frames, style, model, steps, temporal, processing_size, fps=30):
+def stylize(frames, style, model, steps, temporal, processing_size, fps=30, smoothing=None):
     """Runs all frames through `appsrc ! styletransfer ! appsink` in one stream.
     Returns (outputs N x H x W x 3 uint8, seconds per frame after the first, first-frame s)."""
     n, h, w, _ = frames.shape
@@ -206,6 +227,8 @@ def stylize(frames, style, model, steps, temporal, processing_size, fps=30):
     st.set_property("steps", steps)
     st.set_property("temporal", temporal)
     st.set_property("processing-size", processing_size)
+    if smoothing is not None:
+        st.set_property("temporal-smoothing", smoothing)
     sink.set_property("caps", Gst.Caps.from_string("video/x-raw,format=RGBx"))
     sink.set_property("sync", False)
     for e in (src, st, sink):
@@ -364,6 +387,206 @@ def phase_correlation(a, b):
     return int(-dx), int(-dy), float(c[iy, ix])
 
 
+# ----------------------------------------------------------------------------------------------
+# Dense optical flow (block matching) and flow-compensated warping error
+
+
+def luma(f):
+    return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+
+
+def blur5(a):
+    """Separable binomial [1 4 6 4 1]/16 blur of a 2-D array, edges replicated."""
+    k = (0.0625, 0.25, 0.375, 0.25, 0.0625)
+    h, w = a.shape
+    p = np.pad(a, ((2, 2), (0, 0)), mode="edge")
+    a = sum(k[i] * p[i: i + h] for i in range(5))
+    p = np.pad(a, ((0, 0), (2, 2)), mode="edge")
+    return sum(k[i] * p[:, i: i + w] for i in range(5))
+
+
+def bilinear_sample(img, yy, xx):
+    """img (H x W or H x W x C) sampled bilinearly at float coordinates (yy, xx); coordinates
+    outside the image are clamped to its border."""
+    h, w = img.shape[:2]
+    yy = np.clip(yy, 0.0, h - 1.0)
+    xx = np.clip(xx, 0.0, w - 1.0)
+    y0 = np.minimum(np.floor(yy).astype(np.intp), max(h - 2, 0))
+    x0 = np.minimum(np.floor(xx).astype(np.intp), max(w - 2, 0))
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (yy - y0).astype(np.float32), (xx - x0).astype(np.float32)
+    if img.ndim == 3:
+        wy, wx = wy[..., None], wx[..., None]
+    return ((1 - wy) * ((1 - wx) * img[y0, x0] + wx * img[y0, x1]) +
+            wy * ((1 - wx) * img[y1, x0] + wx * img[y1, x1]))
+
+
+def flow_warp(img, flow):
+    """warped(p) = img(p + flow(p)) (bilinear; flow H x W x 2 as (dx, dy)). With flow from frame
+    t+1 to frame t, this moves frame t onto frame t+1."""
+    h, w = img.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return bilinear_sample(img, gy + flow[..., 1], gx + flow[..., 0])
+
+
+def _median3(v):
+    """3x3 median of each component of a (ny, nx, 2) vector grid, edges replicated."""
+    ny, nx = v.shape[:2]
+    p = np.pad(v, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    stack = np.stack([p[i: i + ny, j: j + nx] for i in range(3) for j in range(3)])
+    return np.median(stack, axis=0)
+
+
+def _grid_to_pixels(vec, shape, block):
+    """Bilinear interpolation of block vectors (centres at block*i + (block-1)/2) to every pixel
+    of an image of `shape` (edge blocks' vectors extend to the border)."""
+    h, w = shape
+    ny, nx = vec.shape[:2]
+    gy = (np.arange(h, dtype=np.float32) - (block - 1) / 2.0) / block
+    gx = (np.arange(w, dtype=np.float32) - (block - 1) / 2.0) / block
+    yy, xx = np.meshgrid(np.clip(gy, 0, ny - 1), np.clip(gx, 0, nx - 1), indexing="ij")
+    return bilinear_sample(vec.astype(np.float32), yy, xx)
+
+
+def _block_match(l1, l0, init, block, win, radius):
+    """One pyramid level: for every block of l1 (frame t+1), the displacement d around the
+    rounded initial flow at the block centre that minimises the mean squared difference between
+    the win x win window of l1 around the centre and the same window of l0 (frame t) displaced
+    by d, over the window pixels that lie inside both frames; sub-pixel by a parabola fit on
+    each axis. Returns (ny, nx, 2) vectors (dx, dy)."""
+    h, w = l1.shape
+    ny, nx = -(-h // block), -(-w // block)
+    off = np.arange(win) - (win - 1) / 2.0
+    cy = np.arange(ny) * block + (block - 1) / 2.0
+    cx = np.arange(nx) * block + (block - 1) / 2.0
+    wy = np.floor(cy[:, None] + off[None, :] + 0.5).astype(np.intp)  # ny x win
+    wx = np.floor(cx[:, None] + off[None, :] + 0.5).astype(np.intp)  # nx x win
+    Y = np.clip(wy, 0, h - 1)[:, None, :, None]
+    X = np.clip(wx, 0, w - 1)[None, :, None, :]
+    ref = l1[Y, X]  # ny x nx x win x win
+    in1y = ((wy >= 0) & (wy < h))[:, None, :, None]
+    in1x = ((wx >= 0) & (wx < w))[None, :, None, :]
+    ci = np.clip(np.rint(cy).astype(np.intp), 0, h - 1)
+    cj = np.clip(np.rint(cx).astype(np.intp), 0, w - 1)
+    v0 = np.rint(init[ci[:, None], cj[None, :]]).astype(np.intp)  # ny x nx x 2
+    vx, vy = v0[..., 0][:, :, None, None], v0[..., 1][:, :, None, None]
+    n = 2 * radius + 1
+    cost = np.empty((ny, nx, n, n), np.float32)
+    for iy, dy in enumerate(range(-radius, radius + 1)):
+        yy = wy[:, None, :, None] + vy + dy
+        vy_ok = in1y & (yy >= 0) & (yy < h)
+        yy = np.clip(yy, 0, h - 1)
+        for ix, dx in enumerate(range(-radius, radius + 1)):
+            xx = wx[None, :, None, :] + vx + dx
+            ok = (vy_ok & in1x & (xx >= 0) & (xx < w)).astype(np.float32)
+            xx = np.clip(xx, 0, w - 1)
+            cnt = ok.sum(axis=(2, 3))
+            # too few pixels inside both frames: not a candidate
+            cost[:, :, iy, ix] = np.where(
+                cnt >= win * win / 4,
+                ((ref - l0[yy, xx]) ** 2 * ok).sum(axis=(2, 3)) / np.maximum(cnt, 1), 1e3)
+    # argmin; ties and near-ties (flat blocks) go to the smallest displacement
+    d2 = (np.arange(n) - radius)[:, None] ** 2 + (np.arange(n) - radius)[None, :] ** 2
+    pen = cost + 1e-7 * d2[None, None]
+    k = np.argmin(pen.reshape(ny, nx, n * n), axis=2)
+    by, bx = k // n, k % n
+    cflat = cost.reshape(ny, nx, n * n)
+
+    def c_at(iy, ix):
+        return np.take_along_axis(cflat, (iy * n + ix)[..., None], axis=2)[..., 0]
+
+    def parabola(cm, c0, cp, inner):
+        den = cm - 2 * c0 + cp
+        ok = inner & (den > 1e-12)
+        s = np.where(ok, 0.5 * (cm - cp) / np.where(ok, den, 1.0), 0.0)
+        return np.clip(s, -0.5, 0.5)
+
+    c0 = c_at(by, bx)
+    inx = (bx > 0) & (bx < n - 1)
+    iny = (by > 0) & (by < n - 1)
+    sx = parabola(c_at(by, np.clip(bx - 1, 0, n - 1)), c0, c_at(by, np.clip(bx + 1, 0, n - 1)),
+                  inx)
+    sy = parabola(c_at(np.clip(by - 1, 0, n - 1), bx), c0, c_at(np.clip(by + 1, 0, n - 1), bx),
+                  iny)
+    return np.stack([v0[..., 0] + bx - radius + sx, v0[..., 1] + by - radius + sy],
+                    axis=-1).astype(np.float32)
+
+
+def estimate_flow(a, b, levels=3, block=8, win=12, radius=3):
+    """Dense flow from frame b (t+1) to frame a (t), both H x W x 3 float in [0, 1]: returns
+    H x W x 2 (dx, dy) such that b(y, x) ~ a(y + dy, x + dx). Coarse-to-fine block matching on
+    blurred luma: `levels` pyramid levels (each half the size of the one above, binomial
+    blur), block x block blocks matched with overlapping win x win windows, +-radius px search
+    per level around the flow from the coarser level, parabolic sub-pixel fit, 3x3 median
+    filter of the block vectors, bilinear interpolation of the vectors to every pixel."""
+    p0, p1 = [blur5(luma(a))], [blur5(luma(b))]
+    while len(p0) < levels and min(p0[-1].shape) >= 4 * block:
+        p0.append(blur5(p0[-1])[::2, ::2])
+        p1.append(blur5(p1[-1])[::2, ::2])
+    flow = np.zeros(p0[-1].shape + (2,), np.float32)
+    for lev in range(len(p0) - 1, -1, -1):
+        h, w = p0[lev].shape
+        if flow.shape[:2] != (h, w):  # from the coarser level: resample and double
+            ph, pw = flow.shape[:2]
+            yy, xx = np.meshgrid((np.arange(h, dtype=np.float32) + 0.5) * ph / h - 0.5,
+                                 (np.arange(w, dtype=np.float32) + 0.5) * pw / w - 0.5,
+                                 indexing="ij")
+            flow = 2.0 * bilinear_sample(flow, yy, xx)
+        vec = _median3(_block_match(p1[lev], p0[lev], flow, block, win, radius))
+        flow = _grid_to_pixels(vec, (h, w), block)
+    return flow.astype(np.float32)
+
+
+def flow_mask(a, b, flow, threshold):
+    """Pixels of frame b (t+1) that count: p + flow(p) inside frame a (t), and the flow-warped
+    frame a explains b there: the mean over RGB of |b - warp(a)|, box-filtered 3x3, is below
+    `threshold`."""
+    h, w = a.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ty, tx = gy + flow[..., 1], gx + flow[..., 0]
+    inside = (ty >= 0) & (ty <= h - 1) & (tx >= 0) & (tx <= w - 1)
+    err = np.mean(np.abs(b - flow_warp(a, flow)), axis=2)
+    p = np.pad(err, 1, mode="edge")
+    err = sum(p[i: i + h, j: j + w] for i in range(3) for j in range(3)) / 9.0
+    return inside & (err < threshold)
+
+
+def flow_pair_mse(a, b, flow, mask):
+    """Mean over the masked pixels of the RGB-mean squared difference between b (frame t+1) and
+    a (frame t) warped by flow onto b; nan if no pixel counts."""
+    if not mask.any():
+        return float("nan")
+    d = np.mean((b - flow_warp(a, flow)) ** 2, axis=2)
+    return float(np.mean(d[mask]))
+
+
+def video_flows(frames, threshold):
+    """Per consecutive pair of INPUT frames (float, N x H x W x 3): (flow from t+1 to t, mask of
+    the pixels of t+1 that count). The same flows and masks are applied to every output."""
+    flows = []
+    for t in range(len(frames) - 1):
+        f = estimate_flow(frames[t], frames[t + 1])
+        flows.append((f, flow_mask(frames[t], frames[t + 1], f, threshold)))
+    return flows
+
+
+def flow_temporal_mse(frames, flows):
+    """frames: N x H x W x 3 float; flows[t] = (flow, mask) from video_flows."""
+    return [flow_pair_mse(frames[t], frames[t + 1], *flows[t]) for t in range(len(frames) - 1)]
+
+
+def clip_tmse(clip, frames):
+    """Per-pair temporal MSE of `frames` (input or output of `clip`) under the clip's motion
+    compensation: dense flow + mask for comp "flow", the per-pair global shifts otherwise."""
+    if clip["comp"] == "flow":
+        return flow_temporal_mse(frames, clip["flows"])
+    return temporal_mse(frames, clip["shifts"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Style-error proxies
+
+
 _BANK = None
 
 
@@ -454,7 +677,74 @@ def selftest():
     assert ref.gram_err(base * 0.5) > 0.3 and ref.meanstd_err(base * 0.5) > 0.1
     grey = np.repeat(base.mean(axis=2, keepdims=True), 3, axis=2)
     assert ref.gram_err(grey) > ref.gram_err(np.clip(base + 0.01, 0, 1))
+    selftest_flow()
     print("selftest: ok")
+
+
+def selftest_flow():
+    """Dense flow, warp, mask and flow tMSE on synthetic pairs with a known flow."""
+    # warp convention: a constant integer flow (sx, sy) is the same as shifted_pair
+    rng = np.random.default_rng(1)
+    img = rng.random((40, 60, 3)).astype(np.float32)
+    for sx, sy in [(2, 1), (-3, 2)]:
+        fl = np.zeros((40, 60, 2), np.float32)
+        fl[..., 0], fl[..., 1] = sx, sy
+        wa = flow_warp(img, fl)
+        pb, pa = shifted_pair(wa, img, -sx, -sy)  # wa(y, x) = img(y + sy, x + sx) on overlap
+        assert np.abs(pa - pb).max() < 1e-6, (sx, sy)
+        m = flow_mask(img, img, fl, 1.0)
+        assert m.sum() == (40 - abs(sy)) * (60 - abs(sx)), m.sum()
+
+    def texture(h, w, seed):  # smooth random RGB texture, std 0.15 around 0.5
+        r = np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
+        for _ in range(4):
+            r = np.stack([blur5(r[..., c]) for c in range(3)], axis=-1)
+        return np.clip((r - r.mean()) / r.std() * 0.15 + 0.5, 0, 1).astype(np.float32)
+
+    # a background moving by bgf and a rectangle of another texture moving by obf (sub-pixel)
+    H, W, pad = 192, 256, 20
+    bg, ob = texture(H + 2 * pad, W + 2 * pad, 2), texture(H + 2 * pad, W + 2 * pad, 3)
+    bgf, obf = (1.3, -0.6), (-2.7, 1.8)
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+
+    def rect(y, x):  # the object's pixels in frame t+1 (shifted by obf: in frame t)
+        return (y >= 60) & (y < 130) & (x >= 90) & (x < 180)
+    r0, r1 = rect(gy - obf[1], gx - obf[0]), rect(gy, gx)
+    a = np.where(r0[..., None], bilinear_sample(ob, gy + pad, gx + pad),
+                 bilinear_sample(bg, gy + pad, gx + pad))
+    b = np.where(r1[..., None], bilinear_sample(ob, gy + obf[1] + pad, gx + obf[0] + pad),
+                 bilinear_sample(bg, gy + bgf[1] + pad, gx + bgf[0] + pad))
+    true = np.where(r1[..., None], np.float32(obf), np.float32(bgf))
+    t0 = time.monotonic()
+    f = estimate_flow(a, b)
+    dt = time.monotonic() - t0
+    epe = np.hypot(*(f - true).transpose(2, 0, 1))
+    inner = rect(gy - 8, gx - 8) & rect(gy + 8, gx + 8)  # object, 8 px from its edges
+    far = ~(rect(gy - 12, gx - 12) | rect(gy + 12, gx + 12) | rect(gy - 12, gx + 12) |
+            rect(gy + 12, gx - 12)) & (gy >= 8) & (gy < H - 8) & (gx >= 8) & (gx < W - 8)
+    assert epe[inner].mean() < 0.5 and epe[far].mean() < 0.5, (epe[inner].mean(), epe[far].mean())
+    m = flow_mask(a, b, f, 0.05)
+    e_raw, e_flow = float(np.mean((a - b) ** 2)), flow_pair_mse(a, b, f, m)
+    assert m.mean() > 0.85 and e_flow < 0.02 * e_raw, (m.mean(), e_flow, e_raw)
+    # background pixels of t+1 whose source in t is hidden by the object must not count
+    occ = ~r1 & rect(gy + bgf[1] - obf[1], gx + bgf[0] - obf[0])
+    assert occ.sum() > 100 and m[occ].mean() < 0.2, (occ.sum(), m[occ].mean())
+    # an output that moves with the scene (a pointwise function of the input) scores low; one
+    # with a pattern fixed on the screen ("shower door") scores high, under the same flow/mask
+    screen = texture(H, W, 4) - 0.5
+    moving = flow_pair_mse(a ** 2, b ** 2, f, m)
+    door = flow_pair_mse(np.clip(a + screen, 0, 1), np.clip(b + screen, 0, 1), f, m)
+    assert moving < 0.02 * e_raw and door > 10 * moving, (moving, door)
+    # integer pan of a photo-like clip: the flow is the pan and the warping error ~0
+    clip = to_float(make_pan((texture(120, 160, 5) * 255).astype(np.uint8), 96, 64, 3, 3, -2))
+    flows = video_flows(clip, 0.05)
+    for fl, mk in flows:
+        err = np.abs(fl - np.float32((3, -2)))
+        assert err.mean() < 0.03 and err.max() < 0.2, (err.mean(), err.max())
+        assert mk.mean() > 0.9
+    e_pan = max(flow_temporal_mse(clip, flows))
+    assert e_pan < 0.01 * min(temporal_mse(clip, [(0, 0)] * 2)), e_pan
+    assert dt < 5.0, dt
 
 
 # ----------------------------------------------------------------------------------------------
@@ -539,6 +829,17 @@ def build_clips(args, rng):
                           "frames": frames, "shifts": [(0, 0)] * (len(frames) - 1)})
             clips.append({"name": "video:" + short, "kind": "video", "comp": "pc",
                           "frames": frames, "shifts": shifts, "pc_accepted": accepted})
+            # dense block-matching flow + occlusion / unexplained-change mask, both from the
+            # INPUT frames (the Lai et al. 2018 warping error with our own flow and mask)
+            t0 = time.monotonic()
+            flows = video_flows(fl, args.occlusion_threshold)
+            cov = [float(m.mean()) for _, m in flows]
+            print("  %-34s flow: %.1f s, coverage %.3f, mean |flow| %.2f px"
+                  % ("video:" + short, time.monotonic() - t0, mean(cov),
+                     float(np.mean([np.mean(np.hypot(f[..., 0], f[..., 1])) for f, _ in flows]))),
+                  file=sys.stderr)
+            clips.append({"name": "video:" + short, "kind": "video", "comp": "flow",
+                          "frames": frames, "shifts": None, "flows": flows})
     return clips
 
 
@@ -570,7 +871,14 @@ def main():
     ap.add_argument("--dx", type=int, default=2, help="pan: px per frame, horizontal")
     ap.add_argument("--dy", type=int, default=1, help="pan: px per frame, vertical")
     ap.add_argument("--sigma", type=float, default=2 / 255, help="noise sigma in [0,1] units")
+    ap.add_argument("--smoothing", type=float, default=None,
+                    help="the element's temporal-smoothing for the temporal=true runs (default: "
+                         "the element's default, 0.8; 0 = residual reuse only)")
     ap.add_argument("--video-skip", type=int, default=0, help="skip this many video frames")
+    ap.add_argument("--occlusion-threshold", type=float, default=0.05,
+                    help="video flow compensation: a pixel counts only where the flow-warped "
+                         "input frame t matches input frame t+1 to within this mean absolute "
+                         "RGB difference (3x3 box-filtered, [0,1] units; default 0.05)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plugin-dir", default=None, help="prepended to GST_PLUGIN_PATH")
     ap.add_argument("--quick", action="store_true",
@@ -605,6 +913,8 @@ def main():
         ap.error("--steps: integers separated by commas")
     if args.frames < 2 or args.width < 8 or args.height < 8:
         ap.error("need at least 2 frames and 8x8 pixels")
+    if not args.occlusion_threshold > 0:
+        ap.error("--occlusion-threshold must be positive")
     for p, what in ((args.style, "style image"), (args.model, "model")):
         if not os.path.isfile(p):
             ap.error("%s not found: %s" % (what, p))
@@ -619,7 +929,7 @@ def main():
         cache = {}
         for clip in clips:
             fl_in = to_float(clip["frames"])
-            in_mse = temporal_mse(fl_in, clip["shifts"])
+            in_mse = clip_tmse(clip, fl_in)
             row = {"clip": clip["name"], "kind": clip["kind"], "comp": clip["comp"],
                    "frames": len(fl_in), "input_mse": mean(in_mse),
                    "input_mse_per_pair": in_mse,
@@ -628,6 +938,13 @@ def main():
             if clip["comp"] == "pc":
                 row["pc_shifts"] = clip["shifts"]
                 row["pc_accepted_pairs"] = clip["pc_accepted"]
+            if clip["comp"] == "flow":
+                cov = [float(m.mean()) for _, m in clip["flows"]]
+                row["flow_coverage"] = mean(cov)
+                row["flow_coverage_per_pair"] = cov
+                row["flow_mean_px"] = float(np.mean([np.mean(np.hypot(f[..., 0], f[..., 1]))
+                                                     for f, _ in clip["flows"]]))
+                row["occlusion_threshold"] = args.occlusion_threshold
             row["runs"] = {}
             for steps in steps_list:
                 for temporal in (False, True):
@@ -638,7 +955,8 @@ def main():
                               end="", flush=True, file=sys.stderr)
                         try:
                             outs, spf, first = stylize(clip["frames"], args.style, args.model,
-                                                       steps, temporal, args.processing_size)
+                                                       steps, temporal, args.processing_size,
+                                                       smoothing=args.smoothing)
                         except MeasureError:
                             print(file=sys.stderr)
                             raise
@@ -646,7 +964,7 @@ def main():
                         cache[key] = (outs, spf, first)
                     outs, spf, first = cache[key]
                     fo = to_float(outs)
-                    mse = temporal_mse(fo, clip["shifts"])
+                    mse = clip_tmse(clip, fo)
                     run = row["runs"]["%d:%s" % (steps, "on" if temporal else "off")] = {
                         "steps": steps, "temporal": temporal, "mse": mean(mse),
                         "mse_second_half": mean(mse[len(mse) // 2:]), "mse_per_pair": mse,
@@ -664,7 +982,7 @@ def main():
                 row["runs"]["%d:on" % steps]["on_off_mad"] = float(
                     np.mean(np.abs(to_float(on) - to_float(off))))
             results.append(row)
-            if args.png_dir and clip["comp"] not in ("pc", "raw"):
+            if args.png_dir and clip["comp"] not in ("pc", "raw", "flow"):
                 os.makedirs(args.png_dir, exist_ok=True)
                 s0 = steps_list[0]
                 off, on = cache[(clip["name"], s0, False)][0], cache[(clip["name"], s0, True)][0]
@@ -685,8 +1003,14 @@ def main():
         "style": os.path.abspath(args.style), "width": args.width, "height": args.height,
         "frames": args.frames, "steps": steps_list, "processing_size": args.processing_size,
         "pan": [args.dx, args.dy], "noise_sigma": args.sigma, "elapsed_s": elapsed,
+        "occlusion_threshold": args.occlusion_threshold,
+        "temporal_smoothing": args.smoothing,
         "metric": "mean over consecutive pairs of MSE(out_t, out_t+1 moved back by the motion) "
-                  "on the overlap, RGB in [0,1]",
+                  "on the overlap, RGB in [0,1]; comp 'flow': mean over pairs of the MSE between "
+                  "out_t+1 and out_t warped (bilinear) by the dense block-matching flow of the "
+                  "input frames, over the pixels that the flow keeps inside frame t and where "
+                  "the warped input differs from input t+1 by less than occlusion_threshold "
+                  "(mean abs RGB, 3x3 box)",
         "style_error": "gram: relative Frobenius distance of Grams of ReLU(32 random zero-mean "
                        "3x3 filters + 3 colour filters, seed 1234) at full and 1/2 scale; "
                        "meanstd: distance of per-channel RGB mean and std",
@@ -709,10 +1033,13 @@ def main():
 
 def markdown_table(report):
     lines = []
-    lines.append("%dx%d, %d frames/clip, style %s, model %s (sha256 %s...), %.0f s total"
+    sm = report.get("temporal_smoothing")
+    lines.append("%dx%d, %d frames/clip, style %s, model %s (sha256 %s...), temporal-smoothing "
+                 "%s, %.0f s total"
                  % (report["width"], report["height"], report["frames"],
                     os.path.basename(report["style"]), os.path.basename(report["model"]["path"]),
-                    report["model"].get("sha256", "?")[:12], report["elapsed_s"]))
+                    report["model"].get("sha256", "?")[:12],
+                    "element default" if sm is None else "%g" % sm, report["elapsed_s"]))
     lines.append("")
     lines.append("| clip | motion comp. | steps | input tMSE | tMSE off | tMSE on | on/off "
                  "| mean abs on-off | follows pan off/on | gram err off | gram err on "
@@ -727,6 +1054,8 @@ def markdown_table(report):
                 comp = "pc (%d/%d pairs)" % (r["pc_accepted_pairs"], r["frames"] - 1)
             elif comp == "raw":
                 comp = "none (raw)"
+            elif comp == "flow":
+                comp = "flow (cov %.3f)" % r["flow_coverage"]
             follow = ("%.2f / %.2f" % (off["follow"], on["follow"])) if "follow" in off else ""
             lines.append("| %s | %s | %d | %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %s "
                          "| %.2f | %.2f |"

@@ -55,9 +55,9 @@ float st_half_to_float(uint16_t h) {
 }
 
 const char *st_graph_op_name(StGraphOpKind k) {
-  static const char *names[] = {"conv2d",  "pool",   "resize", "add",    "mul",
-                                "moments", "gram",   "matmul", "linear", "softmax",
-                                "reshape", "concat", "act"};
+  static const char *names[] = {"conv2d",  "pool",    "resize", "add",    "mul",
+                                "div",     "moments", "gram",   "matmul", "linear",
+                                "softmax", "reshape", "concat", "act"};
   return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -348,11 +348,11 @@ static bool parse_op(const Ctx *c, StModel *m, const char *sgname, int idx, cons
   } kinds[] = {
       {"conv2d", ST_GOP_CONV2D, 1, 1, 1},   {"pool", ST_GOP_POOL, 1, 1, 1},
       {"resize", ST_GOP_RESIZE, 2, 2, 1},   {"add", ST_GOP_ADD, 2, 2, 1},
-      {"mul", ST_GOP_MUL, 2, 2, 1},         {"moments", ST_GOP_MOMENTS, 1, 1, 2},
-      {"gram", ST_GOP_GRAM, 1, 2, 1},       {"matmul", ST_GOP_MATMUL, 2, 2, 1},
-      {"linear", ST_GOP_LINEAR, 1, 1, 1},   {"softmax", ST_GOP_SOFTMAX, 1, 1, 1},
-      {"reshape", ST_GOP_RESHAPE, 1, 1, 1}, {"concat", ST_GOP_CONCAT, 1, 64, 1},
-      {"act", ST_GOP_ACT, 1, 1, 1},
+      {"mul", ST_GOP_MUL, 2, 2, 1},         {"div", ST_GOP_DIV, 2, 2, 1},
+      {"moments", ST_GOP_MOMENTS, 1, 1, 2}, {"gram", ST_GOP_GRAM, 1, 2, 1},
+      {"matmul", ST_GOP_MATMUL, 2, 2, 1},   {"linear", ST_GOP_LINEAR, 1, 1, 1},
+      {"softmax", ST_GOP_SOFTMAX, 1, 1, 1}, {"reshape", ST_GOP_RESHAPE, 1, 1, 1},
+      {"concat", ST_GOP_CONCAT, 1, 64, 1},  {"act", ST_GOP_ACT, 1, 1, 1},
   };
   int ki = -1;
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)

@@ -24,6 +24,7 @@ typedef enum {
   ST_GOP_RESIZE,
   ST_GOP_ADD,
   ST_GOP_MUL,
+  ST_GOP_DIV,
   ST_GOP_MOMENTS,
   ST_GOP_GRAM,
   ST_GOP_MATMUL,

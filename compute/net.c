@@ -329,7 +329,8 @@ static bool infer(const StNet *net, Plan *p, const StSubgraph *sg, int opi, cons
     shape[0][2] = b->shape[2];
     return true;
   case ST_GOP_ADD:
-  case ST_GOP_MUL: {
+  case ST_GOP_MUL:
+  case ST_GOP_DIV: {
     bool same =
         a->rank == b->rank && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->rank) == 0;
     bool bcast = a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0];
@@ -893,6 +894,9 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
     break;
   case ST_GOP_MUL:
     ok = st_op_mul(dev, cmd, a, b, op->act, op->alpha, y, err);
+    break;
+  case ST_GOP_DIV:
+    ok = st_op_div(dev, cmd, a, b, op->act, op->alpha, y, err);
     break;
   case ST_GOP_MOMENTS:
     ok = st_op_moments(dev, cmd, a, op->eps, y, &p->vals[s->out[1]].t, err);

@@ -465,6 +465,11 @@ bool st_op_mul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, 
   return eltwise(dev, cmd, "mul", 2, a, b, 1.0f, 1.0f, act, alpha, y, err);
 }
 
+bool st_op_div(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
+               float alpha, const StTensor *y, StError *err) {
+  return eltwise(dev, cmd, "div", 3, a, b, 1.0f, 1.0f, act, alpha, y, err);
+}
+
 bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float alpha,
                const StTensor *y, StError *err) {
   return eltwise(dev, cmd, "act", 0, x, NULL, 1.0f, 1.0f, act, alpha, y, err);

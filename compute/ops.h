@@ -47,6 +47,10 @@ bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, 
 /* y = act(a*b); b same shape or [C] broadcast. */
 bool st_op_mul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
                float alpha, const StTensor *y, StError *err);
+/* y = act(a/b); b same shape or [C] broadcast. Plain float division: b = 0 gives +-inf or NaN
+ * where the device follows IEEE (Vulkan does not promise it). */
+bool st_op_div(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
+               float alpha, const StTensor *y, StError *err);
 /* y = act(x) elementwise. */
 bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float alpha,
                const StTensor *y, StError *err);

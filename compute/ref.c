@@ -178,6 +178,12 @@ void st_ref_mul(const float *a, const float *b, size_t n, size_t bcast_hw, StAct
     y[i] = st_ref_act1(a[i] * b[bcast_hw ? i / bcast_hw : i], act, alpha);
 }
 
+void st_ref_div(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
+                float *y) {
+  for (size_t i = 0; i < n; i++)
+    y[i] = st_ref_act1(a[i] / b[bcast_hw ? i / bcast_hw : i], act, alpha);
+}
+
 void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y) {
   for (size_t i = 0; i < n; i++)
     y[i] = st_ref_act1(x[i], act, alpha);

@@ -31,6 +31,8 @@ void st_ref_add(const float *a, const float *b, size_t n, size_t bcast_hw, float
                 StAct act, float alpha, float *y);
 void st_ref_mul(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
                 float *y);
+void st_ref_div(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
+                float *y);
 void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y);
 void st_ref_moments(const float *x, int c, size_t hw, float eps, float *mean, float *std);
 /* g[c, d] = x y^T / hw; y NULL: y = x (d = c). */

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Elementwise ops: y = act(a) | act(ka*a + kb*b) | act(a*b); b same shape as a or [C] broadcast
-// over H*W (BCAST). One invocation per element, 2D dispatch over groups of 256.
+// Elementwise ops: y = act(a) | act(ka*a + kb*b) | act(a*b) | act(a/b); b same shape as a or [C]
+// broadcast over H*W (BCAST). Division is plain float division (b = 0: +-inf or NaN where the
+// device follows IEEE). One invocation per element, 2D dispatch over groups of 256.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
-layout(constant_id = 1) const int OP = 0; // 0 act(a), 1 add, 2 mul
+layout(constant_id = 1) const int OP = 0; // 0 act(a), 1 add, 2 mul, 3 div
 layout(constant_id = 2) const int ACT = 0;
 layout(constant_id = 3) const int BCAST = 0; // b is [C], index = i / hw
 
@@ -31,8 +32,10 @@ void main() {
     float bv = ld_b(BCAST != 0 ? i / p.hw : i);
     if (OP == 1)
       v = p.ka * v + p.kb * bv;
-    else
+    else if (OP == 2)
       v = v * bv;
+    else
+      v = v / bv;
   }
   st_y(i, st_act(v, ACT, p.alpha));
 }

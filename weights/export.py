@@ -82,13 +82,14 @@ def record_graph(net, content_hw=(48, 64), style_hw=(48, 64)):
         rec.bind(style, "style")
         with G.recording(rec):
             S = net.style(style)
-        for k in STYLE_OUTPUTS:
+        style_outputs = STYLE_OUTPUTS + [k for k in ("s_std",) if k in S]
+        for k in style_outputs:
             assert rec.name_of(S[k]) == k
-        subgraphs["style"] = {"inputs": ["style"], "outputs": list(STYLE_OUTPUTS), "ops": rec.ops}
+        subgraphs["style"] = {"inputs": ["style"], "outputs": style_outputs, "ops": rec.ops}
         used.update(rec.used_params)
 
         def bind_state(rec, extra):
-            for k in STYLE_OUTPUTS:
+            for k in style_outputs:
                 rec.bind(S[k], k)
             for k, v in extra.items():
                 rec.bind(v, k)

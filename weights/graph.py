@@ -229,6 +229,12 @@ def mul(a, b, act="none", alpha=0.2, name=None):
     return y
 
 
+def div(a, b, act="none", alpha=0.2, name=None):
+    y = _act(a / _bcast(a, b), act, alpha)
+    _emit("div", [a, b], y, name, **_act_attrs(act, alpha))
+    return y
+
+
 def moments(x, eps=1e-5, name=None):
     mean = x.mean(dim=(2, 3))
     var = x.var(dim=(2, 3), unbiased=False)

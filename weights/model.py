@@ -22,11 +22,24 @@ DEFAULT_CFG = {
     # The gate sees (gate_scale * (residual - previous residual))^2, so that its 3x3 convolution
     # starts with weights of order 1 (a residual change of about 0.02 is the initial threshold).
     "gate_scale": 16.0,
+    # EFA fusion: "adain" = AdaIN of the content features to the style's channel statistics plus
+    # the common-feature correction (zero at initialisation, so training starts from AdaIN);
+    # "none" = the correction alone on the style mean (models of sessions 1-2).
+    "efa_base": "adain",
 }
 
 # A smaller variant for the engine's test model (same graph structure). Its random weights give
 # residuals of order 1, so its gate gets a gentler scale (no near-step that fp16 would flip).
 TEST_CFG = dict(DEFAULT_CFG, z=16, hidden=32, style_size=64, gate_scale=0.5)
+
+
+def cfg_of(saved):
+    """The full config of a saved model: checkpoints and files written before a key existed get
+    that key's old behaviour."""
+    cfg = dict(DEFAULT_CFG, **saved)
+    if "efa_base" not in saved:
+        cfg["efa_base"] = "none"
+    return cfg
 
 
 def conv3(i, o, bias=True):
@@ -90,8 +103,13 @@ class EFA(nn.Module):
         z = cfg["z"]
         h = cfg["hidden"]
         self.z = z
+        self.base = cfg.get("efa_base", "none")
         self.zconv = conv1(c, z, bias=False)  # shared compression (zero-mean in, zero-mean out)
         self.unz = conv1(z, c)
+        if self.base == "adain":  # the correction starts at zero: EFA = AdaIN at step 0
+            with torch.no_grad():
+                self.unz.weight.zero_()
+                self.unz.bias.zero_()
         self.lin_a = nn.Linear(z * z, h)
         self.lin_b = nn.Linear(z * z, h, bias=False)
         self.tc1a = nn.Linear(z * z, h)
@@ -108,18 +126,22 @@ class EFA(nn.Module):
 
     def style(self, fs):
         """Style-only part -> dict of style-state values."""
-        mu_s, _ = G.moments(fs, name=["s_mean", "s_std"])
+        mu_s, sd_s = G.moments(fs, name=["s_mean", "s_std"])
         zs = G.conv(G.add(fs, mu_s, kb=-1), self.zconv)
         ks = G.gram(zs)
-        return {
+        S = {
             "s_mean": mu_s,
             "s_lb": G.linear(ks, self.lin_b, name="s_lb"),
             "s_tsa": G.linear(ks, self.ts1a, name="s_tsa"),
         }
+        if self.base == "adain":
+            S["s_std"] = sd_s
+        return S
 
     def forward(self, fc, S, want_whiten=False):
-        mu_c, _ = G.moments(fc)
-        zc = G.conv(G.add(fc, mu_c, kb=-1), self.zconv)
+        mu_c, sd_c = G.moments(fc)
+        fc0 = G.add(fc, mu_c, kb=-1)
+        zc = G.conv(fc0, self.zconv)
         kc = G.gram(zc)
         g = G.add(G.linear(kc, self.lin_a), S["s_lb"], act="relu")
         tc = G.add(G.linear(kc, self.tc1a), G.linear(g, self.tc1b), act="relu")
@@ -128,7 +150,12 @@ class EFA(nn.Module):
         ts = G.reshape(G.linear(ts, self.ts2), [self.z, self.z])
         chat = G.conv_rt(zc, tc)
         t = G.conv_rt(chat, ts)
-        out = G.add(G.conv(t, self.unz), S["s_mean"])
+        if self.base == "adain":
+            # AdaIN (content features with the style's channel mean and std) + the correction
+            base = G.add(G.mul(fc0, G.div(S["s_std"], sd_c)), S["s_mean"])
+            out = G.add(base, G.conv(t, self.unz))
+        else:
+            out = G.add(G.conv(t, self.unz), S["s_mean"])
         fused = G.add(out, fc, ka="strength", kb="one_minus_strength")
         if want_whiten:
             return fused, chat

@@ -119,14 +119,16 @@ class Model:
                 return F.interpolate(ins[0][None], size=size, mode="bilinear",
                                      align_corners=False)[0]
             return F.interpolate(ins[0][None], size=size, mode="nearest")[0]
-        if k in ("add", "mul"):
+        if k in ("add", "mul", "div"):
             a, b = ins
             if b.dim() == 1 and a.dim() == 3:
                 b = b[:, None, None]
             if k == "add":
                 y = self.scalar(op.get("ka", 1)) * a + self.scalar(op.get("kb", 1)) * b
-            else:
+            elif k == "mul":
                 y = a * b
+            else:
+                y = a / b
             return _act(y, act, alpha)
         if k == "moments":
             x = ins[0].reshape(ins[0].shape[0], -1)

@@ -284,6 +284,9 @@ def refresh_parts(net, stage):
     """Replaces the parts that `stage` trains with their tensors from that stage's checkpoint
     (e.g. a longer-trained EFA block under already trained refine steps)."""
     ck = torch.load(ckpt_path(stage), map_location="cpu")
+    if stage == "efa":  # the EFA block's fusion comes with it
+        net.cfg["efa_base"] = M.cfg_of(ck["cfg"])["efa_base"]
+        net.efa.base = net.cfg["efa_base"]
     prefixes = tuple(n + "." for n in STAGE_PARTS[stage])
     sd = net.state_dict()
     n = 0
@@ -496,7 +499,7 @@ def trained_stages():
 def load_model_from_checkpoints(device="cpu"):
     """Model with every trained part loaded: the latest stage's checkpoint holds all parts."""
     st, ck = latest_state("temporal")
-    net = M.StyleNet(dict(M.DEFAULT_CFG, **ck["cfg"]) if ck else None)
+    net = M.StyleNet(M.cfg_of(ck["cfg"]) if ck else None)
     if ck:
         M.load_student(net, ck["model"])
     return net.to(device), st, ck
@@ -531,10 +534,10 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
           refresh=()):
     torch.manual_seed(seed)
     cfg = STAGE_CFG[stage]
-    net = M.StyleNet().to(device)
     start_step, elapsed0, opt_state = 0, 0.0, None
     if os.path.exists(ckpt_path(stage)):
         ck = torch.load(ckpt_path(stage), map_location="cpu")
+        net = M.StyleNet(M.cfg_of(ck["cfg"])).to(device)
         missing = M.load_student(net, ck["model"])
         start_step, elapsed0, opt_state = ck["step"], ck.get("elapsed", 0.0), ck["opt"]
         if missing:  # written before the gate existed: its optimizer state does not fit
@@ -545,16 +548,32 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
         prev = STAGES[:STAGES.index(stage)]
         if stage == "adain":
             prev = ["distill"]
+        net = None
         for st in reversed(prev):
             if os.path.exists(ckpt_path(st)):
                 ck = torch.load(ckpt_path(st), map_location="cpu")
-                M.load_student(net, ck["model"])
+                # a new EFA block (or distillation, AdaIN) gets today's config; later stages
+                # keep the config of the EFA block they build on
+                keep = stage not in ("distill", "efa", "adain")
+                net = M.StyleNet(M.cfg_of(ck["cfg"]) if keep else None).to(device)
+                # the new EFA/AdaIN parts keep their initial values (not the checkpoint's)
+                sd = {k: v for k, v in ck["model"].items()
+                      if keep or not k.startswith(tuple(p + "." for p in STAGE_PARTS[stage]))}
+                net.load_state_dict(sd, strict=False)
                 print("starting %s from checkpoint %s (step %d)" % (stage, st, ck["step"]))
                 break
         else:
+            net = M.StyleNet().to(device)
             if stage != "distill":
                 print("warning: no earlier checkpoint; %s starts from random weights" % stage)
-        if stage == "efa":  # the reconstruction decoder is a good start for the EFA decoder
+        if stage == "efa" and net.cfg["efa_base"] == "adain" and os.path.exists(ckpt_path("adain")):
+            # EFA = AdaIN + a correction that starts at zero: start from the AdaIN baseline's
+            # trained decoder (so EFA starts where AdaIN is and must improve on it)
+            ad = torch.load(ckpt_path("adain"), map_location="cpu")
+            net.dec_efa.load_state_dict({k[len("dec_adain."):]: v for k, v in ad["model"].items()
+                                         if k.startswith("dec_adain.")})
+            print("EFA decoder starts from the AdaIN decoder (step %d)" % ad["step"])
+        elif stage == "efa":  # the reconstruction decoder is a good start for the EFA decoder
             net.dec_efa.load_state_dict(net.dec_rec.state_dict())
         if stage == "adain":
             net.dec_adain.load_state_dict(net.dec_rec.state_dict())

@@ -541,12 +541,19 @@ static void test_temporal_blend(void) {
 
 /* ---- elementwise ----------------------------------------------------------------------- */
 
+/* Maps values in [-1, 1] to +-[0.25, 4] (sign kept, magnitude log-uniform): divisors bounded away
+ * from zero. */
+static void away_from_zero(float *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    p[i] = copysignf(exp2f(4.0f * fabsf(p[i]) - 2.0f), p[i]);
+}
+
 static void test_eltwise(void) {
   static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {4, 129, 257}};
   for (size_t s = 0; s < 3; s++) {
     int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
     size_t n = (size_t)c * h * w;
-    for (int kind = 0; kind < 3; kind++)
+    for (int kind = 0; kind < 4; kind++)
       for (int bc = 0; bc < (kind ? 2 : 1); bc++)
         for (int act = 0; act < 5; act++)
           for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
@@ -558,13 +565,18 @@ static void test_eltwise(void) {
             DT *b = kind ? (bc ? dt_random(ST_F32, 1, c, 1, 1, -2.0f, 2.0f, &hb)
                                : dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hb))
                          : NULL;
+            if (kind == 3) { /* div: |b| in [0.25, 4], random sign */
+              away_from_zero(hb, st_tensor_numel(&b->t));
+              dt_write(b, hb);
+            }
             DT *y = dt_new(dt, 3, c, h, w);
             float ka = 0.75f, kb = -1.5f;
             char what[128];
             snprintf(what, sizeof what, "%s%s act=%s [%d,%d,%d] %s",
                      kind == 0   ? "act"
                      : kind == 1 ? "add"
-                                 : "mul",
+                     : kind == 2 ? "mul"
+                                 : "div",
                      bc ? " broadcast" : "", act_name((StAct)act), c, h, w, f ? "f16" : "f32");
             StError err = {0};
             StCmd *cmd = begin();
@@ -573,8 +585,10 @@ static void test_eltwise(void) {
               ok = st_op_act(dev, cmd, &a->t, (StAct)act, 0.1f, &y->t, &err);
             else if (kind == 1)
               ok = st_op_add(dev, cmd, &a->t, &b->t, ka, kb, (StAct)act, 0.1f, &y->t, &err);
-            else
+            else if (kind == 2)
               ok = st_op_mul(dev, cmd, &a->t, &b->t, (StAct)act, 0.1f, &y->t, &err);
+            else
+              ok = st_op_div(dev, cmd, &a->t, &b->t, (StAct)act, 0.1f, &y->t, &err);
             if (finish(cmd, ok, &err, what)) {
               float *got = fmalloc(n), *ref = fmalloc(n);
               dt_read(y, got);
@@ -583,8 +597,10 @@ static void test_eltwise(void) {
                 st_ref_act(ha, n, (StAct)act, 0.1f, ref);
               else if (kind == 1)
                 st_ref_add(ha, hb, n, hw, ka, kb, (StAct)act, 0.1f, ref);
-              else
+              else if (kind == 2)
                 st_ref_mul(ha, hb, n, hw, (StAct)act, 0.1f, ref);
+              else
+                st_ref_div(ha, hb, n, hw, (StAct)act, 0.1f, ref);
               compare(what, got, ref, n, rtol_for(dt), 1e-6f);
               free(got);
               free(ref);

@@ -188,6 +188,13 @@ def main():
             {k[len("dec_adain."):]: v for k, v in torch.load(T.ckpt_path("adain"))["model"].items()
              if k.startswith("dec_adain.")})
     print("checkpoints:", T.trained_stages())
+    # the EFA block as its own stage left it (the temporal checkpoint holds the EFA block it was
+    # trained on, which may be older): for the AdaIN-vs-EFA comparison
+    efa_net = net
+    if os.path.exists(T.ckpt_path("efa")):
+        import copy
+        efa_net = copy.deepcopy(net)
+        T.refresh_parts(efa_net, "efa")
     if a.sheet:
         contact_sheet(net, has_adain, a.size, a.sheet)
         return
@@ -198,7 +205,7 @@ def main():
     contents = rng.sample(sorted(c_val), a.pairs)
     styles = rng.sample(val_styles, a.pairs)
     if a.tradeoff:
-        tradeoff(net, teacher, contents, styles, a.size)
+        tradeoff(efa_net, teacher, contents, styles, a.size)
         return
     # "adain" and "efa" decode the fused features at full size (the same network around two
     # fusions, trained with the same budget); "stepsN" is the element's path (EFA at 1/4 size,
@@ -224,9 +231,10 @@ def main():
                     ms = (time.time() - t0) * 1000
                     y2 = T.adain_direct(net, c2[None], s[None])
                 elif m == "efa":
-                    y1 = T.efa_direct(net, c1[None], S)[0]
+                    Se = efa_net.style(s[None])
+                    y1 = T.efa_direct(efa_net, c1[None], Se)[0]
                     ms = (time.time() - t0) * 1000
-                    y2 = T.efa_direct(net, c2[None], S)[0]
+                    y2 = T.efa_direct(efa_net, c2[None], Se)[0]
                 else:
                     n = int(m[-1])
                     outs, fr = net(c1[None], None, n, S=S)

@@ -1496,8 +1496,8 @@ static bool record_network(StNet *net, StCmd *cmd, Plan *p, const StFrameParams 
 
 /* The motion field for the smoothing at the output size (w, h) of a (pw, ph) processing size, as
  * [2, bh, bw] floats in output pixels, written to net->flow_buf; the block size in *bx, *by. */
-static bool upload_field(StNet *net, const StFrameParams *params, int pw, int ph, int w, int h,
-                         StTensor *flow, float *bx, float *by, StError *err) {
+static bool upload_field(StNet *net, int pw, int ph, int w, int h, StTensor *flow, float *bx,
+                         float *by, StError *err) {
   int bw = 1, bh = 1;
   const StFlow *f = net->field_valid ? &net->field : NULL;
   if (f) {
@@ -1522,7 +1522,6 @@ static bool upload_field(StNet *net, const StFrameParams *params, int pw, int ph
     *bx = (float)w;
     *by = (float)h;
   }
-  (void)params;
   *flow = (StTensor){&net->flow_buf, 0, ST_F32, 3, {2, bh, bw}};
   return true;
 }
@@ -1585,8 +1584,8 @@ static bool record_blend(StNet *net, StCmd *cmd, Plan *p, const StFrameParams *p
   if (net->blend_valid) {
     StTensor flow;
     StBlendParams bp = {0, 0, params->smoothing, ST_SMOOTHING_THRESHOLD};
-    if (!upload_field(net, params, pw, ph, net->blend_w, net->blend_h, &flow, &bp.block_x,
-                      &bp.block_y, err) ||
+    if (!upload_field(net, pw, ph, net->blend_w, net->blend_h, &flow, &bp.block_x, &bp.block_y,
+                      err) ||
         !st_op_temporal_blend(net->dev, cmd, x, &t[2], &t[1], &t[3], &flow, &bp, &t[0], err))
       return false;
   } else {

@@ -139,24 +139,23 @@ def tradeoff(net, teacher, contents, styles, size):
     features blended with the content's), decoded at full size, mean content and style errors
     over the pairs; then each method's style error interpolated at the other's content error at
     strength 1."""
-    curves = {"adain": [], "efa": []}
-    for st in TRADEOFF_STRENGTHS:
-        G.set_strength(st)
-        acc = {"adain": [[], []], "efa": [[], []]}
-        for cp, sp in zip(contents, styles):
-            c = T.to_tensor(center_crop(T.load_rgb(cp), size))[None]
-            s = style_input(sp, net.cfg["style_size"])[None]
-            with torch.no_grad():
-                sgrams = [T.gram_t(f) for f in teacher(T.to_tensor(T.style_view(sp, 256))[None])]
-                ys = {"adain": T.adain_direct(net, c, s, st),
-                      "efa": T.efa_direct(net, c, net.style(s))[0]}
+    # acc[method][strength index] = ([content errors], [style errors]) over the pairs
+    acc = {m: [([], []) for _ in TRADEOFF_STRENGTHS] for m in ("adain", "efa")}
+    for cp, sp in zip(contents, styles):  # inputs, teacher Grams and style side once per pair
+        c = T.to_tensor(center_crop(T.load_rgb(cp), size))[None]
+        s = style_input(sp, net.cfg["style_size"])[None]
+        with torch.no_grad():
+            sgrams = [T.gram_t(f) for f in teacher(T.to_tensor(T.style_view(sp, 256))[None])]
+            S = net.style(s)
+            for i, st in enumerate(TRADEOFF_STRENGTHS):
+                G.set_strength(st)
+                ys = {"adain": T.adain_direct(net, c, s, st), "efa": T.efa_direct(net, c, S)[0]}
                 for m, y in ys.items():
                     lc, ls = T.perceptual(teacher, y.clamp(0, 1), c, sgrams, torch.ones(1))
-                    acc[m][0].append(lc.item())
-                    acc[m][1].append(ls.item())
-        for m in curves:
-            curves[m].append((float(np.mean(acc[m][0])), float(np.mean(acc[m][1]))))
+                    acc[m][i][0].append(lc.item())
+                    acc[m][i][1].append(ls.item())
     G.set_strength(1.0)
+    curves = {m: [(float(np.mean(a[0])), float(np.mean(a[1]))) for a in acc[m]] for m in acc}
     print("strength " + " ".join("%14s" % ("%s c / s" % m) for m in curves))
     for i, st in enumerate(TRADEOFF_STRENGTHS):
         print("%8.2f " % st + " ".join("%6.4f/%6.4f " % curves[m][i] for m in curves))

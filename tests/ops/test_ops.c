@@ -513,12 +513,13 @@ static void test_temporal_blend(void) {
       dt_free(y);
     }
   /* bad parameters are refused */
-  float *h1;
+  float *h1, *h2, *h3;
   DT *a = dt_random(ST_F32, 3, 3, 4, 4, 0.0f, 1.0f, &h1);
-  DT *f = dt_random(ST_F32, 3, 2, 1, 1, 0.0f, 0.0f, &h1 /* same values, freed below */);
+  DT *f = dt_random(ST_F32, 3, 2, 1, 1, 0.0f, 0.0f, &h2);
+  DT *b = dt_random(ST_F32, 3, 3, 4, 5, 0.0f, 1.0f, &h3);
   free(h1);
-  DT *b = dt_random(ST_F32, 3, 3, 4, 5, 0.0f, 1.0f, &h1);
-  free(h1);
+  free(h2);
+  free(h3);
   StBlendParams good = {4.0f, 4.0f, 0.5f, 0.1f}, bad_keep = {4.0f, 4.0f, 1.5f, 0.1f};
   StError err = {0};
   StCmd *cmd = begin();

@@ -54,6 +54,11 @@ W_STYLE = 1.5
 W_WHITEN = 0.2
 W_TEMPORAL = 100.0
 W_TEMPORAL_STILL = 200.0
+# Deep supervision in the temporal stage: the element shows the output of any step count (steps
+# 1 and 2 included, 2 is its default), upscaled to the frame, so those outputs are also judged at
+# full size, with this weight each, besides the last step's.
+W_DEEP = 0.5
+DEEP_STEPS = (1, 2)
 GATE_LR_MULT = 20.0
 
 
@@ -440,6 +445,14 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         outs_b, _ = net(cb, None, steps, prev_res=prev, S=S)
         xb = outs_b[-1]
         lc, ls = perceptual(teacher, xb, cb, s_grams, strength)
+        deep = torch.zeros((), device=device)
+        for k in DEEP_STEPS:
+            yk = outs_b[k]
+            if yk.shape[-2:] != cb.shape[-2:]:
+                yk = F.interpolate(yk, size=cb.shape[-2:], mode="bilinear", align_corners=False)
+            lck, lsk = perceptual(teacher, yk, cb, s_grams, strength)
+            deep = deep + W_DEEP * (W_CONTENT * lck + W_STYLE * lsk)
+            logs["style%d" % k] = lsk.item()
         # frame b pixel (i, j) shows frame a pixel (i + dy, j + dx)
         ya0, yb0 = max(dy, 0), max(-dy, 0)
         xa0, xb0 = max(dx, 0), max(-dx, 0)
@@ -455,7 +468,7 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         # A still camera must give a still picture: the gate can keep the previous residual
         # without any cost in style, so still pairs weigh more.
         wt = W_TEMPORAL_STILL if still else W_TEMPORAL
-        return W_CONTENT * lc + W_STYLE * ls + wt * lt, logs
+        return W_CONTENT * lc + W_STYLE * ls + deep + wt * lt, logs
     raise ValueError(stage)
 
 

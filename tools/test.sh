@@ -1,0 +1,26 @@
+#!/bin/bash
+# The whole test suite (the README's test command and CI, after tools/setup-debian.sh):
+#   1. build/      every test, Vulkan validation layers on, any validation message fatal;
+#   2. build-asan/ the engine and element tests again under AddressSanitizer, LeakSanitizer and
+#                  UndefinedBehaviorSanitizer (tests/sanitize/meson.build): any report fails.
+# `tools/test.sh --no-sanitizers` runs step 1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup() { # setup DIR [meson options...]: configure once, reconfigure afterwards
+  local dir=$1
+  shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@"
+  else
+    meson setup "$dir" "$@"
+  fi
+}
+
+setup build
+meson test -C build --print-errorlogs
+
+if [ "${1:-}" != "--no-sanitizers" ]; then
+  setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=false
+  meson test -C build-asan --print-errorlogs --suite compute --suite gst
+fi

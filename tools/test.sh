@@ -22,5 +22,7 @@ meson test -C build --print-errorlogs
 
 if [ "${1:-}" != "--no-sanitizers" ]; then
   setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=false
+  # everything, not only what the tests link: the test setup preloads tests/sanitize's shim
+  meson compile -C build-asan
   meson test -C build-asan --print-errorlogs --suite compute --suite gst
 fi

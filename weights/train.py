@@ -414,56 +414,78 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         return W_CONTENT * lc + W_STYLE * ls, logs
 
     if stage == "temporal":
-        # Frame pairs (a, b): b is a shifted by (dy, dx) (often 0: a still camera), both with
-        # fresh sensor noise; sometimes b is another picture (a cut). Frame b gets a's final
-        # residual as its temporal state (mostly), and the loss asks b's output to equal a's
-        # output moved by the same shift, besides the usual content and style losses.
-        pad = 6
+        # Chains of three frames (a, b, c), as the element runs them: b is a moved by (dy, dx)
+        # (often 0: a still camera), c is b moved by the same amount, all with fresh sensor noise;
+        # sometimes c is another picture (a cut). Frame b gets a's final residual as its temporal
+        # state and c gets b's (mostly), each moved by the shift as the engine does, so the
+        # training sees a state that was itself computed from a state (two-frame pairs alone let
+        # the feedback drift over longer runs). The loss asks each supervised output of c to
+        # equal b's moved by the shift, besides the content and style losses. The step count of
+        # the chain is 2 or 3, so the state is the final residual of either (the element's
+        # default is 2).
+        pad = 10
         big = load_batch(c_train, rng, crop + 2 * pad, B, device)
         r = rng.random()
         still = r < 0.4
         cut = r > 0.9
         dy, dx = (0, 0) if still else (rng.randint(-4, 4), rng.randint(-4, 4))
-        ca = big[:, :, pad:pad + crop, pad:pad + crop]
-        if cut:
-            cb = load_batch(c_train, rng, crop, B, device)
-        else:
-            cb = big[:, :, pad + dy:pad + dy + crop, pad + dx:pad + dx + crop]
         noise = rng.uniform(0.0, 0.03)
-        ca = (ca + noise * torch.randn_like(ca)).clamp(0, 1)
-        cb = (cb + noise * torch.randn_like(cb)).clamp(0, 1)
-        steps = 3
-        with torch.no_grad():
-            outs_a, fa = net(ca, None, steps, S=S)
+
+        def frame(k):  # frame k of the chain (k = 0, 1, 2), with its own noise
+            y0, x0 = pad + k * dy, pad + k * dx
+            f = big[:, :, y0:y0 + crop, x0:x0 + crop]
+            return (f + noise * torch.randn_like(f)).clamp(0, 1)
+
+        ca, cb = frame(0), frame(1)
+        cc = load_batch(c_train, rng, crop, B, device) if cut else frame(2)
+        if cut:
+            cc = (cc + noise * torch.randn_like(cc)).clamp(0, 1)
+        steps = 3 if rng.random() < 0.5 else 2
         use_prev = rng.random() < 0.85
-        prev = fa["residual"] if use_prev else None
-        if prev is not None and not cut:
+
+        def moved(res):
             # the element moves the previous residual by the global motion it estimates between
             # the two input frames (compute/motion.c); mostly exact here, sometimes off by 1 px
             ey, ex = (0, 0) if rng.random() < 0.8 else (rng.randint(-1, 1), rng.randint(-1, 1))
-            prev = translate_state(prev, dy + ey, dx + ex)
-        outs_b, _ = net(cb, None, steps, prev_res=prev, S=S)
-        xb = outs_b[-1]
-        lc, ls = perceptual(teacher, xb, cb, s_grams, strength)
+            return translate_state(res, dy + ey, dx + ex)
+
+        with torch.no_grad():
+            _, fa = net(ca, None, steps, S=S)
+            outs_b, fb = net(cb, None, steps, prev_res=moved(fa["residual"]), S=S)
+        prev = None
+        if use_prev:
+            prev = fb["residual"] if cut else moved(fb["residual"])
+        outs_c, _ = net(cc, None, steps, prev_res=prev, S=S)
+        xc = outs_c[-1]
+        lc, ls = perceptual(teacher, xc, cc, s_grams, strength)
         deep = torch.zeros((), device=device)
         for k in DEEP_STEPS:
-            yk = outs_b[k]
-            if yk.shape[-2:] != cb.shape[-2:]:
-                yk = F.interpolate(yk, size=cb.shape[-2:], mode="bilinear", align_corners=False)
-            lck, lsk = perceptual(teacher, yk, cb, s_grams, strength)
+            if k >= steps:
+                continue
+            yk = outs_c[k]
+            if yk.shape[-2:] != cc.shape[-2:]:
+                yk = F.interpolate(yk, size=cc.shape[-2:], mode="bilinear", align_corners=False)
+            lck, lsk = perceptual(teacher, yk, cc, s_grams, strength)
             deep = deep + W_DEEP * (W_CONTENT * lck + W_STYLE * lsk)
             logs["style%d" % k] = lsk.item()
-        # frame b pixel (i, j) shows frame a pixel (i + dy, j + dx)
-        ya0, yb0 = max(dy, 0), max(-dy, 0)
-        xa0, xb0 = max(dx, 0), max(-dx, 0)
-        hh, ww = crop - abs(dy), crop - abs(dx)
-        xa = outs_a[-1]
-        if cut:
-            lt = torch.zeros((), device=device)
-        else:
-            lt = ((xb[:, :, yb0:yb0 + hh, xb0:xb0 + ww] -
-                   xa[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
-            logs["temporal_still" if still else "temporal_shift"] = lt.item()
+        # frame c pixel (i, j) shows frame b pixel (i + dy, j + dx), at any level's scale
+        lt = torch.zeros((), device=device)
+        if not cut:
+            for k in range(1, steps + 1):
+                ob, oc = outs_b[k], outs_c[k]
+                sc = ob.shape[-1] / crop
+                ky, kx = int(round(dy * sc)), int(round(dx * sc))
+                if abs(ky - dy * sc) > 1e-6 or abs(kx - dx * sc) > 1e-6:
+                    continue  # a shift by half a pixel at this level: no exact counterpart
+                h, w = ob.shape[-2:]
+                ya0, yb0 = max(ky, 0), max(-ky, 0)
+                xa0, xb0 = max(kx, 0), max(-kx, 0)
+                hh, ww = h - abs(ky), w - abs(kx)
+                d = ((oc[:, :, yb0:yb0 + hh, xb0:xb0 + ww] -
+                      ob[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
+                lt = lt + (1.0 if k == steps else W_DEEP) * d
+                if k == steps:
+                    logs["temporal_still" if still else "temporal_shift"] = d.item()
         logs.update(content=lc.item(), style=ls.item(), temporal=lt.item())
         # A still camera must give a still picture: the gate can keep the previous residual
         # without any cost in style, so still pairs weigh more.

@@ -24,5 +24,12 @@ if [ "${1:-}" != "--no-sanitizers" ]; then
   setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=false
   # everything, not only what the tests link: the test setup preloads tests/sanitize's shim
   meson compile -C build-asan
+  # the same driver, the same shaders: start from the first pass's pipeline caches (compiling
+  # every pipeline again on lavapipe is most of a cold run's time)
+  for d in compute gst; do
+    if [ -d "build/tests/$d/cache" ] && [ ! -e "build-asan/tests/$d/cache" ]; then
+      mkdir -p "build-asan/tests/$d" && cp -a "build/tests/$d/cache" "build-asan/tests/$d/"
+    fi
+  done
   meson test -C build-asan --print-errorlogs --suite compute --suite gst
 fi

@@ -431,15 +431,15 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         dy, dx = (0, 0) if still else (rng.randint(-4, 4), rng.randint(-4, 4))
         noise = rng.uniform(0.0, 0.03)
 
-        def frame(k):  # frame k of the chain (k = 0, 1, 2), with its own noise
-            y0, x0 = pad + k * dy, pad + k * dx
-            f = big[:, :, y0:y0 + crop, x0:x0 + crop]
+        def noisy(f):  # every frame gets its own sensor noise
             return (f + noise * torch.randn_like(f)).clamp(0, 1)
 
-        ca, cb = frame(0), frame(1)
-        cc = load_batch(c_train, rng, crop, B, device) if cut else frame(2)
-        if cut:
-            cc = (cc + noise * torch.randn_like(cc)).clamp(0, 1)
+        def frame(k):  # frame k of the chain (k = 0, 1, 2)
+            y0, x0 = pad + k * dy, pad + k * dx
+            return big[:, :, y0:y0 + crop, x0:x0 + crop]
+
+        ca, cb = noisy(frame(0)), noisy(frame(1))
+        cc = noisy(load_batch(c_train, rng, crop, B, device) if cut else frame(2))
         steps = 3 if rng.random() < 0.5 else 2
         use_prev = rng.random() < 0.85
 

@@ -3,6 +3,7 @@
 
     /usr/bin/python3 weights/eval.py [--pairs 8] [--size 256] [--figure weights/figures/val.png]
     /usr/bin/python3 weights/eval.py --tradeoff [--pairs 16] [--size 192]
+    /usr/bin/python3 weights/eval.py --still 10 [--steps 2] [--pairs 8] [--size 192]
 
 Reports, per method (AdaIN baseline when its decoder is trained, the EFA fusion decoded at the
 same size as AdaIN, then the element's path with `steps` = 0..3):
@@ -121,6 +122,47 @@ def contact_sheet(net, has_adain, size, out, tile=112):
         out, "AdaIN, " if has_adain else ""))
 
 
+def still_scene(net, teacher, contents, styles, size, frames, steps, sigma=2 / 255, seed=0):
+    """A still camera: `frames` frames of the same crop, each with fresh sensor noise, through
+    `steps` refinement steps with the temporal state handed on (reuse) and without (off), as the
+    element runs a stream with `temporal` on (temporal-smoothing 0) and off. Prints, per pair of
+    consecutive frames, the mean squared output change (mean over the pairs of images), and the
+    content / style errors of the first and the last frame with reuse."""
+    g = torch.Generator().manual_seed(seed)
+    ch = {"off": np.zeros(frames - 1), "reuse": np.zeros(frames - 1)}
+    err = {"first": [], "last": []}
+    for cp, sp in zip(contents, styles):
+        c = T.to_tensor(center_crop(T.load_rgb(cp), size))[None]
+        s = style_input(sp, net.cfg["style_size"])[None]
+        noisy = [(c + sigma * torch.randn(c.shape, generator=g)).clamp(0, 1) for _ in range(frames)]
+        with torch.no_grad():
+            sgrams = [T.gram_t(f) for f in teacher(T.to_tensor(T.style_view(sp, 256))[None])]
+            S = net.style(s)
+            for mode in ("off", "reuse"):
+                prev, last = None, None
+                for t, f in enumerate(noisy):
+                    outs, fr = net(f, None, steps, prev_res=prev if mode == "reuse" else None, S=S)
+                    y = F.interpolate(outs[-1], size=(size, size), mode="bilinear").clamp(0, 1)
+                    if last is not None:
+                        ch[mode][t - 1] += ((y - last) ** 2).mean().item() / len(contents)
+                    if mode == "reuse" and t in (0, frames - 1):
+                        lc, ls = T.perceptual(teacher, y, c, sgrams, torch.ones(1))
+                        err["first" if t == 0 else "last"].append((lc.item(), ls.item()))
+                    last, prev = y, fr["residual"]
+    print("still scene, %d pairs, %dx%d, steps %d, noise sigma %.4f, %d frames" % (
+        len(contents), size, size, steps, sigma, frames))
+    print("output change (MSE) per pair of frames t-1 -> t:")
+    print("%-6s " % "t" + " ".join("%9d" % t for t in range(1, frames)))
+    for mode in ("off", "reuse"):
+        print("%-6s " % mode + " ".join("%9.2e" % v for v in ch[mode]))
+    print("reuse/off: all pairs %.3f, from frame 1 on (first pair left out) %.3f" % (
+        ch["reuse"].sum() / ch["off"].sum(), ch["reuse"][1:].sum() / ch["off"][1:].sum()))
+    for k in ("first", "last"):
+        e = np.array(err[k])
+        print("frame %-5s with reuse: content %.4f style %.4f" % (k, e[:, 0].mean(), e[:, 1].mean()))
+    return ch
+
+
 TRADEOFF_STRENGTHS = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
 
 
@@ -177,8 +219,13 @@ def main():
                     help="EFA vs AdaIN at comparable content error (strength sweep) only")
     ap.add_argument("--sheet", help="write only the contact sheet of redistributable held-out\n"
                                     "pairs to this PNG (e.g. weights/contact_sheet.png)")
+    ap.add_argument("--still", type=int, default=0, metavar="FRAMES",
+                    help="still scene with sensor noise only: output change per frame with and\n"
+                         "without the temporal state, over this many frames")
+    ap.add_argument("--steps", type=int, default=2, help="refinement steps for --still")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     net, stage, ck = T.load_model_from_checkpoints()
     net.eval()
     has_adain = os.path.exists(T.ckpt_path("adain"))
@@ -205,6 +252,9 @@ def main():
     styles = rng.sample(val_styles, a.pairs)
     if a.tradeoff:
         tradeoff(efa_net, teacher, contents, styles, a.size)
+        return
+    if a.still:
+        still_scene(net, teacher, contents, styles, a.size, a.still, a.steps)
         return
     # "adain" and "efa" decode the fused features at full size (the same network around two
     # fusions, trained with the same budget); "stepsN" is the element's path (EFA at 1/4 size,

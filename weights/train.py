@@ -33,7 +33,7 @@ import st_io  # noqa: E402
 
 DATA = os.environ.get("ST_DATA", "/work/shared/data")
 TEACHER = os.environ.get("ST_TEACHER", "/work/shared/teacher/vgg19_block1-3.safetensors")
-CKPT_DIR = os.path.join(HERE, "checkpoints")
+CKPT_DIR = os.environ.get("ST_CKPT_DIR", os.path.join(HERE, "checkpoints"))
 LOG_DIR = os.path.join(HERE, "logs")
 CACHE_DIR = os.path.join(HERE, "cache")
 # Training styles per artist (0 = all); small for short CPU runs so that the cache stays warm.
@@ -420,7 +420,8 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         # state and c gets b's (mostly), each moved by the shift as the engine does, so the
         # training sees a state that was itself computed from a state (two-frame pairs alone let
         # the feedback drift over longer runs). The loss asks each supervised output of c to
-        # equal b's moved by the shift, besides the content and style losses. The step count of
+        # equal b's moved by the shift and a's moved by twice the shift, besides the content and
+        # style losses. The step count of
         # the chain is 2 or 3, so the state is the final residual of either (the element's
         # default is 2).
         pad = 10
@@ -450,7 +451,7 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
             return translate_state(res, dy + ey, dx + ex)
 
         with torch.no_grad():
-            _, fa = net(ca, None, steps, S=S)
+            outs_a, fa = net(ca, None, steps, S=S)
             outs_b, fb = net(cb, None, steps, prev_res=moved(fa["residual"]), S=S)
         prev = None
         if use_prev:
@@ -468,24 +469,34 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
             lck, lsk = perceptual(teacher, yk, cc, s_grams, strength)
             deep = deep + W_DEEP * (W_CONTENT * lck + W_STYLE * lsk)
             logs["style%d" % k] = lsk.item()
-        # frame c pixel (i, j) shows frame b pixel (i + dy, j + dx), at any level's scale
+        def shifted_mse(oc, ob, n):
+            # frame c pixel (i, j) shows pixel (i + n dy, j + n dx) of the frame n before, at any
+            # level's scale; None where that is a fraction of a pixel at this level
+            sc = ob.shape[-1] / crop
+            ky, kx = int(round(n * dy * sc)), int(round(n * dx * sc))
+            if abs(ky - n * dy * sc) > 1e-6 or abs(kx - n * dx * sc) > 1e-6:
+                return None
+            h, w = ob.shape[-2:]
+            ya0, yb0 = max(ky, 0), max(-ky, 0)
+            xa0, xb0 = max(kx, 0), max(-kx, 0)
+            hh, ww = h - abs(ky), w - abs(kx)
+            return ((oc[:, :, yb0:yb0 + hh, xb0:xb0 + ww] -
+                     ob[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
+
+        # Against b (the frame before) and against a, the chain's first frame, computed without
+        # a temporal state: the state must not lead the picture away from what the first frame
+        # of a stream shows (else a still camera sees the picture settle over several frames).
         lt = torch.zeros((), device=device)
         if not cut:
             for k in range(1, steps + 1):
-                ob, oc = outs_b[k], outs_c[k]
-                sc = ob.shape[-1] / crop
-                ky, kx = int(round(dy * sc)), int(round(dx * sc))
-                if abs(ky - dy * sc) > 1e-6 or abs(kx - dx * sc) > 1e-6:
-                    continue  # a shift by half a pixel at this level: no exact counterpart
-                h, w = ob.shape[-2:]
-                ya0, yb0 = max(ky, 0), max(-ky, 0)
-                xa0, xb0 = max(kx, 0), max(-kx, 0)
-                hh, ww = h - abs(ky), w - abs(kx)
-                d = ((oc[:, :, yb0:yb0 + hh, xb0:xb0 + ww] -
-                      ob[:, :, ya0:ya0 + hh, xa0:xa0 + ww]) ** 2).mean()
-                lt = lt + (1.0 if k == steps else W_DEEP) * d
-                if k == steps:
-                    logs["temporal_still" if still else "temporal_shift"] = d.item()
+                wk = 1.0 if k == steps else W_DEEP
+                for n, o_prev, tag in ((1, outs_b, "temporal"), (2, outs_a, "temporal_first")):
+                    d = shifted_mse(outs_c[k], o_prev[k], n)
+                    if d is None:
+                        continue
+                    lt = lt + wk * d
+                    if k == steps:
+                        logs[tag + ("_still" if still else "_shift")] = d.item()
         logs.update(content=lc.item(), style=ls.item(), temporal=lt.item())
         # A still camera must give a still picture: the gate can keep the previous residual
         # without any cost in style, so still pairs weigh more.

@@ -54,6 +54,9 @@ W_STYLE = 1.5
 W_WHITEN = 0.2
 W_TEMPORAL = 100.0
 W_TEMPORAL_STILL = 200.0
+# Frame c of a chain against frame a (the first frame, computed without a temporal state): how
+# much more than against frame b (the first step change of a stream is what a viewer sees).
+W_FIRST = 2.0
 # Deep supervision in the temporal stage: the element shows the output of any step count (steps
 # 1 and 2 included, 2 is its default), upscaled to the frame, so those outputs are also judged at
 # full size, with this weight each, besides the last step's.
@@ -490,11 +493,12 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         if not cut:
             for k in range(1, steps + 1):
                 wk = 1.0 if k == steps else W_DEEP
-                for n, o_prev, tag in ((1, outs_b, "temporal"), (2, outs_a, "temporal_first")):
+                for n, o_prev, tag, wf in ((1, outs_b, "temporal", 1.0),
+                                           (2, outs_a, "temporal_first", W_FIRST)):
                     d = shifted_mse(outs_c[k], o_prev[k], n)
                     if d is None:
                         continue
-                    lt = lt + wk * d
+                    lt = lt + wk * wf * d
                     if k == steps:
                         logs[tag + ("_still" if still else "_shift")] = d.item()
         logs.update(content=lc.item(), style=ls.item(), temporal=lt.item())

@@ -26,11 +26,19 @@ DEFAULT_CFG = {
     # the common-feature correction (zero at initialisation, so training starts from AdaIN);
     # "none" = the correction alone on the style mean (models of sessions 1-2).
     "efa_base": "adain",
+    # Whether the previous frame's residual is also an input of each refine step's last decoder
+    # convolution (sessions 1-4) besides the temporal gate. Off since session 5: with it, a
+    # frame with a state is drawn differently from a frame without one (a stream's first), and a
+    # still picture settled over several frames; the gate alone keeps the previous residual
+    # where the new one differs by noise, so a still scene stays still from the first frame on.
+    "prev_input": False,
 }
 
 # A smaller variant for the engine's test model (same graph structure). Its random weights give
 # residuals of order 1, so its gate gets a gentler scale (no near-step that fp16 would flip).
-TEST_CFG = dict(DEFAULT_CFG, z=16, hidden=32, style_size=64, gate_scale=0.5)
+# It keeps the state as a decoder input (`prev_input`), so the engine is also tested on a graph
+# where the temporal state feeds a convolution.
+TEST_CFG = dict(DEFAULT_CFG, z=16, hidden=32, style_size=64, gate_scale=0.5, prev_input=True)
 
 
 def cfg_of(saved):
@@ -39,7 +47,22 @@ def cfg_of(saved):
     cfg = dict(DEFAULT_CFG, **saved)
     if "efa_base" not in saved:
         cfg["efa_base"] = "none"
+    if "prev_input" not in saved:
+        cfg["prev_input"] = True
     return cfg
+
+
+def drop_prev_input(cfg, state):
+    """A model with `prev_input` turned into one without: the refine steps' last decoder
+    convolution loses its three input channels of the previous residual (their weights are
+    dropped; every other tensor is kept)."""
+    if not cfg.get("prev_input"):
+        return cfg, state
+    state = dict(state)
+    for k in list(state):
+        if k.startswith("refines.") and k.endswith(".t1.weight"):
+            state[k] = state[k][:, :-3].contiguous()
+    return dict(cfg, prev_input=False), state
 
 
 def conv3(i, o, bias=True):
@@ -184,7 +207,8 @@ class Refine(nn.Module):
         self.u2 = conv3(d2, d1)
         self.m1 = conv3(d1 + w1, d1)
         self.v1 = conv1(w1, w1, bias=False) if w1 == d1 else None
-        self.t1 = conv3(d1 + 3, d1)
+        self.prev_input = bool(cfg.get("prev_input"))
+        self.t1 = conv3(d1 + (3 if self.prev_input else 0), d1)
         self.out = conv3(d1, 3)
         self.gate = conv3(3, 3) if cfg.get("gate") else None
         self.gate_scale = float(cfg.get("gate_scale", 16.0))
@@ -234,7 +258,7 @@ class Refine(nn.Module):
         h = G.conv(G.concat([h, f1]), self.m1, act="lrelu", alpha=a)
         h = self.fuse(h, ds[0], self.v1)
         pr = G.resize(prev_res, c) if pools > 0 else prev_res
-        h = G.conv(G.concat([h, pr]), self.t1, act="lrelu", alpha=a)
+        h = G.conv(G.concat([h, pr]) if self.prev_input else h, self.t1, act="lrelu", alpha=a)
         r = G.conv(h, self.out)
         x0 = G.resize(Fr["x0"], c)
         d = G.add(x, x0, kb=-1)

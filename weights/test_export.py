@@ -36,11 +36,13 @@ def nn_run(net, content, style, steps, strength, prev=None):
 
 
 class ExportTest(unittest.TestCase):
+    CFG = M.TEST_CFG
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.path = os.path.join(cls.tmp.name, "m.safetensors")
-        cls.net = M.StyleNet(M.TEST_CFG)
+        cls.net = M.StyleNet(cls.CFG)
         E.randomize(cls.net, 7)
         E.export(cls.net, cls.path)  # rounds the conv weights in cls.net to the stored fp16
         cls.gm = R.Model(cls.path)
@@ -163,6 +165,29 @@ class ExportTest(unittest.TestCase):
             y, _ = gm.run_frame(load(c["content"], c["content_shape"]), c["steps"], c["strength"])
             ref = load(c["output"], c["output_shape"])
             self.assertLess((y - ref).abs().max().item(), 1e-4, c["output"])
+
+
+class ExportGateOnlyTest(ExportTest):
+    """The shipped configuration's temporal path: the previous residual reaches the refine steps
+    through the gate only (prev_input off)."""
+    CFG = dict(M.TEST_CFG, prev_input=False)
+
+    def test_committed_test_data(self):
+        self.skipTest("tests/data holds the TEST_CFG model")
+
+    def test_drop_prev_input(self):
+        # a prev_input model converted by drop_prev_input loads into this configuration and
+        # computes exactly what the original computes with a zero state input
+        old = M.StyleNet(M.TEST_CFG)
+        E.randomize(old, 9)
+        cfg, state = M.drop_prev_input(old.cfg, old.state_dict())
+        self.assertFalse(cfg["prev_input"])
+        new = M.StyleNet(cfg)
+        new.load_state_dict(state)
+        content, style = E.synthetic_image(24, 40, 4), E.synthetic_image(48, 64, 3)
+        a, _ = nn_run(old, content, style, 2, 1.0)
+        b, _ = nn_run(new, content, style, 2, 1.0)
+        self.assertLess((a - b).abs().max().item(), 1e-6)
 
 
 if __name__ == "__main__":

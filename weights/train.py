@@ -581,15 +581,20 @@ def bench(stage, n, device):
 
 
 def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=0.0,
-          refresh=()):
+          refresh=(), drop_prev_input=False):
     torch.manual_seed(seed)
     cfg = STAGE_CFG[stage]
     start_step, elapsed0, opt_state = 0, 0.0, None
     if os.path.exists(ckpt_path(stage)):
         ck = torch.load(ckpt_path(stage), map_location="cpu")
-        net = M.StyleNet(M.cfg_of(ck["cfg"])).to(device)
-        missing = M.load_student(net, ck["model"])
+        cfg_saved, state = M.cfg_of(ck["cfg"]), ck["model"]
         start_step, elapsed0, opt_state = ck["step"], ck.get("elapsed", 0.0), ck["opt"]
+        if drop_prev_input and cfg_saved.get("prev_input"):
+            cfg_saved, state = M.drop_prev_input(cfg_saved, state)
+            opt_state = None  # a tensor changed shape: the optimizer's moments start afresh
+            print("the previous residual is no longer a decoder input (prev_input off)")
+        net = M.StyleNet(cfg_saved).to(device)
+        missing = M.load_student(net, state)
         if missing:  # written before the gate existed: its optimizer state does not fit
             print("checkpoint lacks %s: new parts start from their initial values" % missing)
             opt_state = None
@@ -723,6 +728,9 @@ def main():
     ap.add_argument("--refresh", default="",
                     help="comma-separated stages whose parts are reloaded from their own\n"
                          "checkpoints before training (e.g. efa after more EFA training)")
+    ap.add_argument("--drop-prev-input", action="store_true",
+                    help="resume a checkpoint whose refine steps take the previous residual as a\n"
+                         "decoder input (sessions 1-4) without that input (model.py prev_input)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=300.0, help="seconds between checkpoints")
@@ -741,7 +749,8 @@ def main():
     for s in refresh:
         if s not in STAGES or not os.path.exists(ckpt_path(s)):
             ap.error("--refresh: no checkpoint of stage %r" % s)
-    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes, refresh)
+    train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes, refresh,
+          a.drop_prev_input)
 
 
 if __name__ == "__main__":

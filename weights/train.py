@@ -425,9 +425,8 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         # training sees a state that was itself computed from a state (two-frame pairs alone let
         # the feedback drift over longer runs). The loss asks each supervised output of c to
         # equal b's moved by the shift and a's moved by twice the shift, besides the content and
-        # style losses. The step count of
-        # the chain is 1, 2 or 3 (1/5, 2/5, 2/5), so the state is the final residual of any of
-        # them (the element's default is 2).
+        # style losses. The step count of the chain is 1, 2 or 3 (1/5, 2/5, 2/5), so the state is
+        # the final residual of any of them (the element's default is 2).
         pad = 10
         big = load_batch(c_train, rng, crop + 2 * pad, B, device)
         r = rng.random()
@@ -461,24 +460,25 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         if use_prev:
             prev = fb["residual"] if cut else moved(fb["residual"])
         outs_c, _ = net(cc, None, steps, prev_res=prev, S=S)
-        xc = outs_c[-1]
-        if xc.shape[-2:] != cc.shape[-2:]:  # steps 1: the element upscales the 1/2-size output
-            xc = F.interpolate(xc, size=cc.shape[-2:], mode="bilinear", align_corners=False)
-        lc, ls = perceptual(teacher, xc, cc, s_grams, strength)
+
+        def full_size(y):  # a 1/2-size output is judged as the element shows it: upscaled
+            if y.shape[-2:] == cc.shape[-2:]:
+                return y
+            return F.interpolate(y, size=cc.shape[-2:], mode="bilinear", align_corners=False)
+
+        lc, ls = perceptual(teacher, full_size(outs_c[-1]), cc, s_grams, strength)
         deep = torch.zeros((), device=device)
         for k in DEEP_STEPS:
             if k >= steps:
                 continue
-            yk = outs_c[k]
-            if yk.shape[-2:] != cc.shape[-2:]:
-                yk = F.interpolate(yk, size=cc.shape[-2:], mode="bilinear", align_corners=False)
-            lck, lsk = perceptual(teacher, yk, cc, s_grams, strength)
+            lck, lsk = perceptual(teacher, full_size(outs_c[k]), cc, s_grams, strength)
             deep = deep + W_DEEP * (W_CONTENT * lck + W_STYLE * lsk)
             logs["style%d" % k] = lsk.item()
             if k == steps - 1:
                 # each step must lower the style error: the last step pays extra where it does
                 # not undercut the step before by W_MONO_MARGIN (relative)
                 deep = deep + W_STYLE * F.relu(ls - (1.0 - W_MONO_MARGIN) * lsk.detach())
+
         def shifted_mse(oc, ob, n):
             # frame c pixel (i, j) shows pixel (i + n dy, j + n dx) of the frame n before, at any
             # level's scale; None where that is a fraction of a pixel at this level

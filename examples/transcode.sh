@@ -5,8 +5,8 @@
 # Usage: examples/transcode.sh [INPUT] [OUTPUT] [STYLE]
 #   INPUT   video file (default: examples/sample.mkv)
 #   OUTPUT  file to write (default: sample-stylized.mp4); the extension picks the format:
-#           .mp4/.m4v/.mov: MPEG-4 video in MP4 (avenc_mpeg4 + mp4mux, gstreamer1.0-libav)
-#           .webm: VP8 in WebM (vp8enc + webmmux)   .mkv: MPEG-4 video in Matroska
+#           .mp4/.m4v/.mov: H.264 in MP4 (x264enc + mp4mux, gstreamer1.0-plugins-ugly)
+#           .mkv: H.264 in Matroska   .webm: VP8 in WebM (vp8enc + webmmux, plugins-good)
 #   STYLE   style image (default: examples/default-style.jpg)
 # Only the video is kept (no audio).
 # Environment:
@@ -24,9 +24,11 @@ output=${2:-sample-stylized.mp4}
 style=${3:-$here/default-style.jpg}
 bitrate=${ST_BITRATE:-2000000}
 
+# H.264 4:2:0 (I420, the main/high profile every player decodes); x264enc takes kbit/s.
+h264="video/x-raw,format=I420 ! x264enc bitrate=$((bitrate / 1000)) speed-preset=faster"
 case "$output" in
-*.mp4 | *.m4v | *.mov) encode="avenc_mpeg4 bitrate=$bitrate ! mp4mux" ;;
-*.mkv) encode="avenc_mpeg4 bitrate=$bitrate ! matroskamux" ;;
+*.mp4 | *.m4v | *.mov) encode="$h264 ! mp4mux" ;;
+*.mkv) encode="$h264 ! matroskamux" ;;
 *.webm) encode="vp8enc target-bitrate=$bitrate deadline=1 ! webmmux" ;;
 *)
   echo "transcode.sh: unknown output format \"$output\": use .mp4, .m4v, .mov, .mkv or .webm" >&2

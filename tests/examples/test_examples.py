@@ -31,6 +31,8 @@ IMAGE = os.path.join(EXAMPLES, "default-style.jpg")
 MISSING = os.path.join(OUT, "no-such-style.jpg")
 TIMEOUT = 120
 SMALL = "processing-size=64"
+ROOT = os.path.dirname(EXAMPLES)
+CHECK_VIDEO = os.path.join(ROOT, "tools", "check_video.py")
 
 
 class Failure(Exception):
@@ -167,6 +169,18 @@ def decode_rgba(args, path, w=None, h=None):
         return f.read()
 
 
+def check_video(path, frames, size, like=None):
+    """Reads a video back with GStreamer (tools/check_video.py): `frames` frames of `size`
+    (WxH), strictly increasing timestamps, the duration of `frames` frames at 30/1 (or of the
+    first `frames` frames of `like`), in the stream and in the container."""
+    cmd = [os.environ.get("PYTHON_GI") or "/usr/bin/python3", CHECK_VIDEO, path,
+           "--frames", str(frames), "--size", size]
+    cmd += ["--like", like] if like else ["--duration", str(frames / 30)]
+    p = run(cmd)
+    check("timestamps strictly increasing" in p.stdout,
+          f"{os.path.basename(path)} plays: {frames} frames, increasing timestamps, duration")
+
+
 def drop_alpha(rgba):
     return bytes(b for i, b in enumerate(rgba) if i % 4 != 3)
 
@@ -196,16 +210,19 @@ def test_webcam():
 
 
 def make_clip(path, frames):
-    """A short 160x120 MPEG-4 clip in Matroska (the SMPTE pattern, moving)."""
+    """A short 160x120 H.264 clip in MP4 (the SMPTE pattern, moving), checked to play. (MP4 keeps
+    exact 1/30 s timestamps; Matroska rounds them to ms, and 0.067 + 0.033 s of a third frame
+    reaches past 0.1 s, so a compositor at 30/1 makes a fourth frame.)"""
     run([GST_LAUNCH, "-q", "videotestsrc", f"num-buffers={frames}", "pattern=smpte",
          "horizontal-speed=4", "!", "video/x-raw,width=160,height=120,framerate=30/1", "!",
-         "avenc_mpeg4", "bitrate=2000000", "!", "matroskamux", "!", "filesink", f"location={path}"])
+         "x264enc", "bitrate=2000", "!", "mp4mux", "!", "filesink", f"location={path}"])
+    check_video(path, frames, "160x120")
     return path
 
 
 def test_transcode():
     script = os.path.join(EXAMPLES, "transcode.sh")
-    clip = make_clip(out("in.mkv"), 6)
+    clip = make_clip(out("in.mp4"), 6)
     env = {"ST_SIZE": "96x64", "ST_PROPS": SMALL}
     mp4 = out("out.mp4")
     p = run([script, clip, mp4, STYLE_A], env)
@@ -217,6 +234,7 @@ def test_transcode():
                          out("out.rgba"))
     check(len(frames) == 6 * 96 * 64 * 4,
           f"the MP4 demuxes and decodes to 6 96x64 frames ({len(frames)} bytes)")
+    check_video(mp4, 6, "96x64", like=clip)
     orig = decode_rgba(["filesrc", f"location={clip}", "!", "decodebin"], out("in.rgba"), 96, 64)
     for i in (0, 5):
         frame = drop_alpha(frames[i * 96 * 64 * 4 : (i + 1) * 96 * 64 * 4])
@@ -229,6 +247,10 @@ def test_transcode():
     frames = decode_rgba(["filesrc", f"location={webm}", "!", "matroskademux", "!", "decodebin"],
                          out("webm.rgba"))
     check(len(frames) == 6 * 96 * 64 * 4, "the WebM demuxes and decodes to 6 96x64 frames")
+    check_video(webm, 6, "96x64", like=clip)
+    mkv = out("out.mkv")
+    run([script, clip, mkv, STYLE_B], env)
+    check_video(mkv, 6, "96x64", like=clip)
 
     p = run([script, clip, out("out.avi")], env, expect=2)
     check("unknown output format" in p.stderr, "an unknown output format is reported")
@@ -238,9 +260,77 @@ def test_transcode():
     check("does not exist" in p.stderr, "a missing style is reported")
 
 
+def test_main_job():
+    """tools/main-job.sh (what ./run.sh runs after the build) on a 6-frame clip at 96x64 instead
+    of the bundled one: its file is checked by the script itself and again here."""
+    mp4 = out("main.mp4")
+    clip = make_clip(out("in.mp4"), 6)
+    env = {"ST_INPUT": clip, "ST_SIZE": "96x64", "ST_PROPS": SMALL}
+    p = run([os.path.join(ROOT, "tools", "main-job.sh"), mp4], env)
+    check("progressreport" in p.stdout, "the progress is reported")
+    check("6 frames, 96x64" in p.stdout and "timestamps strictly increasing" in p.stdout,
+          "main-job.sh verified its file and printed its frame count and size")
+    check(" KiB" in p.stdout and " s:" in p.stdout, "it printed the file size and the wall time")
+    check_video(mp4, 6, "96x64", like=clip)
+
+
+# Writes a Motion-JPEG Matroska file whose frames carry the timestamps given (ns), as an encoder
+# that stamps every buffer alike would leave them; run with PyGObject.
+STAMPED_FILE = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+path, stamps = sys.argv[1], [int(t) for t in sys.argv[2].split(",")]
+pipe = Gst.parse_launch("appsrc name=src format=time caps=video/x-raw,format=I420,width=64,"
+                        "height=48,framerate=30/1 ! jpegenc ! matroskamux ! filesink name=out")
+pipe.get_by_name("out").set_property("location", path)
+src = pipe.get_by_name("src")
+pipe.set_state(Gst.State.PLAYING)
+for i, t in enumerate(stamps):
+    buf = Gst.Buffer.new_wrapped(bytes([(i * 40 + k) % 256 for k in range(64 * 48 * 3 // 2)]))
+    buf.pts, buf.duration = t, Gst.SECOND // 30
+    src.emit("push-buffer", buf)
+src.emit("end-of-stream")
+msg = pipe.get_bus().timed_pop_filtered(30 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+pipe.set_state(Gst.State.NULL)
+sys.exit(0 if msg and msg.type == Gst.MessageType.EOS else 1)
+"""
+
+
+def test_check_video():
+    """tools/check_video.py fails, naming the cause, on the ways a file can exist and still not
+    play: one timestamp on every frame, too few frames, a wrong duration, a wrong size, an empty
+    or a missing file; and passes the same file with right timestamps."""
+    py = os.environ.get("PYTHON_GI") or "/usr/bin/python3"
+    frame = 1_000_000_000 // 30
+
+    def stamped(name, stamps):
+        path = out(name)
+        run([py, "-c", STAMPED_FILE, path, ",".join(str(t) for t in stamps)])
+        return path
+
+    def fails(args, message):
+        p = run([py, CHECK_VIDEO, *args], expect=1)
+        check(message in p.stderr, f"check_video says: {message}")
+
+    good = stamped("good.mkv", [i * frame for i in range(5)])
+    check_video(good, 5, "64x48")
+    same = stamped("same.mkv", [0] * 5)
+    fails([same, "--frames", "5"], "timestamps do not increase")
+    fails([good, "--frames", "6"], "5 frames decoded, expected 6")
+    fails([good, "--duration", "0.3"], "expected 0.300 s (within one frame")
+    fails([good, "--size", "96x64"], "frames are 64x48, expected 96x64")
+    fails([good, "--like", SAMPLE], "5 frames decoded, expected 89")
+    with open(out("empty.mp4"), "wb"):
+        pass
+    fails([out("empty.mp4")], "is empty")
+    fails([out("missing.mp4")], "does not exist")
+
+
 def test_side_by_side():
     script = os.path.join(EXAMPLES, "side-by-side.sh")
-    clip = make_clip(out("in.mkv"), 3)
+    clip = make_clip(out("in.mp4"), 3)
     env = {
         "ST_SIZE": "96x64",
         "ST_SINK": f"pngenc snapshot=false ! multifilesink location={out('sbs-%02d.png')}",
@@ -329,6 +419,8 @@ def test_switch_style_py():
 
 
 TESTS = {
+    "check-video": test_check_video,
+    "main-job": test_main_job,
     "webcam": test_webcam,
     "transcode": test_transcode,
     "side-by-side": test_side_by_side,

@@ -68,7 +68,8 @@ def round_params(net, fp32):
 
 def record_graph(net, content_hw=(48, 64), style_hw=(48, 64)):
     """Runs the forward once per subgraph with the recorder on. Returns (graph dict, tensors)."""
-    param_names = {id(p): n for n, p in net.named_parameters()}
+    # parameters and the constant buffers that ops use as weights (model.Const)
+    param_names = {id(p): n for n, p in list(net.named_parameters()) + list(net.named_buffers())}
     net.eval()
     G.set_strength(0.7)
     used = {}
@@ -82,7 +83,7 @@ def record_graph(net, content_hw=(48, 64), style_hw=(48, 64)):
         rec.bind(style, "style")
         with G.recording(rec):
             S = net.style(style)
-        style_outputs = STYLE_OUTPUTS + [k for k in ("s_std",) if k in S]
+        style_outputs = STYLE_OUTPUTS + [k for k in ("s_std", "s_wct_sqrt") if k in S]
         for k in style_outputs:
             assert rec.name_of(S[k]) == k
         subgraphs["style"] = {"inputs": ["style"], "outputs": style_outputs, "ops": rec.ops}

@@ -24,8 +24,14 @@ DEFAULT_CFG = {
     "gate_scale": 16.0,
     # EFA fusion: "adain" = AdaIN of the content features to the style's channel statistics plus
     # the common-feature correction (zero at initialisation, so training starts from AdaIN);
-    # "none" = the correction alone on the style mean (models of sessions 1-2).
+    # "none" = the correction alone on the style mean (models of sessions 1-2); "wct" = the
+    # closed-form whitening and colouring of WCT (second-order matching of all channels, with
+    # Newton-Schulz iterations: matrix products only) plus the correction.
     "efa_base": "adain",
+    # Newton-Schulz iterations of the "wct" base, and the ridge added to the channel correlation
+    # matrices (relative to their unit diagonal) before their square roots.
+    "wct_iters": 16,
+    "wct_ridge": 0.02,
     # Whether the previous frame's residual is also an input of each refine step's last decoder
     # convolution (sessions 1-4) besides the temporal gate. Off since session 5: with it, a
     # frame with a state is drawn differently from a frame without one (a stream's first), and a
@@ -119,6 +125,44 @@ class Decoder(nn.Module):
         return G.conv(h, self.d5, name=name)
 
 
+def newton_schulz(a, iters, eye):
+    """Coupled Newton-Schulz iteration on a symmetric positive definite [C, C] matrix `a` whose
+    eigenvalues lie in (0, 1]: returns (a^(1/2), a^(-1/2)) approximately. Only matrix products
+    and scaled sums (no identity after the first step: Y T = 1.5 Y - 0.5 Y Z Y, T Z likewise)."""
+    y = a
+    z = G.add(eye, a, ka=1.5, kb=-0.5)  # T0 Z0 with Z0 = I
+    y = G.add(y, G.matmul(y, a), ka=1.5, kb=-0.5)  # Y0 T0
+    for _ in range(iters - 1):
+        zy = G.matmul(z, y)
+        y_new = G.add(y, G.matmul(y, zy), ka=1.5, kb=-0.5)
+        z = G.add(z, G.matmul(zy, z), ka=1.5, kb=-0.5)
+        y = y_new
+    return y, z
+
+
+class Const(nn.Module):
+    """Fixed `weight` (and `bias`) for a conv or linear op of the graph: buffers, so that no
+    optimizer and no random initialisation touches them; exported like any weight."""
+
+    def __init__(self, weight, bias=None):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+
+
+class Eye(nn.Module):
+    """A constant C x C identity in the graph: `linear` with a zero weight and the identity as its
+    bias, applied to any run-time value of one element (the graph has no constant op)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.lin = Const(torch.zeros(c * c, 1), torch.eye(c).reshape(-1))
+
+    def forward(self, one):
+        return G.reshape(G.linear(one, self.lin), [self.c, self.c])
+
+
 class EFA(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -129,7 +173,13 @@ class EFA(nn.Module):
         self.base = cfg.get("efa_base", "none")
         self.zconv = conv1(c, z, bias=False)  # shared compression (zero-mean in, zero-mean out)
         self.unz = conv1(z, c)
-        if self.base == "adain":  # the correction starts at zero: EFA = AdaIN at step 0
+        if self.base == "wct":
+            self.c = c
+            self.wct_iters = int(cfg.get("wct_iters", 16))
+            self.wct_ridge = float(cfg.get("wct_ridge", 0.02))
+            self.eye = Eye(c)
+            self.pick = Const(torch.zeros(1, c, 1, 1))  # one zero channel: Eye's input
+        if self.base in ("adain", "wct"):  # the correction starts at zero: EFA = AdaIN at step 0
             with torch.no_grad():
                 self.unz.weight.zero_()
                 self.unz.bias.zero_()
@@ -157,9 +207,24 @@ class EFA(nn.Module):
             "s_lb": G.linear(ks, self.lin_b, name="s_lb"),
             "s_tsa": G.linear(ks, self.ts1a, name="s_tsa"),
         }
-        if self.base == "adain":
+        if self.base in ("adain", "wct"):
             S["s_std"] = sd_s
+        if self.base == "wct":
+            ys, _ = self.sqrt_pair(G.div(G.add(fs, mu_s, kb=-1), sd_s))
+            S["s_wct_sqrt"] = G.act(ys, "none", name="s_wct_sqrt")
         return S
+
+    def sqrt_pair(self, fn):
+        """(R^(1/2), R^(-1/2)) of the channel correlation matrix R of the normalised features fn
+        (zero mean, unit std per channel), with the ridge, both scaled by one constant so that the
+        product R_s^(1/2) R_c^(-1/2) is exact: R is divided by C (1 + ridge), the bound of its
+        trace, which puts its eigenvalues in (0, 1]."""
+        r = G.gram(fn)
+        one = G.moments(G.conv(fn, self.pick))[1]  # [1]: the std of a zero channel, sqrt(eps)
+        eye = self.eye(one)
+        k = 1.0 / (self.c * (1.0 + self.wct_ridge))
+        a = G.add(r, eye, ka=k, kb=self.wct_ridge * k)
+        return newton_schulz(a, self.wct_iters, eye)
 
     def forward(self, fc, S, want_whiten=False):
         mu_c, sd_c = G.moments(fc)
@@ -176,6 +241,14 @@ class EFA(nn.Module):
         if self.base == "adain":
             # AdaIN (content features with the style's channel mean and std) + the correction
             base = G.add(G.mul(fc0, G.div(S["s_std"], sd_c)), S["s_mean"])
+            out = G.add(base, G.conv(t, self.unz))
+        elif self.base == "wct":
+            # WCT: whiten the content's normalised features (R_c^(-1/2)), colour them with the
+            # style's correlation (R_s^(1/2)) and channel std, add the style mean; + correction
+            fn = G.div(fc0, sd_c)
+            _, zc_inv = self.sqrt_pair(fn)
+            w = G.conv_rt(fn, G.matmul(S["s_wct_sqrt"], zc_inv))
+            base = G.add(G.mul(w, S["s_std"]), S["s_mean"])
             out = G.add(base, G.conv(t, self.unz))
         else:
             out = G.add(G.conv(t, self.unz), S["s_mean"])
@@ -361,7 +434,8 @@ def load_student(net, state):
     """Loads a checkpoint's tensors. Checkpoints written before the temporal gate existed lack
     its tensors: those keep their initial values. Returns the list of such missing names."""
     missing, unexpected = net.load_state_dict(state, strict=False)
-    bad = [k for k in missing if ".gate." not in k]
+    # the WCT base's constants (efa.eye, efa.pick) are fixed at construction
+    bad = [k for k in missing if ".gate." not in k and not k.startswith(("efa.eye.", "efa.pick."))]
     if bad or unexpected:
         raise RuntimeError("checkpoint does not match the model: missing %s, unexpected %s" %
                            (bad, unexpected))

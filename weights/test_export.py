@@ -190,5 +190,44 @@ class ExportGateOnlyTest(ExportTest):
         self.assertLess((a - b).abs().max().item(), 1e-6)
 
 
+class ExportWCTTest(ExportTest):
+    """The WCT base of the EFA block (Newton-Schulz square roots in the graph)."""
+    CFG = dict(M.TEST_CFG, prev_input=False, efa_base="wct")
+
+    def test_committed_test_data(self):
+        self.skipTest("tests/data holds the TEST_CFG model")
+
+    def test_wct_matches_closed_form(self):
+        # the graph's Newton-Schulz whitening and colouring against an eigendecomposition:
+        # fused = std_s * (R_s + rI)^(1/2) (R_c + rI)^(-1/2) (fc - mu_c) / std_c + mu_s
+        net = M.StyleNet(self.CFG)  # the correction W_u t starts at zero
+        g = torch.Generator().manual_seed(1)
+
+        def features(h, w, offset):
+            mix = torch.randn(64, 64, generator=g) * 0.3 + torch.eye(64)
+            return torch.einsum("dc,bchw->bdhw", mix, torch.randn(1, 64, h, w, generator=g)) + offset
+
+        fs, fc = features(20, 24, 1.0), features(16, 20, -0.5)
+        G.set_strength(1.0)
+        with torch.no_grad():
+            fused = net.efa(fc, net.efa.style(fs))
+
+        def normalised(f):
+            f = f.reshape(64, -1).double()
+            mu, sd = f.mean(1, keepdim=True), (f.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+            return (f - mu) / sd, mu, sd
+
+        def power(r, p):
+            e, v = torch.linalg.eigh(r + net.efa.wct_ridge * torch.eye(64, dtype=r.dtype))
+            return (v * e.pow(p)) @ v.t()
+
+        ns, mu_s, sd_s = normalised(fs)
+        nc, _, _ = normalised(fc)
+        t = power(ns @ ns.t() / ns.shape[1], 0.5) @ power(nc @ nc.t() / nc.shape[1], -0.5)
+        ref = (t @ nc) * sd_s + mu_s
+        err = (fused.reshape(64, -1).double() - ref).norm() / ref.norm()
+        self.assertLess(err.item(), 1e-4)
+
+
 if __name__ == "__main__":
     unittest.main()

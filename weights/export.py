@@ -246,13 +246,17 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--test-cfg", action="store_true",
                     help="with --random: the smaller test configuration (model.TEST_CFG)")
+    ap.add_argument("--efa-base", default="", help="with --random: the EFA base (adain, wct)")
     ap.add_argument("--fp32", action="store_true", help="store every tensor as F32")
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--test-data", help="also write reference input/output pairs here")
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.random:
-        net = M.StyleNet(M.TEST_CFG if a.test_cfg else M.DEFAULT_CFG)
+        cfg = dict(M.TEST_CFG if a.test_cfg else M.DEFAULT_CFG)
+        if a.efa_base:
+            cfg["efa_base"] = a.efa_base
+        net = M.StyleNet(cfg)
         randomize(net, a.seed)
         info = {"weights": "random", "seed": a.seed}
     else:

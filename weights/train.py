@@ -34,7 +34,7 @@ import st_io  # noqa: E402
 DATA = os.environ.get("ST_DATA", "/work/shared/data")
 TEACHER = os.environ.get("ST_TEACHER", "/work/shared/teacher/vgg19_block1-3.safetensors")
 CKPT_DIR = os.environ.get("ST_CKPT_DIR", os.path.join(HERE, "checkpoints"))
-LOG_DIR = os.path.join(HERE, "logs")
+LOG_DIR = os.environ.get("ST_LOG_DIR", os.path.join(HERE, "logs"))
 CACHE_DIR = os.path.join(HERE, "cache")
 # Training styles per artist (0 = all); small for short CPU runs so that the cache stays warm.
 STYLES_PER_ARTIST = int(os.environ.get("ST_STYLES_PER_ARTIST", "3"))

@@ -240,7 +240,7 @@ def main():
     if os.path.exists(T.ckpt_path("efa")):
         import copy
         efa_net = copy.deepcopy(net)
-        T.refresh_parts(efa_net, "efa")
+        efa_net = T.refresh_parts(efa_net, "efa")
     if a.sheet:
         contact_sheet(net, has_adain, a.size, a.sheet)
         return

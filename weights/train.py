@@ -291,11 +291,17 @@ def stage_modules(net, stage):
 
 def refresh_parts(net, stage):
     """Replaces the parts that `stage` trains with their tensors from that stage's checkpoint
-    (e.g. a longer-trained EFA block under already trained refine steps)."""
+    (e.g. a longer-trained EFA block under already trained refine steps). Returns the network:
+    a new one when the EFA block's base (adain, wct) changes, since its modules differ."""
     ck = torch.load(ckpt_path(stage), map_location="cpu")
     if stage == "efa":  # the EFA block's fusion comes with it
-        net.cfg["efa_base"] = M.cfg_of(ck["cfg"])["efa_base"]
-        net.efa.base = net.cfg["efa_base"]
+        base = M.cfg_of(ck["cfg"])["efa_base"]
+        if base != net.cfg["efa_base"]:
+            device = next(net.parameters()).device
+            old = net.state_dict()
+            net = M.StyleNet(dict(net.cfg, efa_base=base)).to(device)
+            M.load_student(net, {k: v for k, v in old.items()
+                                 if not k.startswith(("efa.eye.", "efa.pick."))})
     prefixes = tuple(n + "." for n in STAGE_PARTS[stage])
     sd = net.state_dict()
     n = 0
@@ -305,6 +311,7 @@ def refresh_parts(net, stage):
             n += 1
     net.load_state_dict(sd)
     print("refreshed %d tensors of %s from its checkpoint (step %d)" % (n, stage, ck["step"]))
+    return net
 
 
 def trainable(net, stage):
@@ -642,7 +649,7 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
         if stage == "refine1":  # start from the trained half-resolution step
             net.refines[1].load_state_dict(net.refines[0].state_dict())
     for st in refresh:
-        refresh_parts(net, st)
+        net = refresh_parts(net, st)
     if start_step >= steps:
         print("%s: already at step %d >= %d, nothing to do" % (stage, start_step, steps))
         return

@@ -226,21 +226,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    net, stage, ck = T.load_model_from_checkpoints()
+    net, stage, _ = T.load_model_from_checkpoints(with_adain=True)
     net.eval()
     has_adain = os.path.exists(T.ckpt_path("adain"))
-    if has_adain:
-        net.dec_adain.load_state_dict(
-            {k[len("dec_adain."):]: v for k, v in torch.load(T.ckpt_path("adain"))["model"].items()
-             if k.startswith("dec_adain.")})
     print("checkpoints:", T.trained_stages())
-    # the EFA block as its own stage left it (the temporal checkpoint holds the EFA block it was
-    # trained on, which may be older): for the AdaIN-vs-EFA comparison
-    efa_net = net
-    if os.path.exists(T.ckpt_path("efa")):
-        import copy
-        efa_net = copy.deepcopy(net)
-        efa_net = T.refresh_parts(efa_net, "efa")
     if a.sheet:
         contact_sheet(net, has_adain, a.size, a.sheet)
         return
@@ -251,7 +240,7 @@ def main():
     contents = rng.sample(sorted(c_val), a.pairs)
     styles = rng.sample(val_styles, a.pairs)
     if a.tradeoff:
-        tradeoff(efa_net, teacher, contents, styles, a.size)
+        tradeoff(net, teacher, contents, styles, a.size)
         return
     if a.still:
         still_scene(net, teacher, contents, styles, a.size, a.still, a.steps)
@@ -280,10 +269,10 @@ def main():
                     ms = (time.time() - t0) * 1000
                     y2 = T.adain_direct(net, c2[None], s[None])
                 elif m == "efa":
-                    Se = efa_net.style(s[None])
-                    y1 = T.efa_direct(efa_net, c1[None], Se)[0]
+                    Se = net.style(s[None])
+                    y1 = T.efa_direct(net, c1[None], Se)[0]
                     ms = (time.time() - t0) * 1000
-                    y2 = T.efa_direct(efa_net, c2[None], Se)[0]
+                    y2 = T.efa_direct(net, c2[None], Se)[0]
                 else:
                     n = int(m[-1])
                     outs, fr = net(c1[None], None, n, S=S)

@@ -262,8 +262,8 @@ def main():
     else:
         import train
         train.CKPT_DIR = os.path.abspath(a.checkpoint_dir)
-        net, stage, ck = train.load_model_from_checkpoints()
-        if ck is None:
+        net, stage, _ = train.load_model_from_checkpoints()
+        if stage is None:
             sys.exit("export: no checkpoint in %s" % a.checkpoint_dir)
         info = {"weights": "trained", "stages": train.trained_stages()}
     export(net, a.output, fp32=a.fp32, info=info)

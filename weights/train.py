@@ -531,42 +531,96 @@ def ckpt_path(stage):
     return os.path.join(CKPT_DIR, stage + ".pt")
 
 
+def own_keys(state, stage):
+    """The tensors of `state` that belong to the parts `stage` trains."""
+    prefixes = tuple(p + "." for p in STAGE_PARTS[stage])
+    return {k: v for k, v in state.items() if k.startswith(prefixes)}
+
+
 def save_ckpt(stage, net, opt, step, elapsed):
+    """A stage's checkpoint holds only the tensors of the parts it trains (+ its optimizer): the
+    network is assembled from all stage checkpoints (assemble()). Checkpoints written before
+    session 7 hold the whole network; assemble() reads both."""
     os.makedirs(CKPT_DIR, exist_ok=True)
     tmp = ckpt_path(stage) + ".tmp"
-    torch.save({"stage": stage, "step": step, "elapsed": elapsed, "cfg": net.cfg,
-                "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    model = {k: v.detach().cpu() for k, v in own_keys(net.state_dict(), stage).items()}
+    torch.save({"stage": stage, "step": step, "elapsed": elapsed, "cfg": net.cfg, "model": model,
                 "opt": opt.state_dict() if opt is not None else None}, tmp)
     os.replace(tmp, ckpt_path(stage))
 
 
-def latest_state(upto_stage=None):
-    """Newest checkpoint among the stages before (and including) upto_stage, in stage order."""
-    order = STAGES if upto_stage is None else STAGES[:STAGES.index(upto_stage) + 1]
-    for st in reversed(order):
-        if st == "adain":
+def assemble(upto="temporal", with_adain=False):
+    """The network's tensors from the stage checkpoints: each part from the last stage up to
+    `upto` (in STAGES order) that trains it, dec_adain from the AdaIN baseline's checkpoint when
+    with_adain. Returns (cfg, state, {stage: steps}); cfg is the latest stage's with the EFA base
+    of the EFA checkpoint. Parts no checkpoint has are absent (their initial values stand)."""
+    order = STAGES[:STAGES.index(upto) + 1]
+    if with_adain and "adain" not in order:
+        order.append("adain")
+    cfg, state, steps, efa_base = None, {}, {}, None
+    for st in order:
+        if not os.path.exists(ckpt_path(st)):
             continue
-        if os.path.exists(ckpt_path(st)):
-            return st, torch.load(ckpt_path(st), map_location="cpu")
-    return None, None
+        ck = torch.load(ckpt_path(st), map_location="cpu")
+        state.update(own_keys(ck["model"], st))
+        steps[st] = int(ck["step"])
+        if st != "adain":
+            cfg = M.cfg_of(ck["cfg"])
+        if st == "efa":
+            efa_base = cfg["efa_base"]
+    if cfg is not None and efa_base is not None:
+        cfg["efa_base"] = efa_base
+    return cfg, state, steps
 
 
 def trained_stages():
     """{stage: steps} of every stage checkpoint present."""
-    out = {}
+    return {st: int(torch.load(ckpt_path(st), map_location="cpu")["step"])
+            for st in STAGES if os.path.exists(ckpt_path(st))}
+
+
+def build(cfg, state, device="cpu"):
+    """A StyleNet of `cfg` with the tensors of `state` (parts it lacks keep their initial
+    values)."""
+    net = M.StyleNet(cfg)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected:
+        raise RuntimeError("checkpoints do not match the model: unexpected %s" % unexpected)
+    return net.to(device)
+
+
+def load_model_from_checkpoints(device="cpu", with_adain=False):
+    """(network, latest stage, steps): every trained part from its stage's checkpoint."""
+    cfg, state, steps = assemble("temporal", with_adain)
+    if cfg is None:
+        return M.StyleNet().to(device), None, {}
+    latest = [st for st in STAGES if st in steps and st != "adain"][-1]
+    return build(cfg, state, device), latest, steps
+
+
+def compact(folder):
+    """Rewrites the whole-network checkpoints of `folder` (before session 7) as per-stage ones,
+    checking that the assembled network is unchanged; finished stages (all but the newest EFA
+    and temporal ones) lose their optimizer state."""
+    global CKPT_DIR
+    CKPT_DIR = folder
+    before = assemble("temporal", True)
     for st in STAGES:
-        if os.path.exists(ckpt_path(st)):
-            out[st] = int(torch.load(ckpt_path(st), map_location="cpu")["step"])
-    return out
-
-
-def load_model_from_checkpoints(device="cpu"):
-    """Model with every trained part loaded: the latest stage's checkpoint holds all parts."""
-    st, ck = latest_state("temporal")
-    net = M.StyleNet(M.cfg_of(ck["cfg"]) if ck else None)
-    if ck:
-        M.load_student(net, ck["model"])
-    return net.to(device), st, ck
+        if not os.path.exists(ckpt_path(st)):
+            continue
+        ck = torch.load(ckpt_path(st), map_location="cpu")
+        ck["model"] = own_keys(ck["model"], st)
+        if st not in ("efa", "temporal"):
+            ck["opt"] = None
+        tmp = ckpt_path(st) + ".tmp"
+        torch.save(ck, tmp)
+        os.replace(tmp, ckpt_path(st))
+        print("%s: %d tensors, %.1f MiB" % (st, len(ck["model"]), os.path.getsize(ckpt_path(st)) / 2**20))
+    after = assemble("temporal", True)
+    if before[0] != after[0] or before[2] != after[2] or before[1].keys() != after[1].keys() or \
+            any(not torch.equal(before[1][k], after[1][k]) for k in before[1]):
+        raise SystemExit("compact: the assembled network changed")
+    print("compact: the assembled network is unchanged (%d tensors)" % len(after[1]))
 
 
 def bench(stage, n, device):
@@ -601,14 +655,17 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
     start_step, elapsed0, opt_state = 0, 0.0, None
     if os.path.exists(ckpt_path(stage)):
         ck = torch.load(ckpt_path(stage), map_location="cpu")
-        cfg_saved, state = M.cfg_of(ck["cfg"]), ck["model"]
         start_step, elapsed0, opt_state = ck["step"], ck.get("elapsed", 0.0), ck["opt"]
+        cfg_saved, state, _ = assemble(stage)
+        if stage == "adain":
+            cfg_saved, state, _ = assemble("distill")
+            state.update(own_keys(ck["model"], "adain"))
         if drop_prev_input and cfg_saved.get("prev_input"):
             cfg_saved, state = M.drop_prev_input(cfg_saved, state)
             opt_state = None  # a tensor changed shape: the optimizer's moments start afresh
             print("the previous residual is no longer a decoder input (prev_input off)")
-        net = M.StyleNet(cfg_saved).to(device)
-        missing = M.load_student(net, state)
+        net = build(cfg_saved, state, device)
+        missing = sorted(set(own_keys(net.state_dict(), stage)) - set(state))
         if missing:  # written before the gate existed: its optimizer state does not fit
             print("checkpoint lacks %s: new parts start from their initial values" % missing)
             opt_state = None
@@ -620,16 +677,15 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
         net = None
         for st in reversed(prev):
             if os.path.exists(ckpt_path(st)):
-                ck = torch.load(ckpt_path(st), map_location="cpu")
+                cfg_prev, sd, steps_prev = assemble(st)
                 # a new EFA block (or distillation, AdaIN) gets today's config; later stages
                 # keep the config of the EFA block they build on
                 keep = stage not in ("distill", "efa", "adain")
-                net = M.StyleNet(M.cfg_of(ck["cfg"]) if keep else None).to(device)
                 # the new EFA/AdaIN parts keep their initial values (not the checkpoint's)
-                sd = {k: v for k, v in ck["model"].items()
-                      if keep or not k.startswith(tuple(p + "." for p in STAGE_PARTS[stage]))}
-                net.load_state_dict(sd, strict=False)
-                print("starting %s from checkpoint %s (step %d)" % (stage, st, ck["step"]))
+                if not keep:
+                    sd = {k: v for k, v in sd.items() if k not in own_keys(sd, stage)}
+                net = build(cfg_prev if keep else None, sd, device)
+                print("starting %s from checkpoint %s (step %d)" % (stage, st, steps_prev[st]))
                 break
         else:
             net = M.StyleNet().to(device)

@@ -49,14 +49,22 @@ def pick_pairs(n, seed):
     return list(zip(rng.sample(sorted(c_val), n), rng.sample(styles, n)))
 
 
-def load_net(efa_base=""):
+def load_net(efa_base="", refresh_efa=""):
     """The network of the checkpoints (ST_CKPT_DIR picks the folder, as for train.py); with
     efa_base, the same weights around another EFA base (e.g. "wct" on a decoder trained for
-    "adain")."""
-    net, _, ck = T.load_model_from_checkpoints()
+    "adain"); with refresh_efa, the EFA block and its decoder from that folder's efa.pt (e.g. a
+    newly trained EFA block under the refinement steps trained on the old one)."""
+    net, _, _ = T.load_model_from_checkpoints()
     if efa_base:
-        net = M.StyleNet(dict(net.cfg, efa_base=efa_base))
-        M.load_student(net, ck["model"])
+        state = {k: v for k, v in net.state_dict().items()
+                 if not k.startswith(("efa.eye.", "efa.pick."))}
+        net = T.build(dict(net.cfg, efa_base=efa_base), state)
+    if refresh_efa:
+        ckpt_dir, T.CKPT_DIR = T.CKPT_DIR, refresh_efa
+        try:
+            net = T.refresh_parts(net, "efa")
+        finally:
+            T.CKPT_DIR = ckpt_dir
     return net
 
 
@@ -104,6 +112,8 @@ def main():
     ap.add_argument("--peer", default="0.3,0.5,0.7,1.0", help="WCT-16x alphas ('' = none)")
     ap.add_argument("--out", default="/tmp/val_score")
     ap.add_argument("--efa-base", default="", help="override the EFA base (adain, wct)")
+    ap.add_argument("--refresh-efa", default="", metavar="DIR",
+                    help="take the EFA block and its decoder from DIR/efa.pt")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -120,12 +130,14 @@ def main():
         print("%-28s content %.3f  style %.3f" % (name, c, s), flush=True)
 
     report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)])
-    net = load_net(a.efa_base)
+    net = load_net(a.efa_base, a.refresh_efa)
     net.eval()
     for spec in [x for x in a.configs.split(",") if x]:
         psize, steps, strength = spec.split(":")
         psize, steps, strength = int(psize), int(steps), float(strength)
-        name = "element %s%s steps %d str %.2f" % (a.efa_base + " " if a.efa_base else "",
+        tag = a.efa_base or ("efa:" + os.path.basename(a.refresh_efa.rstrip("/")) if a.refresh_efa
+                             else "")
+        name = "element %s%s steps %d str %.2f" % (tag + " " if tag else "",
                                                    "full" if psize == 0 else psize, steps, strength)
         rows = []
         for i, (cp, sp) in enumerate(zip(cpaths, spaths)):

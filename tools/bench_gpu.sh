@@ -8,7 +8,9 @@
 #
 # Environment: SIZES (default 320x240,640x360,1280x720,1920x1080), FRAMES (default 10),
 # STEPS_MAX (default 3), DEVICE (st-bench --device index, default: the element's choice),
-# PYTHON (default /usr/bin/python3), MODEL (default weights/styletransfer.safetensors).
+# PYTHON (default /usr/bin/python3), MODEL (default weights/styletransfer.safetensors),
+# ST_BENCH (an st-bench built elsewhere, e.g. gpu-pack/bin/st-bench on a machine with no
+# toolchain: then nothing is built).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -19,10 +21,14 @@ STEPS_MAX=${STEPS_MAX:-3}
 PYTHON=${PYTHON:-/usr/bin/python3}
 MODEL=${MODEL:-weights/styletransfer.safetensors}
 
-if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" >&2
+BENCH=${ST_BENCH:-}
+if [ -z "$BENCH" ]; then
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    meson setup "$BUILD" >&2
+  fi
+  meson compile -C "$BUILD" >&2
+  BENCH=$BUILD/compute/st-bench
 fi
-meson compile -C "$BUILD" >&2
 mkdir -p "$(dirname "$OUT")"
 
 dev_arg=""
@@ -34,7 +40,7 @@ trap 'rm -f "$tmp_engine" "$tmp_torch"' EXIT
 
 echo "== engine: st-bench --table ($SIZES, steps 0..$STEPS_MAX, $FRAMES frames)" >&2
 # shellcheck disable=SC2086
-"$BUILD"/compute/st-bench "$MODEL" --table --fp16 both --sizes "$SIZES" \
+"$BENCH" "$MODEL" --table --fp16 both --sizes "$SIZES" \
   --steps-max "$STEPS_MAX" --frames "$FRAMES" $dev_arg > "$tmp_engine"
 
 if "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null

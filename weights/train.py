@@ -683,7 +683,8 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
                 keep = stage not in ("distill", "efa", "adain")
                 # the new EFA/AdaIN parts keep their initial values (not the checkpoint's)
                 if not keep:
-                    sd = {k: v for k, v in sd.items() if k not in own_keys(sd, stage)}
+                    new_parts = own_keys(sd, stage)
+                    sd = {k: v for k, v in sd.items() if k not in new_parts}
                 net = build(cfg_prev if keep else None, sd, device)
                 print("starting %s from checkpoint %s (step %d)" % (stage, st, steps_prev[st]))
                 break

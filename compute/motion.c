@@ -9,6 +9,7 @@
  * kept only when it explains the change clearly better than no motion (a still scene, noise, or
  * a moving object on a still background give (0, 0)).
  */
+#include "format.h"
 #include "internal.h"
 
 #include <math.h>
@@ -46,28 +47,23 @@ void st_motion_size(int pw, int ph, int *mw, int *mh) {
   *mh = (ph + f - 1) / f;
 }
 
-/* Luma of pixel (x, y) of an 8-bit frame (BT.601 weights for RGB; the Y plane for YUV). */
-static float frame_luma(const StImage *img, int x, int y) {
-  const uint8_t *row = img->planes[0] + (size_t)y * (size_t)img->strides[0];
-  switch (img->format) {
-  case ST_FORMAT_RGBA:
-  case ST_FORMAT_RGBX: {
-    const uint8_t *p = row + 4 * (size_t)x;
-    return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-  }
-  case ST_FORMAT_BGRA:
-  case ST_FORMAT_BGRX: {
-    const uint8_t *p = row + 4 * (size_t)x;
-    return 0.299f * p[2] + 0.587f * p[1] + 0.114f * p[0];
-  }
-  default: /* I420, NV12: plane 0 is luma */
-    return row[x];
-  }
+/* Luma of pixel (x, y) of a frame in 8-bit code units (BT.601 weights for RGB; the Y plane for
+ * YUV). */
+static float frame_luma(const StFormatInfo *fi, const uint8_t *const planes[3],
+                        const int strides[3], int x, int y) {
+  if (fi->yuv)
+    return (float)st_format_read(fi, planes, strides, 0, x, y) / (float)(1 << (fi->depth - 8));
+  float r = (float)st_format_read(fi, planes, strides, 0, x, y);
+  float g = (float)st_format_read(fi, planes, strides, 1, x, y);
+  float b = (float)st_format_read(fi, planes, strides, 2, x, y);
+  return 0.299f * r + 0.587f * g + 0.114f * b;
 }
 
 bool st_luma_from_image(const StImage *img, int mw, int mh, StLuma *out) {
-  if (!luma_alloc(out, mw, mh))
+  const StFormatInfo *fi = st_format_info(img->format);
+  if (!fi || !luma_alloc(out, mw, mh))
     return false;
+  const uint8_t *const planes[3] = {img->planes[0], img->planes[1], img->planes[2]};
   for (int my = 0; my < mh; my++) {
     int y0 = (int)((long long)my * img->height / mh);
     int y1 = (int)((long long)(my + 1) * img->height / mh);
@@ -81,7 +77,7 @@ bool st_luma_from_image(const StImage *img, int mw, int mh, StLuma *out) {
       float s = 0.0f;
       for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++)
-          s += frame_luma(img, x, y);
+          s += frame_luma(fi, planes, img->strides, x, y);
       out->y[(size_t)my * mw + mx] = s / (float)((y1 - y0) * (x1 - x0));
     }
   }

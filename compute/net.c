@@ -2,6 +2,7 @@
  * Graph executor: weights on the device, per-size plans (shape inference + liveness-based arena),
  * one command buffer and one submission per frame. See compute/README.md.
  */
+#include "format.h"
 #include "internal.h"
 #include "model.h"
 
@@ -1164,36 +1165,18 @@ static bool image_info(const StImage *img, const char *what, PlaneInfo *pi, StEr
   if (img->width < 1 || img->height < 1 || img->width > MAX_SIDE || img->height > MAX_SIDE)
     return st_set_error(err, ST_ERROR_ARGUMENT, "%s: size %dx%d out of range (1..%d)", what,
                         img->width, img->height, MAX_SIDE);
-  int w = img->width, h = img->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
   memset(pi, 0, sizeof *pi);
-  switch (img->format) {
-  case ST_FORMAT_RGBA:
-  case ST_FORMAT_BGRA:
-  case ST_FORMAT_RGBX:
-  case ST_FORMAT_BGRX:
-    pi->nplanes = 1;
-    pi->rowbytes[0] = (size_t)w * 4;
-    pi->rows[0] = h;
-    break;
-  case ST_FORMAT_I420:
-    pi->nplanes = 3;
-    pi->rowbytes[0] = (size_t)w;
-    pi->rows[0] = h;
-    pi->rowbytes[1] = pi->rowbytes[2] = (size_t)cw;
-    pi->rows[1] = pi->rows[2] = ch;
-    break;
-  case ST_FORMAT_NV12:
-    pi->nplanes = 2;
-    pi->rowbytes[0] = (size_t)w;
-    pi->rows[0] = h;
-    pi->rowbytes[1] = (size_t)cw * 2;
-    pi->rows[1] = ch;
-    break;
-  default:
+  int rowbytes[3];
+  pi->nplanes = st_format_planes(img->format, img->width, img->height, rowbytes, pi->rows);
+  if (!pi->nplanes)
     return st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown pixel format %d", what,
                         (int)img->format);
-  }
+  StColorCoeffs cc;
+  if (!st_color_coeffs(st_format_info(img->format), img->matrix, img->range, &cc))
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown colour matrix %d or range %d", what,
+                        (int)img->matrix, (int)img->range);
   for (int i = 0; i < pi->nplanes; i++) {
+    pi->rowbytes[i] = (size_t)rowbytes[i];
     if (!img->planes[i])
       return st_set_error(err, ST_ERROR_ARGUMENT, "%s: plane %d missing", what, i);
     if (img->strides[i] < 0 || (size_t)img->strides[i] < pi->rowbytes[i])
@@ -1209,6 +1192,8 @@ static VkDeviceSize frame_layout(const StImage *img, const PlaneInfo *pi, StFram
   lay->format = img->format;
   lay->width = img->width;
   lay->height = img->height;
+  lay->matrix = img->matrix;
+  lay->range = img->range;
   VkDeviceSize off = 0;
   for (int i = 0; i < pi->nplanes; i++) {
     lay->offsets[i] = off;

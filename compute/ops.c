@@ -5,6 +5,7 @@
  * binding is F16 and needs st_device_has_fp16_storage().
  */
 #include "ops.h"
+#include "format.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -707,9 +708,10 @@ typedef struct {
   int stride, rows, rowbytes;
 } PlaneGeom;
 
-/* Plane geometry of a layout; returns the number of planes or 0 (err set). */
-static int frame_planes(const StFrameLayout *l, const StBuffer *buf, PlaneGeom *pg, const char *op,
-                        StError *err) {
+/* Plane geometry of a layout (its format's description in *fi); returns the number of planes or
+ * 0 (err set). */
+static int frame_planes(const StFrameLayout *l, const StBuffer *buf, const StFormatInfo **fi,
+                        PlaneGeom *pg, const char *op, StError *err) {
   if (!l || !buf || !buf->buffer) {
     st_set_error(err, ST_ERROR_ARGUMENT, "%s: no frame layout or buffer", op);
     return 0;
@@ -718,31 +720,16 @@ static int frame_planes(const StFrameLayout *l, const StBuffer *buf, PlaneGeom *
     st_set_error(err, ST_ERROR_ARGUMENT, "%s: bad frame size %dx%d", op, l->width, l->height);
     return 0;
   }
-  int cw = (l->width + 1) / 2, ch = (l->height + 1) / 2, np;
-  switch (l->format) {
-  case ST_FORMAT_RGBA:
-  case ST_FORMAT_BGRA:
-  case ST_FORMAT_RGBX:
-  case ST_FORMAT_BGRX:
-    np = 1;
-    pg[0] = (PlaneGeom){l->offsets[0], l->strides[0], l->height, 4 * l->width};
-    break;
-  case ST_FORMAT_I420:
-    np = 3;
-    pg[0] = (PlaneGeom){l->offsets[0], l->strides[0], l->height, l->width};
-    pg[1] = (PlaneGeom){l->offsets[1], l->strides[1], ch, cw};
-    pg[2] = (PlaneGeom){l->offsets[2], l->strides[2], ch, cw};
-    break;
-  case ST_FORMAT_NV12:
-    np = 2;
-    pg[0] = (PlaneGeom){l->offsets[0], l->strides[0], l->height, l->width};
-    pg[1] = (PlaneGeom){l->offsets[1], l->strides[1], ch, 2 * cw};
-    break;
-  default:
+  *fi = st_format_info(l->format);
+  if (!*fi) {
     st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown pixel format %d", op, (int)l->format);
     return 0;
   }
+  int np = (*fi)->nplanes;
   for (int i = 0; i < np; i++) {
+    pg[i].off = l->offsets[i];
+    pg[i].stride = l->strides[i];
+    st_format_plane_size(*fi, i, l->width, l->height, &pg[i].rowbytes, &pg[i].rows);
     if (pg[i].stride < pg[i].rowbytes) {
       st_set_error(err, ST_ERROR_ARGUMENT, "%s: plane %d stride %d is smaller than its row (%d)",
                    op, i, pg[i].stride, pg[i].rowbytes);
@@ -762,36 +749,68 @@ static int frame_planes(const StFrameLayout *l, const StBuffer *buf, PlaneGeom *
   return np;
 }
 
+/* The shaders' description of a format and colorimetry (shaders/frame.glsl). */
+static bool frame_coeffs(const StFrameLayout *l, const StFormatInfo *fi, uint32_t comp[4],
+                         uint32_t *flags, StColorCoeffs *cc, const char *op, StError *err) {
+  if (!st_color_coeffs(fi, l->matrix, l->range, cc))
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown colour matrix %d or range %d", op,
+                        (int)l->matrix, (int)l->range);
+  for (int c = 0; c < 4; c++) {
+    const StComponent *k = &fi->comp[c];
+    comp[c] = c < fi->ncomp
+                  ? (uint32_t)k->offset | (uint32_t)k->pstride << 8 | (uint32_t)k->plane << 16 |
+                        (uint32_t)k->wsub << 18 | (uint32_t)k->hsub << 19 |
+                        (uint32_t)(k->bytes - 1) << 20 | (uint32_t)k->shift << 21
+                  : 0;
+  }
+  *flags = (fi->yuv ? 1u : 0u) | (uint32_t)fi->ncomp << 4 | (uint32_t)fi->depth << 8;
+  return true;
+}
+
 bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
                           const StTensor *y, StError *err) {
   const char *op = "frame_to_float";
   PlaneGeom pg[3];
+  const StFormatInfo *fi;
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(y, op, "output", err))
     return false;
-  int np = frame_planes(layout, src, pg, op, err);
+  int np = frame_planes(layout, src, &fi, pg, op, err);
   if (!np)
     return false;
   if (y->rank != 3 || y->shape[0] != 3)
     return shape_error(err, op, "output", y, "[3,H,W]");
   int th = y->shape[1], tw = y->shape[2];
   struct {
-    uint32_t format, fw, fh, tw, th;
-    uint32_t off0, off1, off2;
-    uint32_t s0, s1, s2;
+    uint32_t flags, fw, fh, tw, th;
+    uint32_t off[3], stride[3];
+    uint32_t comp[3];
+    float yoff, yinv, coff, dec[4];
     float sx, sy;
-  } pc = {(uint32_t)layout->format,
-          (uint32_t)layout->width,
-          (uint32_t)layout->height,
-          (uint32_t)tw,
-          (uint32_t)th,
-          (uint32_t)pg[0].off,
-          np > 1 ? (uint32_t)pg[1].off : 0,
-          np > 2 ? (uint32_t)pg[2].off : 0,
-          (uint32_t)pg[0].stride,
-          np > 1 ? (uint32_t)pg[1].stride : 0,
-          np > 2 ? (uint32_t)pg[2].stride : 0,
-          (float)layout->width / (float)tw,
-          (float)layout->height / (float)th};
+  } pc = {0};
+  _Static_assert(sizeof pc == 23 * 4, "push constant layout");
+  uint32_t comp[4];
+  StColorCoeffs cc;
+  if (!frame_coeffs(layout, fi, comp, &pc.flags, &cc, op, err))
+    return false;
+  pc.fw = (uint32_t)layout->width;
+  pc.fh = (uint32_t)layout->height;
+  pc.tw = (uint32_t)tw;
+  pc.th = (uint32_t)th;
+  for (int i = 0; i < 3; i++) {
+    pc.off[i] = i < np ? (uint32_t)pg[i].off : 0;
+    pc.stride[i] = i < np ? (uint32_t)pg[i].stride : 0;
+    pc.comp[i] = comp[i];
+  }
+  /* Reciprocals of the scales, and the matrix over the chroma scale: what the shader compiler
+   * made of the constants of the former BT.601-only shader, so that the six formats it had give
+   * the same floats as before. */
+  pc.yoff = cc.off[0];
+  pc.yinv = 1.0f / cc.scale[0];
+  pc.coff = cc.off[1];
+  for (int i = 0; i < 4; i++)
+    pc.dec[i] = cc.dec[i] * (1.0f / cc.scale[1]);
+  pc.sx = (float)layout->width / (float)tw;
+  pc.sy = (float)layout->height / (float)th;
   StTensor raw = {src, 0, ST_F32, 1, {(int)(src->size / 4), 1, 1}};
   const StTensor *bind[2] = {&raw, y};
   int32_t spec[1];
@@ -808,10 +827,11 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
                           StError *err) {
   const char *op = "float_to_frame";
   PlaneGeom pg[3];
+  const StFormatInfo *fi;
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
       (preserve_colors && !check_tensor(orig, op, "original", err)))
     return false;
-  int np = frame_planes(layout, dst, pg, op, err);
+  int np = frame_planes(layout, dst, &fi, pg, op, err);
   if (!np)
     return false;
   if (x->rank != 3 || x->shape[0] != 3)
@@ -822,39 +842,48 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
     snprintf(exp, sizeof exp, "[3,%d,%d]", xh, xw);
     return shape_error(err, op, "original", orig, exp);
   }
+  struct {
+    uint32_t flags;
+    uint32_t fw, fh, xw, xh;
+    uint32_t plane_off, stride, rows, rowbytes;
+    uint32_t word0, nwords;
+    uint32_t comp[4];
+    float range[4], enc[9];
+    float sx, sy;
+  } pc = {0};
+  _Static_assert(sizeof pc == 30 * 4, "push constant layout");
+  uint32_t flags;
+  StColorCoeffs cc;
+  if (!frame_coeffs(layout, fi, pc.comp, &flags, &cc, op, err))
+    return false;
   StTensor raw = {dst, 0, ST_F32, 1, {(int)(dst->size / 4), 1, 1}};
   const StTensor *bind[3] = {x, preserve_colors ? orig : x, &raw};
   int32_t spec[1];
-  StKernel *kern = get_kernel(dev, "float_to_frame", bind, 3, spec, 1, 15 * 4, err);
+  StKernel *kern = get_kernel(dev, "float_to_frame", bind, 3, spec, 1, sizeof pc, err);
   if (!kern)
     return false;
+  pc.fw = (uint32_t)layout->width;
+  pc.fh = (uint32_t)layout->height;
+  pc.xw = (uint32_t)xw;
+  pc.xh = (uint32_t)xh;
+  const float range[4] = {cc.off[0], cc.scale[0], cc.off[1], cc.scale[1]};
+  memcpy(pc.range, range, sizeof range);
+  memcpy(pc.enc, cc.ky, sizeof cc.ky);
+  memcpy(pc.enc + 3, cc.kcb, sizeof cc.kcb);
+  memcpy(pc.enc + 6, cc.kcr, sizeof cc.kcr);
+  pc.sx = (float)xw / (float)layout->width;
+  pc.sy = (float)xh / (float)layout->height;
   for (int i = 0; i < np; i++) {
     uint64_t end =
         pg[i].off + (uint64_t)(pg[i].rows - 1) * (uint64_t)pg[i].stride + (uint64_t)pg[i].rowbytes;
     uint64_t w0 = pg[i].off / 4, w1 = (end + 3) / 4;
-    struct {
-      uint32_t format, fw, fh, xw, xh;
-      uint32_t plane_off, stride, rows, rowbytes;
-      uint32_t plane;
-      uint32_t word0, nwords;
-      uint32_t preserve;
-      float sx, sy;
-    } pc = {(uint32_t)layout->format,
-            (uint32_t)layout->width,
-            (uint32_t)layout->height,
-            (uint32_t)xw,
-            (uint32_t)xh,
-            (uint32_t)pg[i].off,
-            (uint32_t)pg[i].stride,
-            (uint32_t)pg[i].rows,
-            (uint32_t)pg[i].rowbytes,
-            (uint32_t)i,
-            (uint32_t)w0,
-            (uint32_t)(w1 - w0),
-            preserve_colors,
-            (float)xw / (float)layout->width,
-            (float)xh / (float)layout->height};
-    _Static_assert(sizeof pc == 15 * 4, "push constant layout");
+    pc.flags = flags | (preserve_colors ? 2u : 0u) | (uint32_t)i << 2;
+    pc.plane_off = (uint32_t)pg[i].off;
+    pc.stride = (uint32_t)pg[i].stride;
+    pc.rows = (uint32_t)pg[i].rows;
+    pc.rowbytes = (uint32_t)pg[i].rowbytes;
+    pc.word0 = (uint32_t)w0;
+    pc.nwords = (uint32_t)(w1 - w0);
     uint32_t gx = 0, gy = 0;
     if (!split_groups((size_t)((w1 - w0 + 63) / 64), &gx, &gy, op, err))
       return false;

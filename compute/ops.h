@@ -75,15 +75,18 @@ bool st_op_concat(StDevice *dev, StCmd *cmd, const StTensor *const *xs, int n, c
                   StError *err);
 
 /* Frame conversion. `src`/`dst` are raw byte buffers (UPLOAD/DOWNLOAD or device) holding the
- * frame planes at the given offsets/strides. to_float: frame -> planar RGB [3,h,w] in [0,1],
- * bilinear-resized to y's size (BT.601 limited range for YUV). from_float: x [3,h',w'] ->
- * frame (resized bilinear to the frame size, clamped); preserve_colors takes chroma (YCbCr) from
- * `orig` (the input frame as float RGB at x's size) and luminance from x. */
+ * frame planes at the given offsets/strides, in any StPixelFormat (compute/format.c) with the
+ * layout's colorimetry. to_float: frame -> planar RGB [3,h,w] in [0,1], bilinear-resized to y's
+ * size. from_float: x [3,h',w'] -> frame (resized bilinear to the frame size, clamped);
+ * preserve_colors takes chroma (BT.601 YCbCr) from `orig` (the input frame as float RGB at x's
+ * size) and luminance from x. */
 typedef struct {
   StPixelFormat format;
   int width, height;
   VkDeviceSize offsets[3];
   int strides[3];
+  StColorMatrix matrix;
+  StColorRange range;
 } StFrameLayout;
 bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
                           const StTensor *y, StError *err);

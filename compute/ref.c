@@ -2,6 +2,7 @@
  * CPU reference implementations (ref.h). Straightforward loops, double accumulation.
  */
 #include "ref.h"
+#include "format.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -285,9 +286,11 @@ void st_ref_concat(const float *const *xs, const int *cs, int n, size_t hw, floa
 
 /* ---- frames ------------------------------------------------------------------------------ */
 
+/* BT.601 conversion of the preserve-colors blend (not the frame's colorimetry). */
 static const float KY[3] = {0.299f, 0.587f, 0.114f};
 static const float KCB[3] = {-0.168736f, -0.331264f, 0.5f};
 static const float KCR[3] = {0.5f, -0.418688f, -0.081312f};
+static const float DEC601[4] = {1.402f, 0.344136f, 0.714136f, 1.772f};
 
 static float dot3(const float *a, const float *b) {
   return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -295,33 +298,40 @@ static float dot3(const float *a, const float *b) {
 
 static float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
 
-static void ycc_to_rgb(float y, float cb, float cr, float *rgb) {
-  rgb[0] = y + 1.402f * cr;
-  rgb[1] = y - 0.344136f * cb - 0.714136f * cr;
-  rgb[2] = y + 1.772f * cb;
+static void ycc_to_rgb(float y, float cb, float cr, const float *d, float *rgb) {
+  rgb[0] = y + d[0] * cr;
+  rgb[1] = y - d[1] * cb - d[2] * cr;
+  rgb[2] = y + d[3] * cb;
 }
 
-static bool is_bgr(StPixelFormat f) { return f == ST_FORMAT_BGRA || f == ST_FORMAT_BGRX; }
+/* A frame's format, colorimetry and planes; false for an unknown format or colorimetry. */
+typedef struct {
+  const StFormatInfo *fi;
+  StColorCoeffs cc;
+  int maxcode;
+} FrameDesc;
 
-static bool is_packed(StPixelFormat f) { return f != ST_FORMAT_I420 && f != ST_FORMAT_NV12; }
+static bool frame_desc(const StFrameLayout *l, FrameDesc *d) {
+  d->fi = st_format_info(l->format);
+  if (!d->fi || !st_color_coeffs(d->fi, l->matrix, l->range, &d->cc))
+    return false;
+  d->maxcode = (1 << d->fi->depth) - 1;
+  return true;
+}
 
-static void decode(const uint8_t *buf, const StFrameLayout *l, int x, int y, float *rgb) {
-  if (is_packed(l->format)) {
-    const uint8_t *p = buf + l->offsets[0] + (size_t)y * l->strides[0] + 4 * (size_t)x;
+static void decode(const FrameDesc *d, const uint8_t *const planes[3], const int strides[3], int x,
+                   int y, float *rgb) {
+  const StColorCoeffs *cc = &d->cc;
+  float v[3];
+  for (int c = 0; c < 3; c++)
+    v[c] = (float)st_format_read(d->fi, planes, strides, c, x, y);
+  if (!d->fi->yuv) {
     for (int c = 0; c < 3; c++)
-      rgb[c] = p[is_bgr(l->format) ? 2 - c : c] / 255.0f;
+      rgb[c] = clamp01((v[c] - cc->off[0]) / cc->scale[0]);
     return;
   }
-  float Y = buf[l->offsets[0] + (size_t)y * l->strides[0] + x], U, V;
-  int cx = x / 2, cy = y / 2;
-  if (l->format == ST_FORMAT_I420) {
-    U = buf[l->offsets[1] + (size_t)cy * l->strides[1] + cx];
-    V = buf[l->offsets[2] + (size_t)cy * l->strides[2] + cx];
-  } else {
-    U = buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx];
-    V = buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx + 1];
-  }
-  ycc_to_rgb((Y - 16.0f) / 219.0f, (U - 128.0f) / 224.0f, (V - 128.0f) / 224.0f, rgb);
+  ycc_to_rgb((v[0] - cc->off[0]) / cc->scale[0], (v[1] - cc->off[1]) / cc->scale[1],
+             (v[2] - cc->off[1]) / cc->scale[1], cc->dec, rgb);
   for (int c = 0; c < 3; c++)
     rgb[c] = clamp01(rgb[c]);
 }
@@ -338,6 +348,10 @@ static void bilin(int dst, float scale, int n, int *i0, int *i1, float *l) {
 }
 
 void st_ref_frame_to_float(const uint8_t *buf, const StFrameLayout *l, int tw, int th, float *y) {
+  FrameDesc d;
+  if (!frame_desc(l, &d))
+    return;
+  const uint8_t *const planes[3] = {buf + l->offsets[0], buf + l->offsets[1], buf + l->offsets[2]};
   float sx = (float)l->width / (float)tw, sy = (float)l->height / (float)th;
   size_t plane = (size_t)tw * th;
   for (int oy = 0; oy < th; oy++)
@@ -346,10 +360,10 @@ void st_ref_frame_to_float(const uint8_t *buf, const StFrameLayout *l, int tw, i
       float lx, ly, c00[3], c01[3], c10[3], c11[3];
       bilin(ox, sx, l->width, &x0, &x1, &lx);
       bilin(oy, sy, l->height, &y0, &y1, &ly);
-      decode(buf, l, x0, y0, c00);
-      decode(buf, l, x1, y0, c01);
-      decode(buf, l, x0, y1, c10);
-      decode(buf, l, x1, y1, c11);
+      decode(&d, planes, l->strides, x0, y0, c00);
+      decode(&d, planes, l->strides, x1, y0, c01);
+      decode(&d, planes, l->strides, x0, y1, c10);
+      decode(&d, planes, l->strides, x1, y1, c11);
       for (int c = 0; c < 3; c++) {
         float r0 = (1.0f - lx) * c00[c] + lx * c01[c];
         float r1 = (1.0f - lx) * c10[c] + lx * c11[c];
@@ -370,7 +384,7 @@ static void tap(const Src *s, int px, int py, float *rgb) {
   float c[3] = {s->x[i], s->x[n + i], s->x[2 * n + i]};
   if (s->preserve) {
     float o[3] = {s->orig[i], s->orig[n + i], s->orig[2 * n + i]};
-    ycc_to_rgb(dot3(c, KY), dot3(o, KCB), dot3(o, KCR), rgb);
+    ycc_to_rgb(dot3(c, KY), dot3(o, KCB), dot3(o, KCR), DEC601, rgb);
   } else {
     memcpy(rgb, c, sizeof c);
   }
@@ -392,58 +406,68 @@ static void sample_rgb(const Src *s, int fx, int fy, float *rgb) {
   }
 }
 
-static uint8_t to_byte(float v) {
+/* Mean RGB of the in-frame pixels covered by sample k of row r of component `comp` (an
+ * unsubsampled sample beyond the frame repeats the last pixel). */
+static void block_rgb(const Src *s, const StComponent *comp, int k, int r, int w, int h,
+                      float *rgb) {
+  if (!comp->wsub && !comp->hsub) {
+    sample_rgb(s, k < w ? k : w - 1, r, rgb);
+    return;
+  }
+  float acc[3] = {0, 0, 0}, v[3];
+  int cnt = 0;
+  for (int dy = 0; dy < 1 << comp->hsub; dy++)
+    for (int dx = 0; dx < 1 << comp->wsub; dx++) {
+      int px = (k << comp->wsub) + dx, py = (r << comp->hsub) + dy;
+      if (px >= w || py >= h)
+        continue;
+      sample_rgb(s, px, py, v);
+      for (int c = 0; c < 3; c++)
+        acc[c] += v[c];
+      cnt++;
+    }
+  for (int c = 0; c < 3; c++)
+    rgb[c] = acc[c] / (float)cnt;
+}
+
+static uint32_t to_code(float v, int maxcode) {
   float r = floorf(v + 0.5f);
-  return (uint8_t)(r < 0.0f ? 0.0f : r > 255.0f ? 255.0f : r);
+  return (uint32_t)(r < 0.0f ? 0.0f : r > (float)maxcode ? (float)maxcode : r);
 }
 
 void st_ref_float_to_frame(const float *x, const float *orig, int xw, int xh, bool preserve_colors,
                            uint8_t *buf, const StFrameLayout *l) {
+  FrameDesc d;
+  if (!frame_desc(l, &d))
+    return;
+  const StColorCoeffs *cc = &d.cc;
   Src s = {
       x, orig, xw, xh, preserve_colors, (float)xw / (float)l->width, (float)xh / (float)l->height};
-  int w = l->width, h = l->height;
-  float rgb[3];
-  if (is_packed(l->format)) {
-    for (int y = 0; y < h; y++)
-      for (int xx = 0; xx < w; xx++) {
-        uint8_t *p = buf + l->offsets[0] + (size_t)y * l->strides[0] + 4 * (size_t)xx;
-        sample_rgb(&s, xx, y, rgb);
-        for (int c = 0; c < 3; c++)
-          p[is_bgr(l->format) ? 2 - c : c] = to_byte(rgb[c] * 255.0f);
-        p[3] = 255;
-      }
-    return;
-  }
-  for (int y = 0; y < h; y++)
-    for (int xx = 0; xx < w; xx++) {
-      sample_rgb(&s, xx, y, rgb);
-      buf[l->offsets[0] + (size_t)y * l->strides[0] + xx] = to_byte(16.0f + 219.0f * dot3(rgb, KY));
-    }
-  int cw = (w + 1) / 2, ch = (h + 1) / 2;
-  for (int cy = 0; cy < ch; cy++)
-    for (int cx = 0; cx < cw; cx++) {
-      float acc[3] = {0, 0, 0};
-      int cnt = 0;
-      for (int dy = 0; dy < 2; dy++)
-        for (int dx = 0; dx < 2; dx++) {
-          int px = 2 * cx + dx, py = 2 * cy + dy;
-          if (px >= w || py >= h)
-            continue;
-          sample_rgb(&s, px, py, rgb);
-          for (int c = 0; c < 3; c++)
-            acc[c] += rgb[c];
-          cnt++;
+  for (int c = 0; c < d.fi->ncomp; c++) {
+    const StComponent *k = &d.fi->comp[c];
+    int rowbytes, rows;
+    st_format_plane_size(d.fi, k->plane, l->width, l->height, &rowbytes, &rows);
+    int n = st_format_samples(d.fi, c, rowbytes);
+    for (int r = 0; r < rows; r++)
+      for (int i = 0; i < n; i++) {
+        uint32_t code = (uint32_t)d.maxcode; /* component 3: alpha / padding */
+        if (c < 3) {
+          float rgb[3], v;
+          block_rgb(&s, k, i, r, l->width, l->height, rgb);
+          if (!d.fi->yuv)
+            v = cc->off[0] + cc->scale[0] * rgb[c];
+          else if (c == 0)
+            v = cc->off[0] + cc->scale[0] * dot3(rgb, cc->ky);
+          else
+            v = cc->off[1] + cc->scale[1] * dot3(rgb, c == 1 ? cc->kcb : cc->kcr);
+          code = to_code(v, d.maxcode);
         }
-      for (int c = 0; c < 3; c++)
-        acc[c] /= (float)cnt;
-      uint8_t u = to_byte(128.0f + 224.0f * dot3(acc, KCB));
-      uint8_t v = to_byte(128.0f + 224.0f * dot3(acc, KCR));
-      if (l->format == ST_FORMAT_I420) {
-        buf[l->offsets[1] + (size_t)cy * l->strides[1] + cx] = u;
-        buf[l->offsets[2] + (size_t)cy * l->strides[2] + cx] = v;
-      } else {
-        buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx] = u;
-        buf[l->offsets[1] + (size_t)cy * l->strides[1] + 2 * cx + 1] = v;
+        code <<= k->shift;
+        uint8_t *p = buf + l->offsets[k->plane] + (size_t)r * (size_t)l->strides[k->plane] +
+                     k->offset + (size_t)i * k->pstride;
+        p[0] = (uint8_t)code;
+        if (k->bytes == 2)
+          p[1] = (uint8_t)(code >> 8);
       }
-    }
+  }
 }

@@ -65,6 +65,11 @@ int st_list_devices(char names[][256], int max, StError *err);
 
 /* ---- pixel formats ---------------------------------------------------- */
 
+/* The layout of every format (plane, byte offset, sample step, subsampling, bit depth of each
+ * component) is described once, in compute/format.c; the shaders read it from push constants.
+ * Chroma of 4:2:0 and 4:2:2 formats covers 2x2 or 2x1 pixel blocks (ceil(w/2) samples a row for
+ * odd widths); packed 4:2:2 rows hold ceil(w/2) pixel pairs, and the second luma sample of the
+ * last pair of an odd width repeats the last pixel on output. */
 typedef enum {
   ST_FORMAT_RGBA = 0,
   ST_FORMAT_BGRA,
@@ -72,16 +77,51 @@ typedef enum {
   ST_FORMAT_BGRX,
   ST_FORMAT_I420,
   ST_FORMAT_NV12,
+  ST_FORMAT_RGB,     /* packed 24-bit R, G, B (rows not 4-byte aligned) */
+  ST_FORMAT_BGR,     /* packed 24-bit B, G, R */
+  ST_FORMAT_YUY2,    /* packed 4:2:2: Y0 U Y1 V */
+  ST_FORMAT_UYVY,    /* packed 4:2:2: U Y0 V Y1 */
+  ST_FORMAT_YVYU,    /* packed 4:2:2: Y0 V Y1 U */
+  ST_FORMAT_P010,    /* P010_10LE: Y plane, interleaved UV plane (4:2:0), 16-bit little-endian
+                        words with the value in the high 10 bits */
+  ST_FORMAT_I420_10, /* I420_10LE: Y, U, V planes (4:2:0), 16-bit little-endian words with the
+                        value in the low 10 bits */
+  ST_FORMAT_COUNT
 } StPixelFormat;
 
-/* A frame in host memory. planes/strides as in GstVideoFrame: RGBA-like formats use plane 0;
- * I420 uses Y, U, V; NV12 uses Y, UV. Width/height may be odd (chroma planes ceil(w/2)). */
+/* YCbCr matrix of YUV formats (RGB formats need none). DEFAULT is BT.601. */
+typedef enum {
+  ST_MATRIX_DEFAULT = 0,
+  ST_MATRIX_BT601,
+  ST_MATRIX_BT709,
+  ST_MATRIX_BT2020,
+} StColorMatrix;
+
+/* Range of the code values. DEFAULT: limited for YUV formats, full for RGB formats. Limited:
+ * Y (and R, G, B) 16..235, Cb/Cr 16..240 for 8 bits (x4 for 10 bits: 64..940, 64..960); full:
+ * 0..255 (0..1023), chroma centred on 128 (512). As GStreamer's GstVideoColorRange. */
+typedef enum {
+  ST_RANGE_DEFAULT = 0,
+  ST_RANGE_LIMITED,
+  ST_RANGE_FULL,
+} StColorRange;
+
+/* A frame in host memory. planes/strides as in GstVideoFrame (st_format_planes gives the planes
+ * of a format). Width/height may be odd. matrix/range: the frame's colorimetry (zero: defaults). */
 typedef struct {
   StPixelFormat format;
   int width, height;
   uint8_t *planes[3];
   int strides[3];
+  StColorMatrix matrix;
+  StColorRange range;
 } StImage;
+
+/* Name of a format as GStreamer spells it ("YUY2", "P010_10LE", ...); NULL if unknown. */
+const char *st_format_name(StPixelFormat format);
+/* Number of planes of a width x height frame (0 for an unknown format or a size below 1), with
+ * the bytes of pixel data in a row (the smallest stride) and the rows of each plane. */
+int st_format_planes(StPixelFormat format, int width, int height, int rowbytes[3], int rows[3]);
 
 /* ---- networks --------------------------------------------------------- */
 

@@ -19,14 +19,18 @@
  * The style, the strength and every other property can change while the pipeline is playing;
  * a new style is decoded in the thread that sets the property and takes effect at the next frame.
  *
- * The element processes RGBA, BGRA, RGBx, BGRx, I420 and NV12 frames of any size; the output has
- * the same caps as the input.
+ * The element processes RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420, NV12, YUY2, UYVY, YVYU,
+ * P010_10LE and I420_10LE frames of any size, so that cameras (YUY2) and decoders (I420, NV12,
+ * 10-bit P010/I420_10LE) link without videoconvert; the output has the same caps as the input
+ * (10-bit stays 10-bit). The YUV matrix (BT.601, BT.709, BT.2020) and the range (limited, full)
+ * come from the caps' colorimetry, with GStreamer's defaults where the caps leave them unset;
+ * other matrices (FCC, SMPTE 240M) are refused with a negotiation error.
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 v4l2src ! videoconvert ! styletransfer style=art.jpg ! videoconvert !
- * autovideosink
- * ]| Stylizes a camera.
+ * gst-launch-1.0 v4l2src ! styletransfer style=art.jpg ! videoconvert ! autovideosink
+ * ]| Stylizes a camera (YUY2 or any other format above; a camera that only gives MJPEG needs
+ * `jpegdec` or `decodebin` after the source).
  * |[
  * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
  *     styletransfer style=art.jpg steps=3 ! videoconvert ! x264enc ! mp4mux ! filesink
@@ -97,7 +101,11 @@ enum {
   PROP_DEVICE_NAME,
 };
 
-#define ST_VIDEO_CAPS GST_VIDEO_CAPS_MAKE("{ RGBA, BGRA, RGBx, BGRx, I420, NV12 }")
+/* The six formats of the first release first (they stay the preferred ones), then the packed
+ * 4:2:2 formats of webcams, packed 24-bit RGB and the 10-bit formats of decoders. */
+#define ST_VIDEO_FORMATS                                                                           \
+  "{ RGBA, BGRA, RGBx, BGRx, I420, NV12, YUY2, UYVY, YVYU, RGB, BGR, P010_10LE, I420_10LE }"
+#define ST_VIDEO_CAPS GST_VIDEO_CAPS_MAKE(ST_VIDEO_FORMATS)
 
 static GstStaticPadTemplate sink_template =
     GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(ST_VIDEO_CAPS));
@@ -136,6 +144,9 @@ struct _GstStyleTransfer {
   GstSample *style_sample; /* decoded style, RGBA */
   guint style_serial;      /* incremented on every new style_sample */
   gboolean reset_temporal; /* the next frame starts without temporal state */
+  /* the last colorimetry refused by set_info (basetransform retries the caps: one error each) */
+  gboolean has_refused;
+  GstVideoColorimetry refused;
 
   /* held while the engine is used (streaming thread) or swapped */
   GMutex engine_lock;
@@ -310,34 +321,78 @@ static void engine_free(Engine *engine) {
   g_free(engine);
 }
 
+static const struct {
+  GstVideoFormat gst;
+  StPixelFormat st;
+} video_formats[] = {
+    {GST_VIDEO_FORMAT_RGBA, ST_FORMAT_RGBA},         {GST_VIDEO_FORMAT_BGRA, ST_FORMAT_BGRA},
+    {GST_VIDEO_FORMAT_RGBx, ST_FORMAT_RGBX},         {GST_VIDEO_FORMAT_BGRx, ST_FORMAT_BGRX},
+    {GST_VIDEO_FORMAT_I420, ST_FORMAT_I420},         {GST_VIDEO_FORMAT_NV12, ST_FORMAT_NV12},
+    {GST_VIDEO_FORMAT_YUY2, ST_FORMAT_YUY2},         {GST_VIDEO_FORMAT_UYVY, ST_FORMAT_UYVY},
+    {GST_VIDEO_FORMAT_YVYU, ST_FORMAT_YVYU},         {GST_VIDEO_FORMAT_RGB, ST_FORMAT_RGB},
+    {GST_VIDEO_FORMAT_BGR, ST_FORMAT_BGR},           {GST_VIDEO_FORMAT_P010_10LE, ST_FORMAT_P010},
+    {GST_VIDEO_FORMAT_I420_10LE, ST_FORMAT_I420_10},
+};
+
 static gboolean st_format_from_video(GstVideoFormat f, StPixelFormat *out) {
-  switch (f) {
-  case GST_VIDEO_FORMAT_RGBA:
-    *out = ST_FORMAT_RGBA;
+  for (guint i = 0; i < G_N_ELEMENTS(video_formats); i++)
+    if (video_formats[i].gst == f) {
+      *out = video_formats[i].st;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* The engine's colorimetry of a negotiated format: GStreamer's defaults for the fields the caps
+ * leave unknown (as gst_video_info_set_format() picks them: BT.601 up to 576 lines, BT.709 above,
+ * limited range for YUV, full for RGB). RGB formats need no matrix. Returns FALSE with *why set
+ * for a YUV matrix that the engine does not have (FCC, SMPTE 240M, RGB). */
+static gboolean st_colorimetry_from_info(const GstVideoInfo *info, StColorMatrix *matrix,
+                                         StColorRange *range, const gchar **why) {
+  GstVideoColorimetry c = info->colorimetry;
+  if (c.matrix == GST_VIDEO_COLOR_MATRIX_UNKNOWN || c.range == GST_VIDEO_COLOR_RANGE_UNKNOWN) {
+    GstVideoInfo def;
+    gst_video_info_set_format(&def, GST_VIDEO_INFO_FORMAT(info), GST_VIDEO_INFO_WIDTH(info),
+                              GST_VIDEO_INFO_HEIGHT(info));
+    if (c.matrix == GST_VIDEO_COLOR_MATRIX_UNKNOWN)
+      c.matrix = def.colorimetry.matrix;
+    if (c.range == GST_VIDEO_COLOR_RANGE_UNKNOWN)
+      c.range = def.colorimetry.range;
+  }
+  *range = c.range == GST_VIDEO_COLOR_RANGE_0_255 ? ST_RANGE_FULL : ST_RANGE_LIMITED;
+  *matrix = ST_MATRIX_DEFAULT;
+  if (GST_VIDEO_INFO_IS_RGB(info))
     return TRUE;
-  case GST_VIDEO_FORMAT_BGRA:
-    *out = ST_FORMAT_BGRA;
+  switch (c.matrix) {
+  case GST_VIDEO_COLOR_MATRIX_BT601:
+    *matrix = ST_MATRIX_BT601;
     return TRUE;
-  case GST_VIDEO_FORMAT_RGBx:
-    *out = ST_FORMAT_RGBX;
+  case GST_VIDEO_COLOR_MATRIX_BT709:
+    *matrix = ST_MATRIX_BT709;
     return TRUE;
-  case GST_VIDEO_FORMAT_BGRx:
-    *out = ST_FORMAT_BGRX;
+  case GST_VIDEO_COLOR_MATRIX_BT2020:
+    *matrix = ST_MATRIX_BT2020;
     return TRUE;
-  case GST_VIDEO_FORMAT_I420:
-    *out = ST_FORMAT_I420;
-    return TRUE;
-  case GST_VIDEO_FORMAT_NV12:
-    *out = ST_FORMAT_NV12;
-    return TRUE;
+  case GST_VIDEO_COLOR_MATRIX_FCC:
+    *why = "the FCC matrix";
+    return FALSE;
+  case GST_VIDEO_COLOR_MATRIX_SMPTE240M:
+    *why = "the SMPTE 240M matrix";
+    return FALSE;
+  case GST_VIDEO_COLOR_MATRIX_RGB:
+    *why = "an RGB (identity) matrix on YUV";
+    return FALSE;
   default:
+    *why = "an unknown matrix";
     return FALSE;
   }
 }
 
 static gboolean image_from_frame(const GstVideoFrame *frame, StImage *img) {
   memset(img, 0, sizeof(*img));
-  if (!st_format_from_video(GST_VIDEO_FRAME_FORMAT(frame), &img->format))
+  const gchar *why = NULL;
+  if (!st_format_from_video(GST_VIDEO_FRAME_FORMAT(frame), &img->format) ||
+      !st_colorimetry_from_info(&frame->info, &img->matrix, &img->range, &why))
     return FALSE;
   img->width = GST_VIDEO_FRAME_WIDTH(frame);
   img->height = GST_VIDEO_FRAME_HEIGHT(frame);
@@ -585,6 +640,7 @@ static gboolean gst_style_transfer_stop(GstBaseTransform *trans) {
   self->engine = NULL;
   g_mutex_lock(&self->lock);
   self->started = FALSE;
+  self->has_refused = FALSE;
   if (self->style_sample != NULL) {
     gst_sample_unref(self->style_sample);
     self->style_sample = NULL;
@@ -607,8 +663,34 @@ static gboolean gst_style_transfer_set_info(GstVideoFilter *filter, GstCaps *inc
     GST_ERROR_OBJECT(self, "input and output sizes differ");
     return FALSE;
   }
-  GST_DEBUG_OBJECT(self, "format %s %dx%d", GST_VIDEO_INFO_NAME(in_info),
-                   GST_VIDEO_INFO_WIDTH(in_info), GST_VIDEO_INFO_HEIGHT(in_info));
+  /* both sides: the output has the input's caps, but check what was negotiated */
+  const GstVideoInfo *infos[2] = {in_info, out_info};
+  for (guint i = 0; i < 2; i++) {
+    StColorMatrix matrix;
+    StColorRange range;
+    const gchar *why = NULL;
+    if (!st_colorimetry_from_info(infos[i], &matrix, &range, &why)) {
+      g_mutex_lock(&self->lock);
+      gboolean again = self->has_refused &&
+                       gst_video_colorimetry_is_equal(&self->refused, &infos[i]->colorimetry);
+      self->has_refused = TRUE;
+      self->refused = infos[i]->colorimetry;
+      g_mutex_unlock(&self->lock);
+      gchar *c = gst_video_colorimetry_to_string(&infos[i]->colorimetry);
+      if (!again)
+        GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                          ("Unsupported colorimetry \"%s\" of the %s %s: %s is not handled "
+                           "(BT.601, BT.709 and BT.2020 matrices are, in limited or full range)",
+                           c ? c : "?", GST_VIDEO_INFO_NAME(infos[i]), i ? "output" : "input", why),
+                          (NULL));
+      g_free(c);
+      return FALSE;
+    }
+  }
+  gchar *c = gst_video_colorimetry_to_string(&in_info->colorimetry);
+  GST_DEBUG_OBJECT(self, "format %s %dx%d colorimetry %s", GST_VIDEO_INFO_NAME(in_info),
+                   GST_VIDEO_INFO_WIDTH(in_info), GST_VIDEO_INFO_HEIGHT(in_info), c);
+  g_free(c);
   /* the engine plans per size; the temporal state of the old size is meaningless */
   g_mutex_lock(&self->lock);
   self->reset_temporal = TRUE;

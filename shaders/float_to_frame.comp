@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Planar RGB x [3,xh,xw] -> one plane of a frame (raw bytes). ops.c dispatches once per plane.
 // x is resized bilinearly (PyTorch align_corners=False rule) to the frame size and clamped to
-// [0,1]. With PRESERVE, each bilinear tap combines the luma (BT.601 Y) of x with the chroma
-// (Cb, Cr) of `orig` (the input frame as RGB at x's size) before interpolation.
+// [0,1]. With preserve (flags), each bilinear tap combines the luma (BT.601 Y) of x with the
+// chroma (Cb, Cr) of `orig` (the input frame as RGB at x's size) before interpolation.
 // Each invocation owns one 32-bit word of the destination buffer and rewrites only the bytes
 // that belong to the plane's pixels (row padding and neighbouring data are preserved), so any
-// plane offset/stride works without 8-bit storage.
+// plane offset/stride works without 8-bit storage. The format comes as component words
+// (frame.glsl): every byte of a row belongs to one sample of one component.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -18,20 +19,22 @@ ST_IN(1, orig)
 layout(std430, set = 0, binding = 2) buffer Dst { uint dst[]; };
 
 layout(push_constant) uniform P {
-  uint format, fw, fh, xw, xh;
+  uint flags;
+  uint fw, fh, xw, xh;
   uint plane_off, stride, rows, rowbytes; // the plane being written
-  uint plane;                             // 0, 1, 2
   uint word0, nwords;                     // words of dst covering the plane
-  uint preserve;
-  float sx, sy; // xw/fw, xh/fh
+  uint comp[4];
+  float range[4]; // code = range[0] + range[1] * value (Y, R, G, B); range[2], range[3] (Cb, Cr)
+  float enc[9];   // RGB -> Y, Cb, Cr weights
+  float sx, sy;   // xw/fw, xh/fh
 } p;
 
 vec3 tap(uint i) {
   uint n = p.xw * p.xh;
   vec3 c = vec3(ld_x(i), ld_x(n + i), ld_x(2u * n + i));
-  if (p.preserve != 0u) {
+  if (flag_preserve(p.flags)) {
     vec3 o = vec3(ld_orig(i), ld_orig(n + i), ld_orig(2u * n + i));
-    c = ycc_to_rgb(dot(c, KY), dot(o, KCB), dot(o, KCR));
+    c = ycc_to_rgb(dot(c, KY), dot(o, KCB), dot(o, KCR), DEC601);
   }
   return c;
 }
@@ -48,25 +51,35 @@ vec3 sample_rgb(uint px, uint py) {
   return clamp((1.0 - ly) * r0 + ly * r1, 0.0, 1.0);
 }
 
-// Byte values (0..255, unrounded) of sample `s` in row `row` of the plane: packed formats give
-// the pixel's RGB; the Y plane gives Y in .x; chroma planes give (Cb, Cr) in .xy.
-vec3 sample_value(uint row, uint s) {
-  if (p.format < FMT_I420)
-    return sample_rgb(s, row) * 255.0;
-  if (p.plane == 0u)
-    return vec3(16.0 + 219.0 * dot(sample_rgb(s, row), KY));
+// Mean RGB of the in-frame pixels covered by sample k of row `row` of component d; an
+// unsubsampled sample beyond the frame (the second luma of an odd-width 4:2:2 row's last pair)
+// repeats the last pixel.
+vec3 block_rgb(uint d, uint k, uint row) {
+  uint ws = comp_wsub(d), hs = comp_hsub(d);
+  if (ws == 0u && hs == 0u)
+    return sample_rgb(min(k, p.fw - 1u), row);
   vec3 acc = vec3(0.0);
   float cnt = 0.0;
-  for (uint dy = 0u; dy < 2u; dy++)
-    for (uint dx = 0u; dx < 2u; dx++) {
-      uint px = 2u * s + dx, py = 2u * row + dy;
+  for (uint dy = 0u; dy < (1u << hs); dy++)
+    for (uint dx = 0u; dx < (1u << ws); dx++) {
+      uint px = (k << ws) + dx, py = (row << hs) + dy;
       if (px < p.fw && py < p.fh) {
         acc += sample_rgb(px, py);
         cnt += 1.0;
       }
     }
   acc /= cnt;
-  return vec3(128.0 + 224.0 * dot(acc, KCB), 128.0 + 224.0 * dot(acc, KCR), 0.0);
+  return acc;
+}
+
+// Unrounded code value of component c (0..2) of a block with mean colour rgb.
+float code_value(uint c, vec3 rgb) {
+  if (!flag_yuv(p.flags))
+    return p.range[0] + p.range[1] * rgb[c];
+  if (c == 0u)
+    return p.range[0] + p.range[1] * dot(rgb, vec3(p.enc[0], p.enc[1], p.enc[2]));
+  vec3 k = c == 1u ? vec3(p.enc[3], p.enc[4], p.enc[5]) : vec3(p.enc[6], p.enc[7], p.enc[8]);
+  return p.range[2] + p.range[3] * dot(rgb, k);
 }
 
 void main() {
@@ -74,11 +87,12 @@ void main() {
   if (wi >= p.nwords)
     return;
   uint word = p.word0 + wi;
-  uint bpp = p.format < FMT_I420 ? 4u : (p.format == FMT_NV12 && p.plane == 1u ? 2u : 1u);
+  uint plane = flag_plane(p.flags), ncomp = flag_ncomp(p.flags), maxcode = flag_maxcode(p.flags);
   uint end = p.plane_off + (p.rows - 1u) * p.stride + p.rowbytes;
   uint mask = 0u, bits = 0u;
-  uint cached_row = 0xffffffffu, cached_s = 0xffffffffu;
-  vec3 val = vec3(0.0);
+  // the last block's mean colour: [0] for unsubsampled, [1] for subsampled components
+  uint key[2] = uint[2](0xffffffffu, 0xffffffffu);
+  vec3 val[2] = vec3[2](vec3(0.0), vec3(0.0));
   for (uint j = 0u; j < 4u; j++) {
     uint a = word * 4u + j;
     if (a < p.plane_off || a >= end)
@@ -87,28 +101,29 @@ void main() {
     uint row = rel / p.stride, col = rel % p.stride;
     if (col >= p.rowbytes)
       continue;
-    uint s = col / bpp, comp = col % bpp;
-    if (row != cached_row || s != cached_s) {
-      val = sample_value(row, s);
-      cached_row = row;
-      cached_s = s;
+    uint c = 4u, k = 0u, b = 0u; // the component, sample and byte in the sample
+    for (uint i = 0u; i < ncomp && c == 4u; i++) {
+      uint d = p.comp[i];
+      if (comp_plane(d) == plane && col >= comp_offset(d) &&
+          (col - comp_offset(d)) % comp_pstride(d) < comp_bytes(d)) {
+        c = i;
+        k = (col - comp_offset(d)) / comp_pstride(d);
+        b = (col - comp_offset(d)) % comp_pstride(d);
+      }
     }
-    float v;
-    if (p.format < FMT_I420) {
-      if (comp == 3u)
-        v = 255.0;
-      else
-        v = fmt_is_bgr(p.format) ? val[2u - comp] : val[comp];
-    } else if (p.plane == 0u) {
-      v = val.x;
-    } else if (p.format == FMT_I420) {
-      v = p.plane == 1u ? val.x : val.y;
-    } else {
-      v = comp == 0u ? val.x : val.y;
+    if (c == 4u)
+      continue;
+    uint d = p.comp[c], code = maxcode; // component 3: alpha / padding
+    if (c < 3u) {
+      uint slot = comp_wsub(d) | comp_hsub(d), kk = (row << 16u) | k;
+      if (kk != key[slot]) {
+        val[slot] = block_rgb(d, k, row);
+        key[slot] = kk;
+      }
+      code = uint(clamp(floor(code_value(c, val[slot]) + 0.5), 0.0, float(maxcode)));
     }
-    uint byte = uint(clamp(floor(v + 0.5), 0.0, 255.0));
     mask |= 255u << (j * 8u);
-    bits |= byte << (j * 8u);
+    bits |= (((code << comp_shift(d)) >> (8u * b)) & 255u) << (j * 8u);
   }
   if (mask == 0u)
     return;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Frame (raw bytes) -> planar RGB [3,th,tw] in [0,1], resized bilinearly (PyTorch
 // F.interpolate(align_corners=False) index rule) from the frame size to the tensor size. Each
-// frame pixel is decoded (BT.601 limited range for YUV) and clamped to [0,1] before interpolation.
+// frame pixel is decoded (the frame's range and, for YUV, matrix) and clamped to [0,1] before
+// interpolation. The format comes as component words (frame.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -13,31 +14,33 @@ layout(std430, set = 0, binding = 0) readonly buffer Src { uint src[]; };
 ST_OUT(1, y)
 
 layout(push_constant) uniform P {
-  uint format, fw, fh, tw, th;
-  uint off0, off1, off2;
-  uint s0, s1, s2;
-  float sx, sy; // fw/tw, fh/th
+  uint flags, fw, fh, tw, th;
+  uint off[3], stride[3]; // planes
+  uint comp[3];
+  float yoff, yinv, coff; // value = (code - yoff) * yinv for Y, R, G, B; chroma is code - coff
+  float dec[4];           // YCbCr -> RGB (frame.glsl ycc_to_rgb), over the chroma scale
+  float sx, sy;   // fw/tw, fh/th
 } p;
 
-float byte_at(uint a) { return float((src[a >> 2u] >> ((a & 3u) * 8u)) & 255u); }
+uint byte_at(uint a) { return (src[a >> 2u] >> ((a & 3u) * 8u)) & 255u; }
+
+// Code value of component c at frame pixel (x, y).
+float code(uint c, uint x, uint y) {
+  uint d = p.comp[c], pl = comp_plane(d);
+  uint a = p.off[pl] + (y >> comp_hsub(d)) * p.stride[pl] + comp_offset(d) +
+           (x >> comp_wsub(d)) * comp_pstride(d);
+  uint v = byte_at(a);
+  if (comp_bytes(d) == 2u)
+    v |= byte_at(a + 1u) << 8u;
+  return float((v >> comp_shift(d)) & flag_maxcode(p.flags));
+}
 
 vec3 decode(uint x, uint y) {
-  if (p.format < FMT_I420) {
-    uint a = p.off0 + y * p.s0 + x * 4u;
-    vec3 c = vec3(byte_at(a), byte_at(a + 1u), byte_at(a + 2u)) / 255.0;
-    return fmt_is_bgr(p.format) ? c.bgr : c;
-  }
-  float Y = byte_at(p.off0 + y * p.s0 + x);
-  uint cx = x >> 1u, cy = y >> 1u;
-  float U, V;
-  if (p.format == FMT_I420) {
-    U = byte_at(p.off1 + cy * p.s1 + cx);
-    V = byte_at(p.off2 + cy * p.s2 + cx);
-  } else {
-    U = byte_at(p.off1 + cy * p.s1 + 2u * cx);
-    V = byte_at(p.off1 + cy * p.s1 + 2u * cx + 1u);
-  }
-  vec3 c = ycc_to_rgb((Y - 16.0) / 219.0, (U - 128.0) / 224.0, (V - 128.0) / 224.0);
+  vec3 v = vec3(code(0u, x, y), code(1u, x, y), code(2u, x, y));
+  if (!flag_yuv(p.flags))
+    return clamp((v - p.yoff) * p.yinv, 0.0, 1.0);
+  vec3 c = ycc_to_rgb((v.x - p.yoff) * p.yinv, v.y - p.coff, v.z - p.coff,
+                      vec4(p.dec[0], p.dec[1], p.dec[2], p.dec[3]));
   return clamp(c, 0.0, 1.0);
 }
 

@@ -9,6 +9,7 @@
 
 #include <glib/gstdio.h>
 #include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/controller/gstdirectcontrolbinding.h>
@@ -18,7 +19,8 @@
 /* how long a pipeline may take to reach EOS or ERROR */
 #define PIPELINE_TIMEOUT (300 * GST_SECOND)
 
-static const gchar *formats[] = {"RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12"};
+static const gchar *formats[] = {"RGBA", "BGRA", "RGBx", "BGRx", "I420",      "NV12",     "YUY2",
+                                 "UYVY", "YVYU", "RGB",  "BGR",  "P010_10LE", "I420_10LE"};
 
 static gchar *data_path(const gchar *name) {
   const gchar *dir = g_getenv("ST_TEST_DATA");
@@ -67,28 +69,39 @@ typedef struct {
   gdouble stddev; /* largest standard deviation of a colour component of the tested frame */
 } FrameStats;
 
-/* Compares colour components (not alpha, not padding) of two frames of the same caps. */
-static FrameStats compare_frames(GstCaps *caps, GstBuffer *ref, GstBuffer *test) {
+/* Value of a component sample in 8-bit units (10-bit samples are 16-bit words). */
+static gdouble sample_value(const guint8 *p, gint depth, gint shift) {
+  if (depth <= 8)
+    return p[0];
+  return (gdouble)((p[0] | p[1] << 8) >> shift) / (gdouble)(1 << (depth - 8));
+}
+
+/* Compares the first `ncomp` colour components (not alpha, not padding) of two frames of the same
+ * caps. */
+static FrameStats compare_components(GstCaps *caps, GstBuffer *ref, GstBuffer *test, guint ncomp) {
   GstVideoInfo info;
   GstVideoFrame fr, ft;
   fail_unless(gst_video_info_from_caps(&info, caps));
   fail_unless(gst_video_frame_map(&fr, &info, ref, GST_MAP_READ));
   fail_unless(gst_video_frame_map(&ft, &info, test, GST_MAP_READ));
   gdouble sum_diff = 0, n_diff = 0, max_sd = 0;
-  for (guint c = 0; c < 3; c++) {
+  for (guint c = 0; c < ncomp; c++) {
     gdouble sum = 0, sum2 = 0, n = 0;
     const guint8 *dr = GST_VIDEO_FRAME_COMP_DATA(&fr, c);
     const guint8 *dt = GST_VIDEO_FRAME_COMP_DATA(&ft, c);
     gint sr = GST_VIDEO_FRAME_COMP_STRIDE(&fr, c), st = GST_VIDEO_FRAME_COMP_STRIDE(&ft, c);
     gint ps = GST_VIDEO_FRAME_COMP_PSTRIDE(&fr, c);
     gint w = GST_VIDEO_FRAME_COMP_WIDTH(&fr, c), h = GST_VIDEO_FRAME_COMP_HEIGHT(&fr, c);
+    gint depth = GST_VIDEO_FRAME_COMP_DEPTH(&fr, c);
+    gint shift = GST_VIDEO_FORMAT_INFO_SHIFT(fr.info.finfo, c);
     for (gint y = 0; y < h; y++) {
       for (gint x = 0; x < w; x++) {
-        gint a = dr[y * sr + x * ps], b = dt[y * st + x * ps];
-        sum_diff += ABS(a - b);
+        gdouble a = sample_value(dr + y * sr + x * ps, depth, shift);
+        gdouble b = sample_value(dt + y * st + x * ps, depth, shift);
+        sum_diff += fabs(a - b);
         n_diff++;
         sum += b;
-        sum2 += (gdouble)b * b;
+        sum2 += b * b;
         n++;
       }
     }
@@ -103,6 +116,10 @@ static FrameStats compare_frames(GstCaps *caps, GstBuffer *ref, GstBuffer *test)
   return s;
 }
 
+static FrameStats compare_frames(GstCaps *caps, GstBuffer *ref, GstBuffer *test) {
+  return compare_components(caps, ref, test, 3);
+}
+
 static GstElement *new_element(const gchar *style) {
   GstElement *e = gst_element_factory_make("styletransfer", NULL);
   fail_unless(e != NULL, "styletransfer element not found (GST_PLUGIN_PATH?)");
@@ -112,7 +129,11 @@ static GstElement *new_element(const gchar *style) {
   return e;
 }
 
+/* A harness around `element`, which gets a bus so that process() can report its errors. */
 static GstHarness *new_harness(GstElement *element, GstCaps *caps) {
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  gst_object_unref(bus);
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
   gst_harness_set_src_caps(h, gst_caps_copy(caps));
   return h;
@@ -120,7 +141,16 @@ static GstHarness *new_harness(GstElement *element, GstCaps *caps) {
 
 /* Pushes `in` through the harness and returns the output buffer. */
 static GstBuffer *process(GstHarness *h, GstBuffer *in) {
-  fail_unless_equals_int(gst_harness_push(h, gst_buffer_ref(in)), GST_FLOW_OK);
+  GstFlowReturn ret = gst_harness_push(h, gst_buffer_ref(in));
+  if (ret != GST_FLOW_OK) {
+    GstBus *bus = gst_element_get_bus(h->element);
+    GstMessage *msg = bus != NULL ? gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR) : NULL;
+    GError *err = NULL;
+    if (msg != NULL)
+      gst_message_parse_error(msg, &err, NULL);
+    fail("pushing a frame returned %s: %s", gst_flow_get_name(ret),
+         err != NULL ? err->message : "(no error message)");
+  }
   GstBuffer *out = gst_harness_pull(h);
   fail_unless(out != NULL);
   return out;
@@ -197,10 +227,10 @@ GST_START_TEST(test_properties) {
   p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "device-name");
   fail_unless(p != NULL && !(p->flags & G_PARAM_WRITABLE));
 
-  /* pad templates: the six formats, same caps on both sides */
+  /* pad templates: the thirteen formats, same caps on both sides */
   GstCaps *expected = gst_caps_from_string(
-      "video/x-raw,format={RGBA,BGRA,RGBx,BGRx,I420,NV12},width=[1,2147483647],"
-      "height=[1,2147483647],framerate=[0/1,2147483647/1]");
+      "video/x-raw,format={RGBA,BGRA,RGBx,BGRx,I420,NV12,YUY2,UYVY,YVYU,RGB,BGR,P010_10LE,"
+      "I420_10LE},width=[1,2147483647],height=[1,2147483647],framerate=[0/1,2147483647/1]");
   GstPad *sink = gst_element_get_static_pad(e, "sink");
   GstPad *src = gst_element_get_static_pad(e, "src");
   GstCaps *sc = gst_pad_get_pad_template_caps(sink);
@@ -293,34 +323,49 @@ GST_START_TEST(test_launch_line) {
 }
 GST_END_TEST;
 
-static void check_format(const gchar *format, gint width, gint height) {
-  GstSample *in = make_frame(format, width, height, "smpte");
+/* Frames of `format` at each of the n sizes (renegotiated between them) through one element: the
+ * output is stylized (neither the input nor flat) and has the input's caps. */
+static void check_format_sizes(const gchar *format, const gint (*sizes)[2], guint n) {
   GstElement *e = new_element("style-spokes.png");
-  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
-  gchar *name = NULL;
-  g_object_get(e, "device-name", &name, NULL);
-  fail_unless(name != NULL && name[0] != '\0', "device-name not set while playing");
-  g_free(name);
-
-  for (int i = 0; i < 2; i++) {
-    GstBuffer *out = process(h, gst_sample_get_buffer(in));
-    GstVideoInfo info;
-    fail_unless(gst_video_info_from_caps(&info, gst_sample_get_caps(in)));
-    fail_unless(gst_buffer_get_size(out) >= info.size);
-    FrameStats s = compare_frames(gst_sample_get_caps(in), gst_sample_get_buffer(in), out);
-    GST_INFO("%s %dx%d frame %d: mad %.2f stddev %.2f", format, width, height, i, s.mad, s.stddev);
-    fail_unless(s.mad > 2.0, "%s %dx%d: output equals the input (mad %.3f)", format, width, height,
-                s.mad);
-    fail_unless(s.stddev > 2.0, "%s %dx%d: output is constant (stddev %.3f)", format, width, height,
-                s.stddev);
-    gst_buffer_unref(out);
+  GstHarness *h = NULL;
+  for (guint k = 0; k < n; k++) {
+    gint width = sizes[k][0], height = sizes[k][1];
+    GstSample *in = make_frame(format, width, height, "smpte");
+    if (h == NULL) {
+      h = new_harness(e, gst_sample_get_caps(in));
+      gchar *name = NULL;
+      g_object_get(e, "device-name", &name, NULL);
+      fail_unless(name != NULL && name[0] != '\0', "device-name not set while playing");
+      g_free(name);
+    } else {
+      gst_harness_set_src_caps(h, gst_caps_copy(gst_sample_get_caps(in)));
+    }
+    for (int i = 0; i < 2; i++) {
+      GstBuffer *out = process(h, gst_sample_get_buffer(in));
+      GstVideoInfo info;
+      fail_unless(gst_video_info_from_caps(&info, gst_sample_get_caps(in)));
+      fail_unless(gst_buffer_get_size(out) >= info.size);
+      FrameStats s = compare_frames(gst_sample_get_caps(in), gst_sample_get_buffer(in), out);
+      GST_INFO("%s %dx%d frame %d: mad %.2f stddev %.2f", format, width, height, i, s.mad,
+               s.stddev);
+      fail_unless(s.mad > 2.0, "%s %dx%d: output equals the input (mad %.3f)", format, width,
+                  height, s.mad);
+      fail_unless(s.stddev > 2.0, "%s %dx%d: output is constant (stddev %.3f)", format, width,
+                  height, s.stddev);
+      gst_buffer_unref(out);
+    }
+    GstCaps *outcaps = gst_pad_get_current_caps(h->sinkpad);
+    fail_unless(gst_caps_is_equal(outcaps, gst_sample_get_caps(in)));
+    gst_caps_unref(outcaps);
+    gst_sample_unref(in);
   }
-  GstCaps *outcaps = gst_pad_get_current_caps(h->sinkpad);
-  fail_unless(gst_caps_is_equal(outcaps, gst_sample_get_caps(in)));
-  gst_caps_unref(outcaps);
   gst_harness_teardown(h);
   gst_object_unref(e);
-  gst_sample_unref(in);
+}
+
+static void check_format(const gchar *format, gint width, gint height) {
+  const gint size[1][2] = {{width, height}};
+  check_format_sizes(format, size, 1);
 }
 
 GST_START_TEST(test_formats) {
@@ -333,6 +378,14 @@ GST_START_TEST(test_odd_size) {
   for (guint i = 0; i < G_N_ELEMENTS(formats); i++)
     check_format(formats[i], 257, 129);
   check_format("I420", 33, 65);
+}
+GST_END_TEST;
+
+/* Small odd sizes: odd widths of packed 4:2:2 pairs, partial 4:2:0 chroma blocks. */
+GST_START_TEST(test_small_odd_sizes) {
+  static const gint sizes[][2] = {{19, 37}, {37, 19}};
+  for (guint i = 0; i < G_N_ELEMENTS(formats); i++)
+    check_format_sizes(formats[i], sizes, G_N_ELEMENTS(sizes));
 }
 GST_END_TEST;
 
@@ -695,13 +748,223 @@ GST_START_TEST(test_renegotiate) {
 }
 GST_END_TEST;
 
+/* ---- cameras, decoders, colorimetry ---------------------------------------------------------- */
+
+/* The mission's line with a typical webcam's caps (v4l2src: YUY2 640x480 at 30/1), no
+ * videoconvert: it links and every frame comes out in the camera's format. */
+GST_START_TEST(test_webcam_caps) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *desc =
+      g_strdup_printf("videotestsrc num-buffers=3 pattern=ball ! "
+                      "video/x-raw,format=YUY2,width=640,height=480,framerate=30/1 ! "
+                      "styletransfer name=st style=%s ! fakesink name=sink signal-handoffs=true",
+                      style);
+  GError *perr = NULL;
+  GstElement *pipeline = gst_parse_launch(desc, &perr);
+  fail_unless(pipeline != NULL && perr == NULL, "%s: %s", desc, perr ? perr->message : "");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gint count = 0;
+  g_signal_connect(sink, "handoff", G_CALLBACK(count_handoff), &count);
+  GstMessage *msg = run_pipeline(pipeline);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError *err = NULL;
+    gst_message_parse_error(msg, &err, NULL);
+    fail("webcam caps: %s", err->message);
+  }
+  fail_unless_equals_int(count, 3);
+  gst_message_unref(msg);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  g_free(desc);
+  g_free(style);
+  /* and the element's output for such a frame is stylized */
+  check_format("YUY2", 640, 480);
+}
+GST_END_TEST;
+
+/* A smooth RGBA picture of saturated colours: red across, green down, blue against red. */
+static GstSample *make_picture(gint w, gint h) {
+  GstBuffer *buf = gst_buffer_new_allocate(NULL, (gsize)w * h * 4, NULL);
+  GstMapInfo m;
+  fail_unless(gst_buffer_map(buf, &m, GST_MAP_WRITE));
+  for (gint y = 0; y < h; y++)
+    for (gint x = 0; x < w; x++) {
+      guint8 *p = m.data + ((gsize)y * w + x) * 4;
+      p[0] = (guint8)(255 * x / (w - 1));
+      p[1] = (guint8)(255 * y / (h - 1));
+      p[2] = (guint8)(255 - 255 * x / (w - 1));
+      p[3] = 255;
+    }
+  gst_buffer_unmap(buf, &m);
+  GstCaps *caps =
+      gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "RGBA", "width", G_TYPE_INT, w,
+                          "height", G_TYPE_INT, h, "framerate", GST_TYPE_FRACTION, 30, 1, NULL);
+  GstSample *s = gst_sample_new(buf, caps, NULL, NULL);
+  gst_caps_unref(caps);
+  gst_buffer_unref(buf);
+  return s;
+}
+
+/* `buf` with `caps`, converted by GStreamer's videoconvert (no dithering) to `to` (caps that
+ * complete the input's, e.g. "video/x-raw,format=I420,colorimetry=bt709"). */
+static GstSample *convert(GstBuffer *buf, GstCaps *caps, const gchar *to) {
+  gchar *desc = g_strdup_printf(
+      "appsrc name=src format=time ! videoconvert dither=none chroma-mode=none ! %s ! appsink "
+      "name=sink",
+      to);
+  GstElement *pipeline = gst_parse_launch(desc, NULL);
+  fail_unless(pipeline != NULL, "could not build %s", desc);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  g_object_set(src, "caps", caps, NULL);
+  g_object_set(sink, "sync", FALSE, NULL);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBuffer *in = gst_buffer_copy(buf);
+  GST_BUFFER_PTS(in) = 0;
+  fail_unless_equals_int(gst_app_src_push_buffer(GST_APP_SRC(src), in), GST_FLOW_OK);
+  gst_app_src_end_of_stream(GST_APP_SRC(src));
+  GstSample *out = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 30 * GST_SECOND);
+  fail_unless(out != NULL, "videoconvert to %s gave nothing", to);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(src);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  g_free(desc);
+  return out;
+}
+
+/* The element's output for one frame of `caps` (the harness's element has temporal reuse off). */
+static GstBuffer *stylize(GstHarness *h, GstBuffer *buf, GstCaps *caps) {
+  gst_harness_set_src_caps(h, gst_caps_copy(caps));
+  return process(h, buf);
+}
+
+static GstHarness *new_stateless_harness(GstElement **e, GstCaps *caps) {
+  *e = new_element("style-spokes.png");
+  g_object_set(*e, "temporal", FALSE, NULL);
+  return new_harness(*e, caps);
+}
+
+/* `caps` with another colorimetry. */
+static GstCaps *with_colorimetry(GstCaps *caps, const gchar *colorimetry) {
+  GstCaps *c = gst_caps_copy(caps);
+  gst_caps_set_simple(c, "colorimetry", G_TYPE_STRING, colorimetry, NULL);
+  return c;
+}
+
+/* The element reads and writes `format` frames of `colorimetry` as GStreamer does: its output
+ * for such a frame is close to its output for videoconvert's RGBA of the frame, converted back
+ * by videoconvert, and much closer than its output for the same bytes labelled `wrong`
+ * (converted to `colorimetry` by videoconvert). YUV frames are compared on luma, which chroma
+ * subsampling (done differently by videoconvert) leaves alone. */
+static void check_colorimetry(GstHarness *h, const gchar *format, const gchar *colorimetry,
+                              const gchar *wrong) {
+  GstSample *pic = make_picture(64, 48);
+  gchar *to = g_strdup_printf("video/x-raw,format=%s,colorimetry=%s", format, colorimetry);
+  GstSample *frame = convert(gst_sample_get_buffer(pic), gst_sample_get_caps(pic), to);
+  GstBuffer *fbuf = gst_sample_get_buffer(frame);
+  GstCaps *fcaps = gst_sample_get_caps(frame);
+  /* the reference: the network on GStreamer's RGBA of the frame, back to the frame's format */
+  GstSample *rgba = convert(fbuf, fcaps, "video/x-raw,format=RGBA");
+  GstBuffer *out = stylize(h, gst_sample_get_buffer(rgba), gst_sample_get_caps(rgba));
+  GstSample *ref = convert(out, gst_sample_get_caps(rgba), to);
+  gst_buffer_unref(out);
+  /* the frame itself, and the same bytes labelled wrong */
+  GstCaps *wcaps = with_colorimetry(fcaps, wrong);
+  GstCaps *caps[2] = {fcaps, wcaps};
+  guint ncomp =
+      GST_VIDEO_FORMAT_INFO_IS_YUV(gst_video_format_get_info(gst_video_format_from_string(format)))
+          ? 1
+          : 3;
+  gdouble mad[2];
+  for (int i = 0; i < 2; i++) {
+    out = stylize(h, fbuf, caps[i]);
+    GstSample *back = convert(out, caps[i], to);
+    mad[i] =
+        compare_components(fcaps, gst_sample_get_buffer(ref), gst_sample_get_buffer(back), ncomp)
+            .mad;
+    gst_sample_unref(back);
+    gst_buffer_unref(out);
+  }
+  GST_INFO("%s %s: mad %.3f against GStreamer's conversion, %.3f labelled %s", format, colorimetry,
+           mad[0], mad[1], wrong);
+  fail_unless(mad[0] < 1.5 && mad[0] < 0.3 * mad[1],
+              "%s %s: output differs from GStreamer's conversion by %.3f (labelled %s: %.3f)",
+              format, colorimetry, mad[0], wrong, mad[1]);
+  gst_caps_unref(wcaps);
+  gst_sample_unref(ref);
+  gst_sample_unref(rgba);
+  gst_sample_unref(frame);
+  gst_sample_unref(pic);
+  g_free(to);
+}
+
+GST_START_TEST(test_colorimetry_from_caps) {
+  GstSample *pic = make_picture(64, 48);
+  GstElement *e;
+  GstHarness *h = new_stateless_harness(&e, gst_sample_get_caps(pic));
+  /* 8-bit: each matrix against BT.601, the range */
+  check_colorimetry(h, "I420", "bt709", "bt601");
+  check_colorimetry(h, "YUY2", "bt2020", "bt601");
+  check_colorimetry(h, "UYVY", "bt709", "bt601");
+  check_colorimetry(h, "NV12", "1:4:0:0", "bt601"); /* JPEG: BT.601 full range */
+  /* 10-bit (videoconvert's precise path): BT.709 against BT.2020, which are close */
+  check_colorimetry(h, "P010_10LE", "bt2020", "bt709");
+  check_colorimetry(h, "I420_10LE", "bt709", "bt2020");
+  check_colorimetry(h, "I420_10LE", "1:3:0:0", "bt709"); /* full-range BT.709 */
+  check_colorimetry(h, "RGBA", "2:1:0:0", "1:1:0:0");    /* limited-range RGB */
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(pic);
+}
+GST_END_TEST;
+
+/* Caps without colorimetry get GStreamer's defaults: BT.709 above 576 lines, BT.601 below. */
+GST_START_TEST(test_colorimetry_defaults) {
+  const struct {
+    gint w, h;
+    const gchar *same, *other;
+  } cases[] = {{1280, 720, "bt709", "bt601"}, {640, 480, "bt601", "bt709"}};
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    GstSample *in = make_frame("I420", cases[i].w, cases[i].h, "smpte");
+    GstCaps *caps = gst_sample_get_caps(in);
+    GstBuffer *buf = gst_sample_get_buffer(in);
+    GstCaps *bare = gst_caps_copy(caps);
+    gst_structure_remove_field(gst_caps_get_structure(bare, 0), "colorimetry");
+    GstCaps *same = with_colorimetry(bare, cases[i].same);
+    GstCaps *other = with_colorimetry(bare, cases[i].other);
+    GstElement *e;
+    GstHarness *h = new_stateless_harness(&e, bare);
+    GstBuffer *a = stylize(h, buf, bare), *b = stylize(h, buf, same), *c = stylize(h, buf, other);
+    gst_harness_teardown(h);
+    gst_object_unref(e);
+    FrameStats sb = compare_frames(bare, a, b), sc = compare_frames(bare, a, c);
+    GST_INFO("%dx%d without colorimetry: mad %.3f to %s, %.3f to %s", cases[i].w, cases[i].h,
+             sb.mad, cases[i].same, sc.mad, cases[i].other);
+    fail_unless(sb.mad == 0.0, "%dx%d without colorimetry differs from %s (mad %.3f)", cases[i].w,
+                cases[i].h, cases[i].same, sb.mad);
+    fail_unless(sc.mad > 0.3, "%dx%d: %s and %s give the same output (mad %.3f)", cases[i].w,
+                cases[i].h, cases[i].same, cases[i].other, sc.mad);
+    gst_buffer_unref(a);
+    gst_buffer_unref(b);
+    gst_buffer_unref(c);
+    gst_caps_unref(bare);
+    gst_caps_unref(same);
+    gst_caps_unref(other);
+    gst_sample_unref(in);
+  }
+}
+GST_END_TEST;
+
 /* ---- errors ---------------------------------------------------------------------------------- */
 
-/* Runs videotestsrc ! styletransfer <props> ! fakesink and expects an ERROR from the element. */
-static void expect_error(const gchar *props, GQuark domain, gint code, const gchar *text) {
-  gchar *desc = g_strdup_printf("videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! "
-                                "styletransfer name=st %s ! fakesink",
-                                props);
+/* Runs videotestsrc ! <caps> ! styletransfer <props> ! fakesink and expects an ERROR from the
+ * element. */
+static void expect_error_caps(const gchar *caps, const gchar *props, GQuark domain, gint code,
+                              const gchar *text) {
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=2 ! %s ! styletransfer name=st %s ! "
+                                "fakesink",
+                                caps, props);
   GError *perr = NULL;
   GstElement *pipeline = gst_parse_launch(desc, &perr);
   fail_unless(pipeline != NULL, "%s: %s", desc, perr ? perr->message : "");
@@ -722,6 +985,30 @@ static void expect_error(const gchar *props, GQuark domain, gint code, const gch
   gst_object_unref(pipeline);
   g_free(desc);
 }
+
+static void expect_error(const gchar *props, GQuark domain, gint code, const gchar *text) {
+  expect_error_caps("video/x-raw,width=64,height=48", props, domain, code, text);
+}
+
+/* Colorimetries the element has no conversion for are refused, naming them. */
+GST_START_TEST(test_error_colorimetry) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *props = g_strdup_printf("style=%s", style);
+  const struct {
+    const gchar *caps, *text;
+  } cases[] = {
+      {"video/x-raw,format=I420,width=64,height=48,colorimetry=smpte240m",
+       "Unsupported colorimetry \"smpte240m\" of the I420 input: the SMPTE 240M matrix"},
+      {"video/x-raw,format=YUY2,width=64,height=48,colorimetry=2:2:0:0",
+       "Unsupported colorimetry \"2:2:0:0\" of the YUY2 input: the FCC matrix"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++)
+    expect_error_caps(cases[i].caps, props, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+                      cases[i].text);
+  g_free(props);
+  g_free(style);
+}
+GST_END_TEST;
 
 GST_START_TEST(test_error_no_style) {
   expect_error("", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "No style set");
@@ -856,6 +1143,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_launch_line);
   tcase_add_test(tc, test_formats);
   tcase_add_test(tc, test_odd_size);
+  tcase_add_test(tc, test_small_odd_sizes);
   tcase_add_test(tc, test_style_change_playing);
   tcase_add_test(tc, test_property_change_playing);
   tcase_add_test(tc, test_temporal);
@@ -863,6 +1151,9 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_qos_drops_late_frames);
   tcase_add_test(tc, test_controller);
   tcase_add_test(tc, test_renegotiate);
+  tcase_add_test(tc, test_webcam_caps);
+  tcase_add_test(tc, test_colorimetry_from_caps);
+  tcase_add_test(tc, test_colorimetry_defaults);
   tcase_add_test(tc, test_error_no_style);
   tcase_add_test(tc, test_error_missing_style);
   tcase_add_test(tc, test_error_undecodable_style);
@@ -870,6 +1161,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_error_bad_model);
   tcase_add_test(tc, test_error_device_index);
   tcase_add_test(tc, test_error_no_vulkan_driver);
+  tcase_add_test(tc, test_error_colorimetry);
   return s;
 }
 

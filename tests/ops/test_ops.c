@@ -873,11 +873,6 @@ static void test_concat(void) {
 
 /* ---- frames ---------------------------------------------------------------------------- */
 
-static const char *fmt_name(StPixelFormat f) {
-  static const char *n[] = {"RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12"};
-  return n[f];
-}
-
 /* Builds a layout with padded strides and planes at unaligned offsets, with gaps between. */
 static size_t make_layout(StPixelFormat f, int w, int h, StFrameLayout *l, uint8_t *pixmask,
                           size_t cap) {
@@ -885,25 +880,8 @@ static size_t make_layout(StPixelFormat f, int w, int h, StFrameLayout *l, uint8
   l->format = f;
   l->width = w;
   l->height = h;
-  int cw = (w + 1) / 2, ch = (h + 1) / 2;
-  int np, rowbytes[3], rows[3];
-  if (f <= ST_FORMAT_BGRX) {
-    np = 1;
-    rowbytes[0] = 4 * w;
-    rows[0] = h;
-  } else if (f == ST_FORMAT_I420) {
-    np = 3;
-    rowbytes[0] = w;
-    rows[0] = h;
-    rowbytes[1] = rowbytes[2] = cw;
-    rows[1] = rows[2] = ch;
-  } else {
-    np = 2;
-    rowbytes[0] = w;
-    rows[0] = h;
-    rowbytes[1] = 2 * cw;
-    rows[1] = ch;
-  }
+  int rowbytes[3], rows[3];
+  int np = st_format_planes(f, w, h, rowbytes, rows);
   size_t off = 3; /* unaligned start */
   for (int i = 0; i < np; i++) {
     l->offsets[i] = off;
@@ -943,8 +921,8 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
   /* frame -> float */
   DT *y = dt_new(dt, 3, 3, th, tw);
   char what[160];
-  snprintf(what, sizeof what, "frame_to_float %s %dx%d -> %dx%d %s", fmt_name(f), w, h, tw, th,
-           dt == ST_F16 ? "f16" : "f32");
+  snprintf(what, sizeof what, "frame_to_float %s %dx%d -> %dx%d %s", st_format_name(f), w, h, tw,
+           th, dt == ST_F16 ? "f16" : "f32");
   StCmd *cmd = begin();
   bool ok = st_op_frame_to_float(dev, cmd, &fb, &l, &y->t, &err);
   if (finish(cmd, ok, &err, what)) {
@@ -963,8 +941,8 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
   DT *x = dt_random(dt, 3, 3, th, tw, -0.1f, 1.1f, &hx);
   DT *o = preserve ? dt_random(dt, 3, 3, th, tw, 0.0f, 1.0f, &ho) : NULL;
   memcpy(ref, bytes, size);
-  snprintf(what, sizeof what, "float_to_frame %s %dx%d -> %dx%d preserve=%d %s", fmt_name(f), tw,
-           th, w, h, preserve, dt == ST_F16 ? "f16" : "f32");
+  snprintf(what, sizeof what, "float_to_frame %s %dx%d -> %dx%d preserve=%d %s", st_format_name(f),
+           tw, th, w, h, preserve, dt == ST_F16 ? "f16" : "f32");
   cmd = begin();
   ok = st_op_float_to_frame(dev, cmd, &x->t, o ? &o->t : NULL, preserve, &fb, &l, &err);
   if (finish(cmd, ok, &err, what)) {
@@ -1049,7 +1027,7 @@ static void test_errors(void) {
   expect_error("matmul inner mismatch",
                st_op_matmul(dev, cmd, &y2->t, &y3->t, false, false, &y2->t, &err), &err);
   err.message[0] = 0;
-  StFrameLayout l = {ST_FORMAT_RGBA, 100, 100, {0, 0, 0}, {400, 0, 0}};
+  StFrameLayout l = {.format = ST_FORMAT_RGBA, .width = 100, .height = 100, .strides = {400}};
   expect_error("frame outside buffer", st_op_frame_to_float(dev, cmd, &x->buf, &l, &x->t, &err),
                &err);
   err.message[0] = 0;

@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -79,7 +80,7 @@ class Cluster:
             for i in range(self.gpus):
                 dev = os.path.join(self.dir, f"gpu{i}")
                 if not os.path.exists(dev):
-                    os.mknod(dev, 0o600 | 0o020000, os.makedev(1, 3))
+                    os.mknod(dev, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
             with open(os.path.join(self.dir, "gres.conf"), "w") as f:
                 f.write(f"NodeName={NODE} Name=gpu File={self.dir}/gpu[0-{self.gpus - 1}]\n")
             gres_line = f" Gres=gpu:{self.gpus}"
@@ -140,29 +141,47 @@ PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP
                          f"{state!r}); see {self.dir}/log")
 
     def daemon_pids(self):
+        """{daemon: pid} of the daemons running, from their pid files."""
         pids = {}
         for daemon in DAEMONS:
             try:
                 with open(self.pid_file(daemon)) as f:
                     pid = int(f.read().strip())
-                os.kill(pid, 0)
-                pids[daemon] = pid
             except (OSError, ValueError):
-                pass
+                continue
+            if running(pid):
+                pids[daemon] = pid
         return pids
 
     def stop(self):
-        """Cancels every job, shuts the daemons down, waits for them (kills them after 30 s)."""
+        """Cancels every job and waits until they are gone (so that no job step is left waiting
+        for the controller), shuts the daemons down, waits for them (kills them after 30 s)."""
         if not os.path.exists(self.conf):
             return
-        self.run("scancel", "--full", "--partition=local", check=False)
-        self.run("scontrol", "shutdown", check=False)
+        pids = self.daemon_pids()  # the daemons remove their pid files while shutting down
+        if "slurmctld" in pids:
+            self.run("scancel", "--partition=local", check=False)
+            deadline = time.time() + 60
+            while time.time() < deadline and self.run("squeue", "-h", check=False).strip():
+                time.sleep(0.5)
+            self.run("scontrol", "shutdown", check=False)
         deadline = time.time() + 30
-        while self.daemon_pids() and time.time() < deadline:
+        while time.time() < deadline and any(running(p) for p in pids.values()):
             time.sleep(0.2)
-        for daemon, pid in self.daemon_pids().items():
-            print(f"local_slurm: {daemon} (pid {pid}) still running: killing it", file=sys.stderr)
-            os.kill(pid, signal.SIGKILL)
+        for daemon, pid in pids.items():
+            if running(pid):
+                print(f"local_slurm: {daemon} (pid {pid}) still running: killing it",
+                      file=sys.stderr)
+                os.kill(pid, signal.SIGKILL)
+
+
+def running(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def main():

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,7 +208,146 @@ static bool create_instance(StDevice *dev, bool validation, VkInstance *out, StE
   return true;
 }
 
-int st_list_devices(char names[][256], int max, StError *err) {
+static bool device_ext_available(VkPhysicalDevice phys, const char *ext) {
+  uint32_t n = 0;
+  if (vkEnumerateDeviceExtensionProperties(phys, NULL, &n, NULL) != VK_SUCCESS || n == 0)
+    return false;
+  VkExtensionProperties *props = calloc(n, sizeof *props);
+  if (!props)
+    return false;
+  bool found = false;
+  if (vkEnumerateDeviceExtensionProperties(phys, NULL, &n, props) == VK_SUCCESS) {
+    for (uint32_t i = 0; i < n; i++)
+      if (strcmp(props[i].extensionName, ext) == 0)
+        found = true;
+  }
+  free(props);
+  return found;
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", lower case */
+static void format_uuid(const uint8_t uuid[VK_UUID_SIZE], char out[ST_DEVICE_UUID_LEN]) {
+  char *p = out;
+  for (unsigned i = 0; i < VK_UUID_SIZE; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *p++ = '-';
+    p += sprintf(p, "%02x", uuid[i]);
+  }
+}
+
+static void pci_to_text(uint32_t domain, uint32_t bus, uint32_t device, uint32_t function,
+                        char out[ST_DEVICE_PCI_LEN]) {
+  snprintf(out, ST_DEVICE_PCI_LEN, "%04x:%02x:%02x.%x", domain, bus & 0xff, device & 0x1f,
+           function & 7);
+}
+
+/* The UUID and PCI bus id of `phys` as text ("" when not reported). */
+static void device_ids(VkPhysicalDevice phys, char uuid[ST_DEVICE_UUID_LEN],
+                       char pci[ST_DEVICE_PCI_LEN]) {
+  VkPhysicalDevicePCIBusInfoPropertiesEXT bus = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PCI_BUS_INFO_PROPERTIES_EXT};
+  bool has_bus = device_ext_available(phys, VK_EXT_PCI_BUS_INFO_EXTENSION_NAME);
+  VkPhysicalDeviceIDProperties idp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES,
+                                      .pNext = has_bus ? &bus : NULL};
+  VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                    .pNext = &idp};
+  vkGetPhysicalDeviceProperties2(phys, &p2);
+  /* all zeros: the driver has no UUID for the device */
+  static const uint8_t zero[VK_UUID_SIZE];
+  uuid[0] = 0;
+  if (memcmp(idp.deviceUUID, zero, VK_UUID_SIZE) != 0)
+    format_uuid(idp.deviceUUID, uuid);
+  pci[0] = 0;
+  if (has_bus)
+    pci_to_text(bus.pciDomain, bus.pciBus, bus.pciDevice, bus.pciFunction, pci);
+}
+
+static bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool has_prefix(const char *s, const char *prefix) {
+  return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Reads a hex field of at most `max` ending at `stop` and steps over the stop character. */
+static bool hex_field(const char **p, char stop, unsigned long max, unsigned long *v) {
+  char *end;
+  if (!is_hex(**p))
+    return false;
+  *v = strtoul(*p, &end, 16);
+  if (end - *p > 8 || *end != stop || *v > max)
+    return false;
+  *p = end + 1;
+  return true;
+}
+
+/* Writes the id `text` in the form device_ids() gives, into `uuid` or `pci` (the other one is
+ * ""); false when it is malformed. A text with a colon is a PCI bus id, any other a UUID. */
+static bool parse_device_id(const char *text, char uuid[ST_DEVICE_UUID_LEN],
+                            char pci[ST_DEVICE_PCI_LEN]) {
+  uuid[0] = pci[0] = 0;
+  const char *s = has_prefix(text, "pci:") ? text + 4 : text;
+  if (strchr(s, ':')) {
+    /* [DOMAIN:]BUS:DEVICE.FUNCTION */
+    unsigned long domain = 0, bus, dev, fn;
+    bool with_domain = strchr(strchr(s, ':') + 1, ':') != NULL;
+    if ((with_domain && !hex_field(&s, ':', 0xffffffffUL, &domain)) ||
+        !hex_field(&s, ':', 0xff, &bus) || !hex_field(&s, '.', 0x1f, &dev) ||
+        !hex_field(&s, 0, 7, &fn))
+      return false;
+    pci_to_text((uint32_t)domain, (uint32_t)bus, (uint32_t)dev, (uint32_t)fn, pci);
+    return true;
+  }
+  s = has_prefix(text, "GPU-") ? text + 4 : text;
+  uint8_t raw[VK_UUID_SIZE];
+  unsigned digits = 0;
+  for (; *s; s++) {
+    if (*s == '-')
+      continue;
+    if (!is_hex(*s) || digits == 2 * VK_UUID_SIZE)
+      return false;
+    unsigned v = (unsigned)(*s <= '9' ? *s - '0' : (*s | 0x20) - 'a' + 10);
+    raw[digits / 2] = (uint8_t)(digits % 2 ? (unsigned)raw[digits / 2] << 4 | v : v);
+    digits++;
+  }
+  if (digits != 2 * VK_UUID_SIZE)
+    return false;
+  format_uuid(raw, uuid);
+  return true;
+}
+
+/* The index of the device `id` among phys[0..n-1], or -1 with the error. */
+static int find_device_by_id(VkPhysicalDevice *phys, uint32_t n, const char *id, StError *err) {
+  char want_uuid[ST_DEVICE_UUID_LEN], want_pci[ST_DEVICE_PCI_LEN];
+  if (!parse_device_id(id, want_uuid, want_pci)) {
+    st_set_error(err, ST_ERROR_ARGUMENT,
+                 "\"%s\" is neither a device UUID (32 hex digits, dashes allowed) nor a PCI bus "
+                 "id (pci:DOMAIN:BUS:DEVICE.FUNCTION, e.g. pci:0000:3b:00.0)",
+                 id);
+    return -1;
+  }
+  char list[768] = "";
+  size_t len = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    char uuid[ST_DEVICE_UUID_LEN], pci[ST_DEVICE_PCI_LEN];
+    device_ids(phys[i], uuid, pci);
+    if ((want_uuid[0] && strcmp(uuid, want_uuid) == 0) ||
+        (want_pci[0] && strcmp(pci, want_pci) == 0))
+      return (int)i;
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(phys[i], &p);
+    if (len < sizeof list)
+      len += (size_t)snprintf(list + len, sizeof list - len, "%s%u: %s, uuid %s, pci %s",
+                              i ? "; " : "", i, p.deviceName, uuid[0] ? uuid : "unknown",
+                              pci[0] ? pci : "unknown");
+  }
+  st_set_error(err, ST_ERROR_NO_DEVICE, "no Vulkan device has the %s %s; the devices: %s",
+               want_uuid[0] ? "UUID" : "PCI bus id", want_uuid[0] ? want_uuid : want_pci, list);
+  return -1;
+}
+
+int st_list_device_info(StDeviceInfo *out, int max, StError *err) {
   VkInstance inst;
   if (!create_instance(NULL, false, &inst, err))
     return -1;
@@ -229,11 +369,25 @@ int st_list_devices(char names[][256], int max, StError *err) {
   for (uint32_t i = 0; i < n && (int)i < max; i++) {
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(phys[i], &p);
-    snprintf(names[i], 256, "%s", p.deviceName);
+    snprintf(out[i].name, sizeof out[i].name, "%s", p.deviceName);
+    device_ids(phys[i], out[i].uuid, out[i].pci_bus_id);
   }
   free(phys);
   vkDestroyInstance(inst, NULL);
   return (int)n;
+}
+
+int st_list_devices(char names[][256], int max, StError *err) {
+  StDeviceInfo *info = calloc(max > 0 ? (size_t)max : 1, sizeof *info);
+  if (!info) {
+    st_set_error(err, ST_ERROR_MEMORY, "out of memory");
+    return -1;
+  }
+  int n = st_list_device_info(info, max, err);
+  for (int i = 0; i < n && i < max; i++)
+    memcpy(names[i], info[i].name, 256);
+  free(info);
+  return n;
 }
 
 static int type_rank(VkPhysicalDeviceType t) {
@@ -452,7 +606,14 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   vkEnumeratePhysicalDevices(dev->instance, &n, phys);
 
   int chosen = -1;
-  if (opts_in->index >= 0) {
+  if (opts_in->id && opts_in->id[0]) {
+    chosen = find_device_by_id(phys, n, opts_in->id, err);
+    if (chosen < 0) {
+      free(phys);
+      st_device_free(dev);
+      return NULL;
+    }
+  } else if (opts_in->index >= 0) {
     if ((uint32_t)opts_in->index >= n) {
       st_set_error(err, ST_ERROR_NO_DEVICE,
                    "Vulkan device index %d out of range (%u device%s available)", opts_in->index, n,
@@ -461,19 +622,20 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
       st_device_free(dev);
       return NULL;
     }
+    chosen = opts_in->index;
+  }
+  if (chosen >= 0) {
     VkPhysicalDeviceProperties p;
-    vkGetPhysicalDeviceProperties(phys[opts_in->index], &p);
+    vkGetPhysicalDeviceProperties(phys[chosen], &p);
     uint32_t fam, bits;
-    if (p.apiVersion < VK_API_VERSION_1_1 ||
-        !find_compute_queue(phys[opts_in->index], &fam, &bits)) {
+    if (p.apiVersion < VK_API_VERSION_1_1 || !find_compute_queue(phys[chosen], &fam, &bits)) {
       st_set_error(err, ST_ERROR_NO_DEVICE,
-                   "Vulkan device %d (%s) lacks Vulkan 1.1 or a compute queue", opts_in->index,
+                   "Vulkan device %d (%s) lacks Vulkan 1.1 or a compute queue", chosen,
                    p.deviceName);
       free(phys);
       st_device_free(dev);
       return NULL;
     }
-    chosen = opts_in->index;
   } else {
     int best_rank = 99;
     for (uint32_t i = 0; i < n; i++) {
@@ -522,6 +684,7 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   dev->subgroup_ops =
       (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? sub.supportedOperations : 0;
   memcpy(dev->uuid, idp.deviceUUID, VK_UUID_SIZE);
+  device_ids(dev->phys, dev->uuid_text, dev->pci_bus_id);
 
   VkPhysicalDevice16BitStorageFeatures f16 = {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
@@ -600,6 +763,8 @@ void st_device_free(StDevice *dev) {
 }
 
 const char *st_device_name(const StDevice *dev) { return dev->props.deviceName; }
+const char *st_device_uuid(const StDevice *dev) { return dev->uuid_text; }
+const char *st_device_pci_bus_id(const StDevice *dev) { return dev->pci_bus_id; }
 bool st_device_is_cpu(const StDevice *dev) { return dev->is_cpu; }
 bool st_device_has_fp16_storage(const StDevice *dev) { return dev->fp16_storage; }
 unsigned st_device_validation_messages(const StDevice *dev) { return dev->validation_messages; }

@@ -45,6 +45,8 @@ struct StDevice {
   VkCommandPool cmd_pool;
   struct StKernel *kernels;
   uint64_t timeout_ns;
+  char uuid_text[ST_DEVICE_UUID_LEN]; /* st_device_uuid, st_device_pci_bus_id */
+  char pci_bus_id[ST_DEVICE_PCI_LEN];
 };
 
 /* Like st_kernel_get but with caller-provided SPIR-V (tests; shaders outside st_shaders). The

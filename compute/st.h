@@ -48,6 +48,13 @@ typedef struct {
   bool enable_validation;          /* enable VK_LAYER_KHRONOS_validation when present */
   bool require_validation_clean;   /* st_device_validation_messages() counts messages */
   const char *pipeline_cache_path; /* NULL: $XDG_CACHE_HOME/styletransfer/pipelines-<uuid>.bin */
+  /* NULL or "": select by `index`. Otherwise the device with this id, whatever its index (indices
+   * differ between processes and ignore CUDA_VISIBLE_DEVICES): its UUID, 32 hex digits with or
+   * without dashes, case-insensitive, nvidia-smi's "GPU-" prefix allowed; or its PCI bus id
+   * "[pci:][DOMAIN:]BB:DD.F" (hex, as lspci or nvidia-smi print it), known on devices with
+   * VK_EXT_pci_bus_info. A malformed id fails with ST_ERROR_ARGUMENT, an unknown one with
+   * ST_ERROR_NO_DEVICE and a message listing every device's ids. */
+  const char *id;
 } StDeviceOptions;
 
 /* Fills `opts` with defaults (index -1, validation from env ST_VALIDATION=1). */
@@ -62,6 +69,21 @@ unsigned st_device_validation_messages(const StDevice *dev);
 /* Lists devices: returns count, writes up to `max` names into names[i] (static strings owned by
  * the loader call; copy them). May be called without a device. */
 int st_list_devices(char names[][256], int max, StError *err);
+
+/* A device's ids as text, "" when the device does not report them: the UUID (VkPhysicalDeviceID-
+ * Properties::deviceUUID; on NVIDIA the UUID nvidia-smi prints after "GPU-") and the PCI bus id
+ * (VK_EXT_pci_bus_info). */
+#define ST_DEVICE_UUID_LEN 37 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and the NUL */
+#define ST_DEVICE_PCI_LEN 20  /* "dddd:bb:dd.f" (domain up to 8 digits) and the NUL */
+typedef struct {
+  char name[256];
+  char uuid[ST_DEVICE_UUID_LEN];
+  char pci_bus_id[ST_DEVICE_PCI_LEN];
+} StDeviceInfo;
+const char *st_device_uuid(const StDevice *dev);
+const char *st_device_pci_bus_id(const StDevice *dev);
+/* Like st_list_devices, with the ids: returns the count (-1 on error), fills up to `max`. */
+int st_list_device_info(StDeviceInfo *out, int max, StError *err);
 
 /* ---- pixel formats ---------------------------------------------------- */
 

@@ -99,6 +99,9 @@ enum {
   PROP_PROCESSING_SIZE,
   PROP_FP16,
   PROP_DEVICE_NAME,
+  PROP_DEVICE_ID,
+  PROP_DEVICE_UUID,
+  PROP_DEVICE_PCI_BUS_ID,
 };
 
 /* The six formats of the first release first (they stay the preferred ones), then the packed
@@ -140,6 +143,8 @@ struct _GstStyleTransfer {
   gboolean processing_size_set; /* the user set processing-size (else: automatic on CPUs) */
   gboolean fp16;
   gchar *device_name;
+  gchar *device_id;                       /* selects the device when set (over device) */
+  gchar *device_uuid, *device_pci_bus_id; /* of the device in use, "" when not reported */
   gboolean started;
   GstSample *style_sample; /* decoded style, RGBA */
   guint style_serial;      /* incremented on every new style_sample */
@@ -426,9 +431,10 @@ static gboolean engine_set_style(Engine *engine, GstSample *sample, guint serial
   return TRUE;
 }
 
-/* Opens Vulkan device `device_index` and loads the model at `model_path` on it. */
-static Engine *engine_new(const gchar *model_path, gint device_index, gboolean fp16,
-                          GError **error) {
+/* Opens the Vulkan device `device_id` (when set) or `device_index` and loads the model at
+ * `model_path` on it. */
+static Engine *engine_new(const gchar *model_path, gint device_index, const gchar *device_id,
+                          gboolean fp16, GError **error) {
   if (model_path == NULL || model_path[0] == '\0') {
     g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
                 "No model set: set the model property to a styletransfer model file");
@@ -440,10 +446,17 @@ static Engine *engine_new(const gchar *model_path, gint device_index, gboolean f
   StDeviceOptions dopts;
   st_device_options_init(&dopts);
   dopts.index = device_index;
+  dopts.id = device_id;
   StError serr = {0};
   StDevice *dev = st_device_new(&dopts, &serr);
   if (dev == NULL) {
-    if (device_index >= 0)
+    if (device_id != NULL && device_id[0] != '\0' && serr.code == ST_ERROR_ARGUMENT)
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS, "Invalid device-id: %s",
+                  serr.message);
+    else if (device_id != NULL && device_id[0] != '\0')
+      g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                  "Could not open Vulkan device \"%s\": %s", device_id, serr.message);
+    else if (device_index >= 0)
       g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
                   "Could not open Vulkan device %d: %s", device_index, serr.message);
     else
@@ -479,6 +492,23 @@ static Engine *engine_new(const gchar *model_path, gint device_index, gboolean f
   return engine;
 }
 
+/* Sets the read-only properties to the device of `engine` (self->lock held); notify them with
+ * notify_device_properties() once the lock is released. */
+static void set_device_properties(GstStyleTransfer *self, const Engine *engine) {
+  g_free(self->device_name);
+  self->device_name = g_strdup(engine->device_name);
+  g_free(self->device_uuid);
+  self->device_uuid = g_strdup(st_device_uuid(engine->dev));
+  g_free(self->device_pci_bus_id);
+  self->device_pci_bus_id = g_strdup(st_device_pci_bus_id(engine->dev));
+}
+
+static void notify_device_properties(GstStyleTransfer *self) {
+  g_object_notify(G_OBJECT(self), "device-name");
+  g_object_notify(G_OBJECT(self), "device-uuid");
+  g_object_notify(G_OBJECT(self), "device-pci-bus-id");
+}
+
 /* Builds a new engine from the current properties and swaps it in (property change while
  * started). The old engine keeps running until the swap; errors keep the old engine. */
 static void gst_style_transfer_reload(GstStyleTransfer *self) {
@@ -487,6 +517,7 @@ static void gst_style_transfer_reload(GstStyleTransfer *self) {
   gboolean started = self->started;
   gchar *model = g_strdup(self->model_path);
   gint device_index = self->device_index;
+  gchar *device_id = g_strdup(self->device_id);
   gboolean fp16 = self->fp16;
   GstSample *style = self->style_sample ? gst_sample_ref(self->style_sample) : NULL;
   guint serial = self->style_serial;
@@ -494,7 +525,7 @@ static void gst_style_transfer_reload(GstStyleTransfer *self) {
 
   if (started) {
     GError *error = NULL;
-    Engine *engine = engine_new(model, device_index, fp16, &error);
+    Engine *engine = engine_new(model, device_index, device_id, fp16, &error);
     if (engine != NULL && style != NULL && !engine_set_style(engine, style, serial, &error)) {
       engine_free(engine);
       engine = NULL;
@@ -509,13 +540,13 @@ static void gst_style_transfer_reload(GstStyleTransfer *self) {
       g_mutex_unlock(&self->engine_lock);
       engine_free(old);
       g_mutex_lock(&self->lock);
-      g_free(self->device_name);
-      self->device_name = g_strdup(engine->device_name);
+      set_device_properties(self, engine);
       g_mutex_unlock(&self->lock);
-      g_object_notify(G_OBJECT(self), "device-name");
+      notify_device_properties(self);
     }
   }
   g_free(model);
+  g_free(device_id);
   if (style != NULL)
     gst_sample_unref(style);
   g_mutex_unlock(&self->reload_lock);
@@ -568,6 +599,7 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   gchar *style = g_strdup(self->style_path);
   gchar *model = g_strdup(self->model_path);
   gint device_index = self->device_index;
+  gchar *device_id = g_strdup(self->device_id);
   gboolean fp16 = self->fp16;
   g_mutex_unlock(&self->lock);
 
@@ -589,7 +621,7 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   sample = decode_style_image(style, &error);
   if (sample == NULL)
     goto fail;
-  engine = engine_new(model, device_index, fp16, &error);
+  engine = engine_new(model, device_index, device_id, fp16, &error);
   if (engine == NULL)
     goto fail;
 
@@ -606,18 +638,19 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   self->style_sample = sample;
   self->style_serial = serial;
   self->reset_temporal = TRUE;
-  g_free(self->device_name);
-  self->device_name = g_strdup(engine->device_name);
+  set_device_properties(self, engine);
   self->started = TRUE;
   g_mutex_unlock(&self->lock);
   self->engine = engine;
   g_mutex_unlock(&self->engine_lock);
 
-  GST_INFO_OBJECT(self, "started on %s with style %s", engine->device_name, style);
+  GST_INFO_OBJECT(self, "started on %s (uuid %s, pci %s) with style %s", engine->device_name,
+                  st_device_uuid(engine->dev), st_device_pci_bus_id(engine->dev), style);
   g_free(style);
   g_free(model);
+  g_free(device_id);
   g_mutex_unlock(&self->reload_lock);
-  g_object_notify(G_OBJECT(self), "device-name");
+  notify_device_properties(self);
   return TRUE;
 
 fail:
@@ -628,6 +661,7 @@ fail:
     gst_sample_unref(sample);
   g_free(style);
   g_free(model);
+  g_free(device_id);
   g_mutex_unlock(&self->reload_lock);
   return FALSE;
 }
@@ -867,6 +901,13 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
     reload = self->device_index != g_value_get_int(value);
     self->device_index = g_value_get_int(value);
     break;
+  case PROP_DEVICE_ID:
+    if (g_strcmp0(self->device_id, g_value_get_string(value)) != 0) {
+      g_free(self->device_id);
+      self->device_id = g_value_dup_string(value);
+      reload = TRUE;
+    }
+    break;
   case PROP_PROCESSING_SIZE:
     self->processing_size = g_value_get_int(value);
     self->processing_size_set = TRUE;
@@ -929,6 +970,15 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
   case PROP_DEVICE_NAME:
     g_value_set_string(value, self->device_name);
     break;
+  case PROP_DEVICE_ID:
+    g_value_set_string(value, self->device_id);
+    break;
+  case PROP_DEVICE_UUID:
+    g_value_set_string(value, self->device_uuid);
+    break;
+  case PROP_DEVICE_PCI_BUS_ID:
+    g_value_set_string(value, self->device_pci_bus_id);
+    break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
@@ -944,6 +994,9 @@ static void gst_style_transfer_finalize(GObject *object) {
   g_free(self->style_path);
   g_free(self->model_path);
   g_free(self->device_name);
+  g_free(self->device_id);
+  g_free(self->device_uuid);
+  g_free(self->device_pci_bus_id);
   g_mutex_clear(&self->lock);
   g_mutex_clear(&self->engine_lock);
   g_mutex_clear(&self->reload_lock);
@@ -1048,7 +1101,7 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
       gobject_class, PROP_DEVICE,
       g_param_spec_int("device", "Vulkan device",
                        "Index of the Vulkan physical device (-1 = automatic: discrete GPU, then "
-                       "integrated, virtual, CPU)",
+                       "integrated, virtual, CPU); device-id overrides it",
                        -1, MAX_DEVICE, DEFAULT_DEVICE, rw));
   /**
    * GstStyleTransfer:processing-size:
@@ -1076,6 +1129,34 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
       g_param_spec_string("device-name", "Device name",
                           "Name of the Vulkan device in use (NULL while stopped)", NULL,
                           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  /**
+   * GstStyleTransfer:device-id:
+   *
+   * Selects the Vulkan device by an id that means the same device in every process, unlike the
+   * index of #GstStyleTransfer:device (the Vulkan loader ignores CUDA_VISIBLE_DEVICES and Slurm's
+   * GPU_DEVICE_ORDINAL): its UUID, 32 hex digits with or without dashes (NVIDIA: the UUID that
+   * nvidia-smi prints, "GPU-" prefix allowed), or its PCI bus id "pci:DOMAIN:BUS:DEVICE.FUNCTION"
+   * (hex; devices with VK_EXT_pci_bus_info). Overrides #GstStyleTransfer:device when set. An
+   * unknown id is an error that lists the ids of the devices present.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE_ID,
+      g_param_spec_string("device-id", "Vulkan device id",
+                          "UUID (hex, dashes optional) or PCI bus id (pci:DDDD:BB:DD.F) of the "
+                          "Vulkan device; overrides device when set",
+                          NULL, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE_UUID,
+      g_param_spec_string("device-uuid", "Device UUID",
+                          "UUID of the Vulkan device in use (\"\" when the device reports none, "
+                          "NULL before the element started)",
+                          NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE_PCI_BUS_ID,
+      g_param_spec_string("device-pci-bus-id", "Device PCI bus id",
+                          "PCI bus id DDDD:BB:DD.F of the Vulkan device in use (\"\" when the "
+                          "device reports none, NULL before the element started)",
+                          NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_set_static_metadata(
       element_class, "Style transfer", "Filter/Effect/Video",

@@ -209,14 +209,15 @@ def test_webcam():
     check("does not exist" in p.stderr, "a missing style is reported")
 
 
-def make_clip(path, frames):
-    """A short 160x120 H.264 clip in MP4 (the SMPTE pattern, moving), checked to play. (MP4 keeps
-    exact 1/30 s timestamps; Matroska rounds them to ms, and 0.067 + 0.033 s of a third frame
-    reaches past 0.1 s, so a compositor at 30/1 makes a fourth frame.)"""
+def make_clip(path, frames, size="160x120"):
+    """A short H.264 clip in MP4 (the SMPTE pattern, moving; 160x120 unless `size` says WxH),
+    checked to play. (MP4 keeps exact 1/30 s timestamps; Matroska rounds them to ms, and 0.067 +
+    0.033 s of a third frame reaches past 0.1 s, so a compositor at 30/1 makes a fourth frame.)"""
+    w, h = size.split("x")
     run([GST_LAUNCH, "-q", "videotestsrc", f"num-buffers={frames}", "pattern=smpte",
-         "horizontal-speed=4", "!", "video/x-raw,width=160,height=120,framerate=30/1", "!",
+         "horizontal-speed=4", "!", f"video/x-raw,width={w},height={h},framerate=30/1", "!",
          "x264enc", "bitrate=2000", "!", "mp4mux", "!", "filesink", f"location={path}"])
-    check_video(path, frames, "160x120")
+    check_video(path, frames, size)
     return path
 
 

@@ -165,14 +165,16 @@ GST_START_TEST(test_properties) {
   fail_unless_equals_string(gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS),
                             "Filter/Effect/Video");
 
-  gchar *style = NULL, *model = NULL, *device_name = NULL;
+  gchar *style = NULL, *model = NULL, *device_name = NULL, *device_id = NULL, *uuid = NULL,
+        *pci = NULL;
   gint steps, device, size;
   gdouble strength, smoothing;
   gboolean preserve, temporal, motion, fp16;
   g_object_get(e, "style", &style, "model", &model, "steps", &steps, "strength", &strength,
                "preserve-colors", &preserve, "temporal", &temporal, "motion-compensation", &motion,
                "temporal-smoothing", &smoothing, "device", &device, "processing-size", &size,
-               "fp16", &fp16, "device-name", &device_name, NULL);
+               "fp16", &fp16, "device-name", &device_name, "device-id", &device_id, "device-uuid",
+               &uuid, "device-pci-bus-id", &pci, NULL);
   fail_unless(style == NULL);
   /* the default model comes from ST_MODEL_PATH when set */
   fail_unless_equals_string(model, g_getenv("ST_MODEL_PATH"));
@@ -186,6 +188,7 @@ GST_START_TEST(test_properties) {
   fail_unless_equals_int(size, 0);
   fail_unless(fp16);
   fail_unless(device_name == NULL);
+  fail_unless(device_id == NULL && uuid == NULL && pci == NULL);
   g_free(style);
   g_free(model);
 
@@ -208,6 +211,7 @@ GST_START_TEST(test_properties) {
                             "motion-compensation",
                             "temporal-smoothing",
                             "device",
+                            "device-id",
                             "processing-size",
                             "fp16"};
   for (guint i = 0; i < G_N_ELEMENTS(mutable); i++) {
@@ -224,8 +228,12 @@ GST_START_TEST(test_properties) {
   fail_unless(p->flags & GST_PARAM_CONTROLLABLE);
   fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->minimum, 0.0);
   fail_unless_equals_float(G_PARAM_SPEC_DOUBLE(p)->maximum, 0.95);
-  p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "device-name");
-  fail_unless(p != NULL && !(p->flags & G_PARAM_WRITABLE));
+  const gchar *read_only[] = {"device-name", "device-uuid", "device-pci-bus-id"};
+  for (guint i = 0; i < G_N_ELEMENTS(read_only); i++) {
+    p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), read_only[i]);
+    fail_unless(p != NULL && G_IS_PARAM_SPEC_STRING(p), "%s", read_only[i]);
+    fail_unless(!(p->flags & G_PARAM_WRITABLE), "%s is writable", read_only[i]);
+  }
 
   /* pad templates: the thirteen formats, same caps on both sides */
   GstCaps *expected = gst_caps_from_string(
@@ -510,6 +518,85 @@ GST_START_TEST(test_property_change_playing) {
   gst_harness_teardown(h);
   gst_object_unref(e);
   gst_sample_unref(in);
+}
+GST_END_TEST;
+
+/* device-id: the UUID the element reports (device-uuid) selects that device, over `device`, in
+ * the spellings nvidia-smi prints (GPU- prefix, upper case, no dashes), and so does the PCI bus id
+ * where the device reports one; an unknown id set while playing posts an error and the running
+ * engine stays. */
+static void process_on_device(const gchar *id, const gchar *uuid, const gchar *name) {
+  GstSample *in = make_frame("RGBA", 64, 48, "smpte");
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "device", 63, "device-id", id, NULL);
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  GstBuffer *out = process(h, gst_sample_get_buffer(in));
+  FrameStats s = compare_frames(gst_sample_get_caps(in), gst_sample_get_buffer(in), out);
+  fail_unless(s.mad > 2.0 && s.stddev > 2.0, "device-id %s: output not stylized", id);
+  gchar *got_uuid = NULL, *got_name = NULL;
+  g_object_get(e, "device-uuid", &got_uuid, "device-name", &got_name, NULL);
+  fail_unless_equals_string(got_uuid, uuid);
+  fail_unless_equals_string(got_name, name);
+  GST_INFO("device-id %s: %s", id, got_name);
+  g_free(got_uuid);
+  g_free(got_name);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+}
+
+GST_START_TEST(test_device_id) {
+  GstSample *in = make_frame("RGBA", 64, 48, "smpte");
+  GstElement *e = new_element("style-spokes.png");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  gst_buffer_unref(process(h, gst_sample_get_buffer(in)));
+  gchar *uuid = NULL, *pci = NULL, *name = NULL;
+  g_object_get(e, "device-uuid", &uuid, "device-pci-bus-id", &pci, "device-name", &name, NULL);
+  GST_INFO("automatic choice: %s, uuid \"%s\", pci \"%s\"", name, uuid, pci);
+  fail_unless(uuid != NULL && strlen(uuid) == 36 && uuid[8] == '-', "device-uuid \"%s\"", uuid);
+  fail_unless(pci != NULL, "device-pci-bus-id is NULL while playing");
+
+  /* while playing: an unknown id posts an error naming it; frames keep coming from the device */
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  const gchar *unknown = "00112233-4455-6677-8899-aabbccddeeff";
+  g_object_set(e, "device-id", unknown, NULL);
+  GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  fail_unless(msg != NULL, "no error for an unknown device-id set while playing");
+  GError *err = NULL;
+  gst_message_parse_error(msg, &err, NULL);
+  fail_unless(g_error_matches(err, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT), "%s", err->message);
+  fail_unless(strstr(err->message, unknown) != NULL && strstr(err->message, uuid) != NULL,
+              "message \"%s\" lacks the id or the device's uuid", err->message);
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  gst_buffer_unref(process(h, gst_sample_get_buffer(in)));
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+
+  gchar *gpu = g_strconcat("GPU-", uuid, NULL);
+  gchar *upper = g_ascii_strup(uuid, -1);
+  gchar **parts = g_strsplit(upper, "-", -1);
+  gchar *compact = g_strjoinv("", parts);
+  const gchar *ids[] = {uuid, gpu, compact};
+  for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
+    process_on_device(ids[i], uuid, name);
+  if (pci[0] != '\0') {
+    gchar *prefixed = g_strconcat("pci:", pci, NULL);
+    process_on_device(prefixed, uuid, name);
+    g_free(prefixed);
+  }
+  g_free(gpu);
+  g_free(upper);
+  g_strfreev(parts);
+  g_free(compact);
+  g_free(uuid);
+  g_free(pci);
+  g_free(name);
 }
 GST_END_TEST;
 
@@ -1096,6 +1183,41 @@ GST_START_TEST(test_error_device_index) {
 }
 GST_END_TEST;
 
+/* An unknown device-id names the id and lists the devices' ids (the UUID of the device the
+ * element chooses by itself among them); a malformed one says what an id looks like. */
+GST_START_TEST(test_error_device_id) {
+  gchar *style = data_path("style-spokes.png");
+  GstElement *e = new_element("style-spokes.png");
+  GstSample *in = make_frame("RGBA", 64, 48, "smpte");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  gst_buffer_unref(process(h, gst_sample_get_buffer(in)));
+  gchar *uuid = NULL;
+  g_object_get(e, "device-uuid", &uuid, NULL);
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+
+  const gchar *unknown = "GPU-00112233-4455-6677-8899-aabbccddeeff";
+  gchar *props = g_strdup_printf("style=%s device-id=%s", style, unknown);
+  gchar *listed = g_strdup_printf("uuid %s", uuid);
+  expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, unknown);
+  expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, listed);
+  g_free(props);
+  props = g_strdup_printf("style=%s device-id=pci:0000:ff:1f.7", style);
+  expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+               "Could not open Vulkan device \"pci:0000:ff:1f.7\": no Vulkan device has the "
+               "PCI bus id 0000:ff:1f.7");
+  g_free(props);
+  props = g_strdup_printf("style=%s device-id=card0", style);
+  expect_error(props, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS,
+               "Invalid device-id: \"card0\" is neither a device UUID");
+  g_free(props);
+  g_free(listed);
+  g_free(uuid);
+  g_free(style);
+}
+GST_END_TEST;
+
 /* No Vulkan driver at all: run this test again in a child process whose Vulkan loader is pointed
  * at an ICD manifest that does not exist. */
 GST_START_TEST(test_error_no_vulkan_driver) {
@@ -1146,6 +1268,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_small_odd_sizes);
   tcase_add_test(tc, test_style_change_playing);
   tcase_add_test(tc, test_property_change_playing);
+  tcase_add_test(tc, test_device_id);
   tcase_add_test(tc, test_temporal);
   tcase_add_test(tc, test_temporal_smoothing);
   tcase_add_test(tc, test_qos_drops_late_frames);
@@ -1160,6 +1283,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_error_missing_model);
   tcase_add_test(tc, test_error_bad_model);
   tcase_add_test(tc, test_error_device_index);
+  tcase_add_test(tc, test_error_device_id);
   tcase_add_test(tc, test_error_no_vulkan_driver);
   tcase_add_test(tc, test_error_colorimetry);
   return s;

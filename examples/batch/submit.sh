@@ -35,27 +35,29 @@ for cmd in sbatch scontrol; do
   fi
 done
 # absolute paths: the tasks may start in another directory
-mkdir -p "${args[1]}/logs"
 for i in "${!args[@]}"; do
-  [ ! -e "${args[$i]}" ] || args[i]=$(realpath "${args[$i]}")
+  args[i]=$(realpath -m "${args[$i]}")
 done
 outdir=${args[1]}
-
 count=$("$job" --check "${args[@]}")
+if [ "$count" -eq 0 ]; then
+  echo "submit.sh: ${args[0]} has no entries: nothing to submit"
+  exit 0
+fi
+mkdir -p "$outdir/logs"
 max=$(scontrol show config | awk '$1 == "MaxArraySize" { print $3 }')
 if [ -z "$max" ] || [ "$max" -lt 2 ]; then
   echo "submit.sh: could not read MaxArraySize from scontrol show config" >&2
   exit 1
 fi
-# task ids go from 0 to MaxArraySize - 1
-size=$max
 gres=${ST_GRES-gpu:1}
 parallel=${ST_ARRAY_PARALLEL:+%$ST_ARRAY_PARALLEL}
 
 ids=()
 failed=0
-for ((offset = 0; offset < count; offset += size)); do
-  n=$((count - offset < size ? count - offset : size))
+# task ids go from 0 to MaxArraySize - 1: an array per MaxArraySize entries, each with its offset
+for ((offset = 0; offset < count; offset += max)); do
+  n=$((count - offset < max ? count - offset : max))
   status=0
   id=$(sbatch --parsable --array="0-$((n - 1))$parallel" ${gres:+--gres="$gres"} \
     --output="$outdir/logs/slurm-%A_%a.out" \

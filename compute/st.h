@@ -98,6 +98,9 @@ int st_net_max_steps(
  * once; the result is cached until the next call. */
 bool st_net_set_style(StNet *net, const StImage *style, StError *err);
 bool st_net_has_style(const StNet *net);
+/* The longer side, in pixels, that style images are resized to (the model's style_size): a
+ * larger image carries nothing more. */
+int st_net_style_size(const StNet *net);
 
 /* How the previous frame's residual is moved before it is reused (temporal on). */
 typedef enum {

@@ -166,6 +166,16 @@ static void post_kept_warning(GstStyleTransfer *self, const GError *err, const g
 
 /* ---- engine --------------------------------------------------------------------------------- */
 
+/* The engine's diagnostics (Vulkan validation messages, ...) go to the element's debug log. */
+static void engine_log(StLogLevel level, const char *message, gpointer user_data) {
+  (void)user_data;
+  GST_CAT_LEVEL_LOG(gst_style_transfer_debug,
+                    level == ST_LOG_ERROR     ? GST_LEVEL_ERROR
+                    : level == ST_LOG_WARNING ? GST_LEVEL_WARNING
+                                              : GST_LEVEL_INFO,
+                    NULL, "%s", message);
+}
+
 static void engine_free(Engine *engine) {
   if (engine == NULL)
     return;
@@ -906,6 +916,7 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
 
   GST_DEBUG_CATEGORY_INIT(gst_style_transfer_debug, "styletransfer", 0,
                           "neural style transfer on Vulkan");
+  st_set_log_func(engine_log, NULL);
 
   gobject_class->set_property = gst_style_transfer_set_property;
   gobject_class->get_property = gst_style_transfer_get_property;

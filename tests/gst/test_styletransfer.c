@@ -19,6 +19,8 @@
 #include <gst/controller/gstinterpolationcontrolsource.h>
 #include <gst/video/video.h>
 
+#include "fatal_validation.h"
+
 /* how long a pipeline may take to reach EOS or ERROR */
 #define PIPELINE_TIMEOUT (300 * GST_SECOND)
 
@@ -1503,4 +1505,4 @@ static Suite *styletransfer_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(styletransfer);
+ST_CHECK_MAIN(styletransfer);

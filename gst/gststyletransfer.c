@@ -15,9 +15,18 @@
  * Any Vulkan 1.1 device works; without a GPU the element runs on Mesa's lavapipe (CPU Vulkan).
  *
  * The style image is read through GStreamer itself (`decodebin`), so any image format that the
- * installed plugins decode (PNG, JPEG, WebP, ... or the first frame of a video) can be used.
- * The style, the strength and every other property can change while the pipeline is playing;
- * a new style is decoded in the thread that sets the property and takes effect at the next frame.
+ * installed plugins decode (PNG, JPEG, TIFF, ... or the first frame of a video) can be used, up to
+ * 100 megapixels; it is scaled down while decoding to the model's style size. Only regular files
+ * are read (a FIFO, a device file or a directory is refused).
+ *
+ * The style, the strength and every other property can change while the pipeline is playing.
+ * Setting a property never waits: a new style, model, device or fp16 is loaded by the element's
+ * own thread while the stream goes on with the old one. When it takes effect the element posts
+ * an element message, "styletransfer-style-applied" (fields: path, serial, width, height,
+ * style-width, style-height, decode-ms, features-ms) or "styletransfer-engine-applied" (model,
+ * device-name, fp16, load-ms); both are also posted at start. When it fails, a WARNING says why,
+ * and the previous style or engine stays in use. At start, a missing or broken style or model is
+ * an ERROR.
  *
  * The element processes RGBA, BGRA, RGBx, BGRx, I420 and NV12 frames of any size; the output has
  * the same caps as the input.
@@ -925,9 +934,11 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
   /**
    * GstStyleTransfer:style:
    *
-   * Path of the style image. Decoded with GStreamer (any image format the installed plugins
-   * decode). Can be changed while playing: the new image is decoded in the calling thread and
-   * used from the next frame on.
+   * Path of the style image, a regular file. Decoded with GStreamer (any image format the
+   * installed plugins decode, up to 100 megapixels). Can be changed while playing: the new image
+   * is decoded by the element's loader thread (setting the property returns at once) and used
+   * from the "styletransfer-style-applied" message on; if it fails, a WARNING says why and the
+   * previous style stays.
    */
   g_object_class_install_property(
       gobject_class, PROP_STYLE,
@@ -939,8 +950,9 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
    * GstStyleTransfer:model:
    *
    * Path of the model file (safetensors, see weights/FORMAT.md). Defaults to the installed model,
-   * or to the environment variable ST_MODEL_PATH when it is set. Changing it while playing loads
-   * the new model beside the running one and swaps it in.
+   * or to the environment variable ST_MODEL_PATH when it is set. Changing it (or device, or fp16)
+   * while playing loads the new model beside the running one on the loader thread and swaps it in
+   * ("styletransfer-engine-applied"); if it fails, a WARNING says why and the running one stays.
    */
   g_object_class_install_property(
       gobject_class, PROP_MODEL,

@@ -713,8 +713,11 @@ GST_START_TEST(test_style_change_nonblocking) {
   GstBus *bus = watch_bus(e);
   GstBuffer *old = process(h, inbuf);
 
-  set_at_once(e, "style", slow);
   gint64 t0 = g_get_monotonic_time();
+  set_at_once(e, "style", slow);
+  g_print("set_property(style) while playing returned in %.2f ms\n",
+          (g_get_monotonic_time() - t0) / 1000.0);
+  t0 = g_get_monotonic_time();
   GstBuffer *during = process(h, inbuf);
   gdouble frame_ms = (g_get_monotonic_time() - t0) / 1000.0;
   /* the image is still decoding (nothing on the bus yet): this frame had the old style */

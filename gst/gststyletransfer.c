@@ -365,6 +365,16 @@ static void post_engine_applied(GstStyleTransfer *self, const gchar *model,
  * "styletransfer-style-applied" or "styletransfer-engine-applied"; when it fails, a WARNING with
  * the reason, and the previous style or engine stays in use. */
 
+/* A job failed: a WARNING saying why and what stays in use, unless it was cancelled (by a newer
+ * request or stop()). Frees `error`. */
+static void loader_failed(GstStyleTransfer *self, GError *error, const gchar *kept) {
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    GST_DEBUG_OBJECT(self, "%s", error->message);
+  else
+    post_kept_warning(self, error, kept);
+  g_error_free(error);
+}
+
 /* The loader's style job: decode the current `style` and set it on the running engine. */
 static void loader_set_style(GstStyleTransfer *self, GCancellable *cancel) {
   g_mutex_lock(&self->lock);
@@ -381,11 +391,7 @@ static void loader_set_style(GstStyleTransfer *self, GCancellable *cancel) {
   GstSample *sample =
       load_style(engine, &self->engine_lock, path, cancel, &info, &features_ms, &error);
   if (sample == NULL) {
-    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      GST_DEBUG_OBJECT(self, "%s", error->message);
-    else
-      post_kept_warning(self, error, "the previous style stays in use");
-    g_clear_error(&error);
+    loader_failed(self, error, "the previous style stays in use");
     g_free(path);
     return;
   }
@@ -435,32 +441,20 @@ static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
   g_free(style_path);
   g_free(model);
   if (!ok) {
-    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      GST_DEBUG_OBJECT(self, "%s", error->message);
-    else
-      post_kept_warning(self, error, "the previous model and device stay in use");
-    g_clear_error(&error);
-    engine_free(engine);
-    if (redecoded != NULL)
-      gst_sample_unref(redecoded);
-    return;
+    loader_failed(self, error, "the previous model and device stay in use");
+    goto discard;
   }
   gdouble load_ms = (g_get_monotonic_time() - t0) / 1000.0;
 
   g_mutex_lock(&self->engine_lock);
   g_mutex_lock(&self->lock);
-  gboolean stopping = self->loader_quit;
-  g_mutex_unlock(&self->lock);
-  if (stopping) { /* built while the element stopped: not needed any more */
+  if (self->loader_quit) { /* built while the element stopped: not needed any more */
+    g_mutex_unlock(&self->lock);
     g_mutex_unlock(&self->engine_lock);
-    engine_free(engine);
-    if (redecoded != NULL)
-      gst_sample_unref(redecoded);
-    return;
+    goto discard;
   }
   Engine *old = self->engine;
   self->engine = engine;
-  g_mutex_lock(&self->lock);
   if (redecoded != NULL) {
     gst_sample_unref(self->style_sample);
     self->style_sample = redecoded;
@@ -473,6 +467,12 @@ static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
   GST_INFO_OBJECT(self, "engine swapped in after %.0f ms", load_ms);
   g_object_notify(G_OBJECT(self), "device-name");
   post_engine_applied(self, engine->model_path, engine->device_name, engine->fp16, load_ms);
+  return;
+
+discard:
+  engine_free(engine);
+  if (redecoded != NULL)
+    gst_sample_unref(redecoded);
 }
 
 static gpointer loader_main(gpointer data) {

@@ -100,11 +100,11 @@ gboolean style_image_check_file(const gchar *path, const gchar *what, GError **e
   return TRUE;
 }
 
-/* ---- the structure of PNG and JPEG files
- * --------------------------------------------------------- Walked before decoding (chunk lengths
- * and marker segments; no pixel data is decoded), so that a truncated file is refused with a
- * precise message (the decoders either decode nothing without saying why, or fill the missing part
- * with grey) and the declared size is known before any decoder allocates a frame for it. */
+/* ---- the structure of PNG and JPEG files ---------------------------------------------------
+ * Walked before decoding (chunk lengths and marker segments; no pixel data is decoded), so that
+ * a truncated file is refused with a precise message (the decoders either decode nothing
+ * without saying why, or fill the missing part with grey) and the declared size is known before
+ * any decoder allocates a frame for it. */
 
 typedef struct {
   gint fd;

@@ -526,7 +526,14 @@ static int bench_table(StDevice *dev, const char *model, const char *sizes, int 
   return rc;
 }
 
+/* the engine's diagnostics (validation messages) on stderr */
+static void log_stderr(StLogLevel level, const char *message, void *user_data) {
+  (void)user_data;
+  fprintf(stderr, "st-bench: %s: %s\n", level == ST_LOG_ERROR ? "error" : "warning", message);
+}
+
 int main(int argc, char **argv) {
+  st_set_log_func(log_stderr, NULL);
   const char *model = NULL;
   bool conv = false, fp16 = false, per_op = false, have_size = false, table = false;
   const char *sizes = NULL;

@@ -352,6 +352,9 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
       return st_set_error(err, ST_ERROR_VULKAN, "command buffer still pending (GPU hang?)");
     vkResetFences(dev->device, 1, &cmd->fence);
   }
+  /* ST_VALIDATION_FATAL: recorded after a validation message, the work is not submitted */
+  if (!st_device_check_validation(dev, err))
+    return false;
   VkSubmitInfo si = {
       .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
       .commandBufferCount = 1,
@@ -372,6 +375,8 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
     return st_set_error(err, ST_ERROR_VULKAN, "waiting for the GPU failed: %s",
                         st_vk_result_str(r));
   cmd->pending = false;
+  if (!st_device_check_validation(dev, err))
+    return false;
 
   cmd->ntimings = 0;
   if (cmd->nts >= 2) {
@@ -424,7 +429,7 @@ void st_cmd_free(StCmd *cmd) {
       vkWaitForFences(dev->device, 1, &cmd->fence, VK_TRUE, dev->timeout_ns) != VK_SUCCESS) {
     /* Still executing after a hang: destroying its resources would be undefined behaviour.
      * Leak them; the device is unusable anyway. */
-    fprintf(stderr, "styletransfer: leaking a command buffer still running on the GPU\n");
+    st_log(ST_LOG_ERROR, "leaking a command buffer still running on the GPU");
     free(cmd);
     return;
   }

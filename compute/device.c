@@ -15,6 +15,26 @@
 
 #define ST_VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
 
+static StLogFunc log_func;
+static void *log_user_data;
+
+void st_set_log_func(StLogFunc func, void *user_data) {
+  log_func = func;
+  log_user_data = user_data;
+}
+
+void st_log(StLogLevel level, const char *fmt, ...) {
+  StLogFunc func = log_func;
+  if (!func)
+    return;
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  func(level, message, log_user_data);
+}
+
 bool st_set_error(StError *err, StStatus code, const char *fmt, ...) {
   if (err) {
     va_list ap;
@@ -85,14 +105,14 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
   if (!(severity & (VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
                     VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)))
     return VK_FALSE;
-  fprintf(stderr, "VALIDATION: %s: %s\n",
-          severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning",
-          data && data->pMessage ? data->pMessage : "(no message)");
-  fflush(stderr);
+  bool error = severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+  const char *text = data && data->pMessage ? data->pMessage : "(no message)";
+  st_log(error ? ST_LOG_ERROR : ST_LOG_WARNING, "Vulkan validation %s: %s",
+         error ? "error" : "warning", text);
   if (dev) {
     dev->validation_messages++;
-    if (dev->validation_fatal)
-      abort();
+    if (dev->validation_fatal && !dev->validation_failure[0])
+      snprintf(dev->validation_failure, sizeof dev->validation_failure, "%s", text);
   }
   return VK_FALSE;
 }
@@ -170,12 +190,11 @@ static bool create_instance(StDevice *dev, bool validation, VkInstance *out, StE
         exts[nexts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
         use_dbg = true;
       } else {
-        fprintf(stderr, "styletransfer: %s missing; validation messages not captured\n",
-                VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+        st_log(ST_LOG_WARNING, "%s missing; validation messages not captured",
+               VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
       }
     } else {
-      fprintf(stderr, "styletransfer: validation requested but %s is not installed\n",
-              ST_VALIDATION_LAYER);
+      st_log(ST_LOG_WARNING, "validation requested but %s is not installed", ST_VALIDATION_LAYER);
     }
   }
   VkInstanceCreateInfo ci = {
@@ -202,7 +221,7 @@ static bool create_instance(StDevice *dev, bool validation, VkInstance *out, StE
       dev->validation = true;
     } else {
       dev->messenger = VK_NULL_HANDLE;
-      fprintf(stderr, "styletransfer: could not create the debug-utils messenger\n");
+      st_log(ST_LOG_WARNING, "could not create the debug-utils messenger");
     }
   }
   return true;
@@ -768,6 +787,13 @@ const char *st_device_pci_bus_id(const StDevice *dev) { return dev->pci_bus_id; 
 bool st_device_is_cpu(const StDevice *dev) { return dev->is_cpu; }
 bool st_device_has_fp16_storage(const StDevice *dev) { return dev->fp16_storage; }
 unsigned st_device_validation_messages(const StDevice *dev) { return dev->validation_messages; }
+
+bool st_device_check_validation(const StDevice *dev, StError *err) {
+  if (!dev->validation_failure[0])
+    return true;
+  return st_set_error(err, ST_ERROR_VULKAN, "Vulkan validation (ST_VALIDATION_FATAL=1): %s",
+                      dev->validation_failure);
+}
 VkDevice st_device_vk(const StDevice *dev) { return dev->device; }
 const VkPhysicalDeviceLimits *st_device_limits(const StDevice *dev) { return &dev->props.limits; }
 uint32_t st_device_subgroup_size(const StDevice *dev) { return dev->subgroup_size; }

@@ -39,6 +39,7 @@ struct StDevice {
   bool validation;
   bool validation_fatal;
   unsigned validation_messages;
+  char validation_failure[512]; /* the first message, with validation_fatal */
   VkPipelineCache pipeline_cache;
   char *pipeline_cache_path;
   size_t pipeline_cache_loaded_size;
@@ -60,6 +61,10 @@ void st_kernels_destroy(StDevice *dev);
 static inline size_t st_dtype_size(StDType t) { return t == ST_F16 ? 2 : 4; }
 
 const char *st_vk_result_str(VkResult r);
+/* Sends a message to the log function (st_set_log_func), if any. */
+void st_log(StLogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* False, with `err` quoting it, once a validation message was seen with validation_fatal. */
+bool st_device_check_validation(const StDevice *dev, StError *err);
 
 /* Tests: sets the style from planar float RGB [3,h,w] in [0,1], bound to the style subgraph's
  * input as is (no resize to style_size). */

@@ -1113,6 +1113,8 @@ StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *op
 int st_net_max_steps(const StNet *net) { return net->model->nrefine; }
 VkDeviceSize st_net_arena_bytes(const StNet *net) { return net->plan ? net->plan->arena_size : 0; }
 bool st_net_has_style(const StNet *net) { return net->has_style; }
+
+int st_net_style_size(const StNet *net) { return net->model->style_size; }
 void st_net_reset_temporal(StNet *net) {
   net->state_valid = false;
   net->luma_prev_valid = false;

@@ -41,6 +41,16 @@ typedef struct {
 typedef struct StDevice StDevice;
 typedef struct StNet StNet;
 
+/* ---- diagnostics ------------------------------------------------------ */
+
+typedef enum { ST_LOG_ERROR = 0, ST_LOG_WARNING, ST_LOG_INFO } StLogLevel;
+/* Receives what the engine reports outside a call's StError: Vulkan validation messages, a
+ * validation layer that is missing, resources leaked after a device hang. Process-wide; the
+ * default (NULL) drops them: the engine never writes to stdout or stderr. Set it before devices
+ * are created; it is called from the threads that use the engine. */
+typedef void (*StLogFunc)(StLogLevel level, const char *message, void *user_data);
+void st_set_log_func(StLogFunc func, void *user_data);
+
 /* ---- devices ---------------------------------------------------------- */
 
 typedef struct {
@@ -57,7 +67,9 @@ typedef struct {
   const char *id;
 } StDeviceOptions;
 
-/* Fills `opts` with defaults (index -1, validation from env ST_VALIDATION=1). */
+/* Fills `opts` with defaults (index -1, validation from env ST_VALIDATION=1). With
+ * ST_VALIDATION_FATAL=1 in the environment, the first validation message also makes every later
+ * command submission on the device fail with an error that quotes it. */
 void st_device_options_init(StDeviceOptions *opts);
 StDevice *st_device_new(const StDeviceOptions *opts, StError *err);
 void st_device_free(StDevice *dev);
@@ -160,6 +172,9 @@ int st_net_max_steps(
  * once; the result is cached until the next call. */
 bool st_net_set_style(StNet *net, const StImage *style, StError *err);
 bool st_net_has_style(const StNet *net);
+/* The longer side, in pixels, that style images are resized to (the model's style_size): a
+ * larger image carries nothing more. */
+int st_net_style_size(const StNet *net);
 
 /* How the previous frame's residual is moved before it is reused (temporal on). */
 typedef enum {

@@ -20,9 +20,12 @@
  *   switch-style -s "videotestsrc is-live=true ! video/x-raw,width=96,height=64" -o fakesink \
  *       -n 30 -t 0.3 -p processing-size=64 a.jpg b.png
  *
- * Every switch is printed on stdout ("style: PATH at H:MM:SS.mmm"). An error from any element
- * (for example a style image that does not exist) is printed with its debug string on stderr and
- * the program exits with status 1; bad arguments exit with status 2. Ctrl-C sends EOS so that a
+ * Every switch is printed on stdout ("style: PATH at H:MM:SS.mmm"), and so is the moment the
+ * new style takes effect ("applied: PATH, decoded in N ms"). A style that fails while playing
+ * (for example one that does not exist) is a warning, printed on stderr, and the previous style
+ * stays. An error from any element (for example a first style that does not exist) is printed
+ * with its debug string on stderr and the program exits with status 1; bad arguments exit with
+ * status 2. Ctrl-C sends EOS so that a
  * file written by the sink is finished properly.
  */
 #include <gst/gst.h>
@@ -55,9 +58,10 @@ static void print_position(App *app, const gchar *what, const gchar *style) {
   g_print("%s: %s at %" GST_TIME_FORMAT "\n", what, style, GST_TIME_ARGS(pos));
 }
 
-/* Runs in the main loop, scheduled by on_frame: the element decodes the new style in this thread
- * (the stream keeps running) and swaps it in at the next frame; a failure is posted as an ERROR on
- * the bus. */
+/* Runs in the main loop, scheduled by on_frame: setting the property returns at once, the element
+ * decodes the new style on its own thread (the stream keeps running), swaps it in and posts a
+ * "styletransfer-style-applied" message; a failure is posted as a WARNING and the previous style
+ * stays. */
 static gboolean switch_style(gpointer user_data) {
   App *app = user_data;
   app->current = (app->current + 1) % app->n_styles;
@@ -94,6 +98,14 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer user_data)
     g_free(debug);
     break;
   }
+  case GST_MESSAGE_ELEMENT:
+    if (gst_message_has_name(msg, "styletransfer-style-applied")) {
+      const GstStructure *s = gst_message_get_structure(msg);
+      gdouble ms = 0;
+      gst_structure_get_double(s, "decode-ms", &ms);
+      g_print("applied: %s, decoded in %.0f ms\n", gst_structure_get_string(s, "path"), ms);
+    }
+    break;
   case GST_MESSAGE_EOS:
     g_print("End of stream\n");
     g_main_loop_quit(app->loop);

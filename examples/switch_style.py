@@ -22,8 +22,11 @@ Example (headless, a few frames):
       -o fakesink -n 30 -t 0.3 -p processing-size=64 a.jpg b.png
 
 Needs python3-gi and the GStreamer introspection data (Debian: python3-gi gir1.2-gstreamer-1.0).
-Every switch is printed on stdout; an error from any element (for example a style image that does
-not exist) is printed with its debug string on stderr and the exit status is 1; bad arguments
+Every switch is printed on stdout, and so is the moment the new style takes effect ("applied:
+PATH, decoded in N ms"). A style that fails while playing (for example one that does not exist) is
+a warning, printed on stderr, and the previous style stays. An error from any element (for example
+a first style that does not exist) is printed with its debug string on stderr and the exit status
+is 1; bad arguments
 exit with status 2. Ctrl-C sends EOS so that a file written by the sink is finished properly.
 """
 import argparse
@@ -121,9 +124,10 @@ class SwitchStyle:
         print(f"style: {style} at {format_time(pos if ok and pos >= 0 else 0)}", flush=True)
 
     def switch_style(self):
-        # Runs in the main loop, scheduled by on_frame: the element decodes the new style in this
-        # thread (the stream keeps running) and swaps it in at the next frame; a failure is posted
-        # as an ERROR on the bus.
+        # Runs in the main loop, scheduled by on_frame: setting the property returns at once, the
+        # element decodes the new style on its own thread (the stream keeps running), swaps it in
+        # and posts a "styletransfer-style-applied" message; a failure is posted as a WARNING and
+        # the previous style stays.
         self.current = (self.current + 1) % len(self.styles)
         style = self.styles[self.current]
         self.print_position(style)
@@ -142,6 +146,10 @@ class SwitchStyle:
             print(f"WARNING from {msg.src.get_name()}: {err.message}", file=sys.stderr)
             if debug:
                 print(f"Debugging information: {debug}", file=sys.stderr)
+        elif msg.type == Gst.MessageType.ELEMENT and msg.has_name("styletransfer-style-applied"):
+            s = msg.get_structure()
+            ms = s.get_double("decode-ms")[1]
+            print(f"applied: {s.get_string('path')}, decoded in {ms:.0f} ms", flush=True)
         elif msg.type == Gst.MessageType.EOS:
             print("End of stream", flush=True)
             self.loop.quit()

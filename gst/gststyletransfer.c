@@ -15,9 +15,18 @@
  * Any Vulkan 1.1 device works; without a GPU the element runs on Mesa's lavapipe (CPU Vulkan).
  *
  * The style image is read through GStreamer itself (`decodebin`), so any image format that the
- * installed plugins decode (PNG, JPEG, WebP, ... or the first frame of a video) can be used.
- * The style, the strength and every other property can change while the pipeline is playing;
- * a new style is decoded in the thread that sets the property and takes effect at the next frame.
+ * installed plugins decode (PNG, JPEG, TIFF, ... or the first frame of a video) can be used, up to
+ * 100 megapixels; it is scaled down while decoding to the model's style size. Only regular files
+ * are read (a FIFO, a device file or a directory is refused).
+ *
+ * The style, the strength and every other property can change while the pipeline is playing.
+ * Setting a property never waits: a new style, model, device or fp16 is loaded by the element's
+ * own thread while the stream goes on with the old one. When it takes effect the element posts
+ * an element message, "styletransfer-style-applied" (fields: path, serial, width, height,
+ * style-width, style-height, decode-ms, features-ms) or "styletransfer-engine-applied" (model,
+ * device-name, fp16, load-ms); both are also posted at start. When it fails, a WARNING says why,
+ * and the previous style or engine stays in use. At start, a missing or broken style or model is
+ * an ERROR.
  *
  * The element processes RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420, NV12, YUY2, UYVY, YVYU,
  * P010_10LE and I420_10LE frames of any size, so that cameras (YUY2) and decoders (I420, NV12,
@@ -45,24 +54,17 @@
  * Since: 0.1.0
  */
 
-#define _POSIX_C_SOURCE 200809L /* stat(), access() with -std=c11 */
-
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include "gststyletransfer.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <glib/gstdio.h>
-#include <gst/app/gstappsink.h>
 
 #include "st.h"
+#include "styleimage.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_style_transfer_debug);
 #define GST_CAT_DEFAULT gst_style_transfer_debug
@@ -82,8 +84,6 @@ GST_DEBUG_CATEGORY_STATIC(gst_style_transfer_debug);
 /* processing-size used on CPU Vulkan devices (lavapipe) when the user did not set the property */
 #define CPU_PROCESSING_SIZE 256
 #define DEFAULT_FP16 TRUE
-/* how long decoding a style image may take before it is reported as failed */
-#define STYLE_DECODE_TIMEOUT (30 * GST_SECOND)
 
 enum {
   PROP_0,
@@ -119,9 +119,10 @@ static GstStaticPadTemplate src_template =
 typedef struct {
   StDevice *dev;
   StNet *net;
+  gchar *model_path;
   gchar *device_name;
   gboolean is_cpu;
-  guint style_serial; /* serial of the style image set on `net`; 0: none */
+  gboolean fp16; /* fp16 storage in use */
 } Engine;
 
 struct _GstStyleTransfer {
@@ -146,19 +147,27 @@ struct _GstStyleTransfer {
   gchar *device_id;                       /* selects the device when set (over device) */
   gchar *device_uuid, *device_pci_bus_id; /* of the device in use, "" when not reported */
   gboolean started;
-  GstSample *style_sample; /* decoded style, RGBA */
-  guint style_serial;      /* incremented on every new style_sample */
+  GstSample *style_sample; /* the style in use, RGBA, as decoded for the engine's style size */
+  gchar *style_applied;    /* its path */
+  guint style_serial;      /* number of styles applied since start */
   gboolean reset_temporal; /* the next frame starts without temporal state */
   /* the last colorimetry refused by set_info (basetransform retries the caps: one error each) */
   gboolean has_refused;
   GstVideoColorimetry refused;
 
-  /* held while the engine is used (streaming thread) or swapped */
+  /* the loader thread (run-time changes of style, model, device, fp16; see "run-time changes"):
+   * requests, under `lock` */
+  GThread *loader;
+  GCond loader_cond;
+  gboolean loader_quit;
+  gboolean want_style;      /* style_path changed while started */
+  gboolean want_engine;     /* model_path, device_index or fp16 changed while started */
+  GCancellable *job_cancel; /* cancels the loader's current job (stop, or a newer style) */
+  gboolean job_is_style;
+
+  /* held while the engine is used (streaming thread) or swapped (loader thread) */
   GMutex engine_lock;
   Engine *engine;
-
-  /* serialises start(), stop() and engine rebuilds caused by property changes */
-  GMutex reload_lock;
 };
 
 #define gst_style_transfer_parent_class parent_class
@@ -172,148 +181,25 @@ GST_ELEMENT_REGISTER_DEFINE(styletransfer, "styletransfer", GST_RANK_NONE, GST_T
   gst_element_message_full(GST_ELEMENT(self), GST_MESSAGE_ERROR, (err)->domain, (err)->code,       \
                            g_strdup((err)->message), NULL, __FILE__, GST_FUNCTION, __LINE__)
 
-/* Checks that `path` names a readable regular file. `what` is "Style image" or "Model file". */
-static gboolean check_readable_file(const gchar *path, const gchar *what, GError **error) {
-  GStatBuf st;
-  if (g_stat(path, &st) != 0) {
-    int e = errno;
-    if (e == ENOENT || e == ENOTDIR)
-      g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
-                  "%s \"%s\" does not exist", what, path);
-    else
-      g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
-                  "%s \"%s\" cannot be read: %s", what, path, g_strerror(e));
-    return FALSE;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
-                "%s \"%s\" is a directory, not a file", what, path);
-    return FALSE;
-  }
-  if (g_access(path, R_OK) != 0) {
-    int e = errno;
-    g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
-                "%s \"%s\" cannot be read: %s", what, path, g_strerror(e));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* ---- style image decoding ------------------------------------------------------------------ */
-
-static void on_decodebin_pad_added(GstElement *decodebin, GstPad *pad, gpointer user_data) {
-  GstElement *convert = GST_ELEMENT(user_data);
-  GstPad *sinkpad = gst_element_get_static_pad(convert, "sink");
-  GstCaps *caps = gst_pad_get_current_caps(pad);
-  if (caps == NULL)
-    caps = gst_pad_query_caps(pad, NULL);
-  const GstStructure *s = gst_caps_get_size(caps) > 0 ? gst_caps_get_structure(caps, 0) : NULL;
-  if (s != NULL && g_str_has_prefix(gst_structure_get_name(s), "video/") &&
-      !gst_pad_is_linked(sinkpad)) {
-    GstPadLinkReturn ret = gst_pad_link(pad, sinkpad);
-    if (GST_PAD_LINK_FAILED(ret))
-      GST_WARNING_OBJECT(decodebin, "could not link the decoded video: %s",
-                         gst_pad_link_get_name(ret));
-  }
-  gst_caps_unref(caps);
-  gst_object_unref(sinkpad);
-}
-
-/* Decodes the first video frame of the file at `path` to RGBA with a private pipeline
- * (filesrc ! decodebin ! videoconvert ! appsink). Returns a sample that owns its memory. */
-static GstSample *decode_style_image(const gchar *path, GError **error) {
-  if (!check_readable_file(path, "Style image", error))
-    return NULL;
-
-  GstElement *pipeline = gst_pipeline_new("styletransfer-style-decoder");
-  GstElement *src = gst_element_factory_make("filesrc", NULL);
-  GstElement *decode = gst_element_factory_make("decodebin", NULL);
-  GstElement *convert = gst_element_factory_make("videoconvert", NULL);
-  GstElement *sink = gst_element_factory_make("appsink", NULL);
-  if (src == NULL || decode == NULL || convert == NULL || sink == NULL) {
-    g_set_error(error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-                "Cannot decode the style image: one of the elements filesrc, decodebin, "
-                "videoconvert, appsink is missing (install gstreamer1.0-plugins-base)");
-    gst_clear_object(&src);
-    gst_clear_object(&decode);
-    gst_clear_object(&convert);
-    gst_clear_object(&sink);
-    gst_object_unref(pipeline);
-    return NULL;
-  }
-
-  GstCaps *rgba = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "RGBA", NULL);
-  g_object_set(src, "location", path, NULL);
-  g_object_set(sink, "caps", rgba, "sync", FALSE, "max-buffers", 1, "enable-last-sample", FALSE,
-               NULL);
-  gst_caps_unref(rgba);
-  gst_bin_add_many(GST_BIN(pipeline), src, decode, convert, sink, NULL);
-  if (!gst_element_link(src, decode) || !gst_element_link(convert, sink)) {
-    g_set_error(error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-                "Cannot decode the style image: internal linking failed");
-    gst_object_unref(pipeline);
-    return NULL;
-  }
-  g_signal_connect(decode, "pad-added", G_CALLBACK(on_decodebin_pad_added), convert);
-
-  GstSample *result = NULL;
-  GstBus *bus = gst_element_get_bus(pipeline);
-  GstStateChangeReturn sret = gst_element_set_state(pipeline, GST_STATE_PAUSED);
-  gboolean prerolled = FALSE;
-  gchar *problem = NULL;
-  if (sret == GST_STATE_CHANGE_SUCCESS || sret == GST_STATE_CHANGE_NO_PREROLL) {
-    prerolled = TRUE;
-  } else {
-    /* wait for the first frame (ASYNC_DONE) or the first error */
-    GstMessage *msg = gst_bus_timed_pop_filtered(bus, STYLE_DECODE_TIMEOUT,
-                                                 GST_MESSAGE_ASYNC_DONE | GST_MESSAGE_ERROR);
-    if (msg == NULL) {
-      problem = g_strdup("decoding timed out");
-    } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
-      GError *derr = NULL;
-      gchar *dbg = NULL;
-      gst_message_parse_error(msg, &derr, &dbg);
-      problem = g_strdup(derr->message);
-      GST_DEBUG("style decoder error: %s (%s)", derr->message, GST_STR_NULL(dbg));
-      g_clear_error(&derr);
-      g_free(dbg);
-    } else {
-      prerolled = TRUE;
-    }
-    if (msg != NULL)
-      gst_message_unref(msg);
-  }
-
-  if (prerolled) {
-    GstSample *sample = gst_app_sink_try_pull_preroll(GST_APP_SINK(sink), 0);
-    GstVideoInfo info;
-    if (sample == NULL || gst_sample_get_buffer(sample) == NULL ||
-        !gst_video_info_from_caps(&info, gst_sample_get_caps(sample))) {
-      problem = g_strdup("the file contains no image or video frame");
-    } else {
-      /* copy the pixels so that nothing of the private pipeline stays referenced */
-      GstBuffer *copy = gst_buffer_copy_deep(gst_sample_get_buffer(sample));
-      result = gst_sample_new(copy, gst_sample_get_caps(sample), NULL, NULL);
-      gst_buffer_unref(copy);
-    }
-    if (sample != NULL)
-      gst_sample_unref(sample);
-  }
-
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
-  gst_object_unref(pipeline);
-
-  if (result == NULL) {
-    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                "Could not decode style image \"%s\": %s", path,
-                problem ? problem : "unknown error");
-  }
-  g_free(problem);
-  return result;
+/* Posts `err` as a WARNING of the element (domain and code are kept), saying what stays in use:
+ * a run-time change that failed leaves the element running. */
+static void post_kept_warning(GstStyleTransfer *self, const GError *err, const gchar *kept) {
+  gst_element_message_full(GST_ELEMENT(self), GST_MESSAGE_WARNING, err->domain, err->code,
+                           g_strdup_printf("%s; %s", err->message, kept), NULL, __FILE__,
+                           GST_FUNCTION, __LINE__);
 }
 
 /* ---- engine --------------------------------------------------------------------------------- */
+
+/* The engine's diagnostics (Vulkan validation messages, ...) go to the element's debug log. */
+static void engine_log(StLogLevel level, const char *message, gpointer user_data) {
+  (void)user_data;
+  GST_CAT_LEVEL_LOG(gst_style_transfer_debug,
+                    level == ST_LOG_ERROR     ? GST_LEVEL_ERROR
+                    : level == ST_LOG_WARNING ? GST_LEVEL_WARNING
+                                              : GST_LEVEL_INFO,
+                    NULL, "%s", message);
+}
 
 static void engine_free(Engine *engine) {
   if (engine == NULL)
@@ -322,6 +208,7 @@ static void engine_free(Engine *engine) {
     st_net_free(engine->net);
   if (engine->dev != NULL)
     st_device_free(engine->dev);
+  g_free(engine->model_path);
   g_free(engine->device_name);
   g_free(engine);
 }
@@ -409,7 +296,7 @@ static gboolean image_from_frame(const GstVideoFrame *frame, StImage *img) {
 }
 
 /* Sets the style `sample` (RGBA) on the engine's network. */
-static gboolean engine_set_style(Engine *engine, GstSample *sample, guint serial, GError **error) {
+static gboolean engine_set_style(Engine *engine, GstSample *sample, GError **error) {
   GstVideoInfo info;
   GstVideoFrame frame;
   if (!gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) ||
@@ -427,7 +314,6 @@ static gboolean engine_set_style(Engine *engine, GstSample *sample, guint serial
                 "Could not compute the style features: %s", serr.message);
     return FALSE;
   }
-  engine->style_serial = serial;
   return TRUE;
 }
 
@@ -440,7 +326,7 @@ static Engine *engine_new(const gchar *model_path, gint device_index, const gcha
                 "No model set: set the model property to a styletransfer model file");
     return NULL;
   }
-  if (!check_readable_file(model_path, "Model file", error))
+  if (!style_image_check_file(model_path, "Model file", error))
     return NULL;
 
   StDeviceOptions dopts;
@@ -485,10 +371,12 @@ static Engine *engine_new(const gchar *model_path, gint device_index, const gcha
   Engine *engine = g_new0(Engine, 1);
   engine->dev = dev;
   engine->net = net;
+  engine->model_path = g_strdup(model_path);
   engine->device_name = g_strdup(st_device_name(dev));
   engine->is_cpu = st_device_is_cpu(dev);
+  engine->fp16 = fp16 && st_device_has_fp16_storage(dev);
   GST_INFO("loaded %s on %s (%s device, fp16 %s)", model_path, engine->device_name,
-           engine->is_cpu ? "CPU" : "GPU", fp16 && st_device_has_fp16_storage(dev) ? "on" : "off");
+           engine->is_cpu ? "CPU" : "GPU", engine->fp16 ? "on" : "off");
   return engine;
 }
 
@@ -509,92 +397,246 @@ static void notify_device_properties(GstStyleTransfer *self) {
   g_object_notify(G_OBJECT(self), "device-pci-bus-id");
 }
 
-/* Builds a new engine from the current properties and swaps it in (property change while
- * started). The old engine keeps running until the swap; errors keep the old engine. */
-static void gst_style_transfer_reload(GstStyleTransfer *self) {
-  g_mutex_lock(&self->reload_lock);
+/* Decodes the style image at `path` for `engine` (scaled to its style size) and sets it on the
+ * engine, under `engine_lock` when the engine is in use (NULL: not yet). Returns the decoded
+ * sample, with `info` and `features_ms` (the style subgraph's time) filled. */
+static GstSample *load_style(Engine *engine, GMutex *engine_lock, const gchar *path,
+                             GCancellable *cancel, StyleImageInfo *info, gdouble *features_ms,
+                             GError **error) {
+  GstSample *sample = style_image_decode(path, st_net_style_size(engine->net), cancel, info, error);
+  if (sample == NULL)
+    return NULL;
+  if (engine_lock != NULL)
+    g_mutex_lock(engine_lock);
+  gint64 t0 = g_get_monotonic_time();
+  gboolean ok = engine_set_style(engine, sample, error);
+  *features_ms = (g_get_monotonic_time() - t0) / 1000.0;
+  if (engine_lock != NULL)
+    g_mutex_unlock(engine_lock);
+  if (!ok)
+    g_clear_pointer(&sample, gst_sample_unref);
+  return sample;
+}
+
+/* ---- messages -------------------------------------------------------------------------------
+ * Posted without any lock held (a bus sync handler may call back into the element). */
+
+/* "styletransfer-style-applied": the style at `path` is in use from the next frame on. */
+static void post_style_applied(GstStyleTransfer *self, const gchar *path, guint serial,
+                               const StyleImageInfo *info, gdouble features_ms) {
+  GstStructure *s = gst_structure_new(
+      "styletransfer-style-applied", "path", G_TYPE_STRING, path, "serial", G_TYPE_UINT, serial,
+      "width", G_TYPE_INT, info->width, "height", G_TYPE_INT, info->height, "style-width",
+      G_TYPE_INT, info->style_width, "style-height", G_TYPE_INT, info->style_height, "decode-ms",
+      G_TYPE_DOUBLE, info->decode_ms, "features-ms", G_TYPE_DOUBLE, features_ms, NULL);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+/* "styletransfer-engine-applied": the model is loaded on the device and in use. */
+static void post_engine_applied(GstStyleTransfer *self, const gchar *model,
+                                const gchar *device_name, gboolean fp16, gdouble load_ms) {
+  GstStructure *s = gst_structure_new(
+      "styletransfer-engine-applied", "model", G_TYPE_STRING, model, "device-name", G_TYPE_STRING,
+      device_name, "fp16", G_TYPE_BOOLEAN, fp16, "load-ms", G_TYPE_DOUBLE, load_ms, NULL);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+/* ---- run-time changes: the loader thread ----------------------------------------------------
+ * A style, model, device or fp16 set while the element runs is loaded by the element's loader
+ * thread (started by start(), joined by stop()), never in the thread that sets the property
+ * (often an application's main loop) nor in the streaming thread: set_property records the
+ * request and returns. Requests are coalesced (the latest value wins) and a newer style cancels
+ * the decoding of an older one. When a change takes effect, the element posts
+ * "styletransfer-style-applied" or "styletransfer-engine-applied"; when it fails, a WARNING with
+ * the reason, and the previous style or engine stays in use. */
+
+/* A job failed: a WARNING saying why and what stays in use, unless it was cancelled (by a newer
+ * request or stop()). Frees `error`. */
+static void loader_failed(GstStyleTransfer *self, GError *error, const gchar *kept) {
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    GST_DEBUG_OBJECT(self, "%s", error->message);
+  else
+    post_kept_warning(self, error, kept);
+  g_error_free(error);
+}
+
+/* The loader's style job: decode the current `style` and set it on the running engine. */
+static void loader_set_style(GstStyleTransfer *self, GCancellable *cancel) {
   g_mutex_lock(&self->lock);
-  gboolean started = self->started;
+  gchar *path = g_strdup(self->style_path);
+  g_mutex_unlock(&self->lock);
+  /* only this thread swaps engines, and stop() joins it before freeing the engine */
+  g_mutex_lock(&self->engine_lock);
+  Engine *engine = self->engine;
+  g_mutex_unlock(&self->engine_lock);
+
+  GError *error = NULL;
+  StyleImageInfo info;
+  gdouble features_ms = 0;
+  GstSample *sample =
+      load_style(engine, &self->engine_lock, path, cancel, &info, &features_ms, &error);
+  if (sample == NULL) {
+    loader_failed(self, error, "the previous style stays in use");
+    g_free(path);
+    return;
+  }
+  g_mutex_lock(&self->lock);
+  if (self->style_sample != NULL)
+    gst_sample_unref(self->style_sample);
+  self->style_sample = sample;
+  g_free(self->style_applied);
+  self->style_applied = g_strdup(path);
+  guint serial = ++self->style_serial;
+  g_mutex_unlock(&self->lock);
+  GST_INFO_OBJECT(self, "style %u: %s (%dx%d) in %.0f + %.0f ms", serial, path, info.width,
+                  info.height, info.decode_ms, features_ms);
+  post_style_applied(self, path, serial, &info, features_ms);
+  g_free(path);
+}
+
+/* The loader's engine job: build an engine from the current model, device and fp16, set the
+ * style in use on it, and swap it in. The running engine keeps processing frames meanwhile. */
+static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
+  g_mutex_lock(&self->lock);
   gchar *model = g_strdup(self->model_path);
   gint device_index = self->device_index;
   gchar *device_id = g_strdup(self->device_id);
   gboolean fp16 = self->fp16;
-  GstSample *style = self->style_sample ? gst_sample_ref(self->style_sample) : NULL;
-  guint serial = self->style_serial;
+  GstSample *style = gst_sample_ref(self->style_sample);
+  gchar *style_path = g_strdup(self->style_applied);
   g_mutex_unlock(&self->lock);
+  g_mutex_lock(&self->engine_lock);
+  gint old_style_size = st_net_style_size(self->engine->net);
+  g_mutex_unlock(&self->engine_lock);
 
-  if (started) {
-    GError *error = NULL;
-    Engine *engine = engine_new(model, device_index, device_id, fp16, &error);
-    if (engine != NULL && style != NULL && !engine_set_style(engine, style, serial, &error)) {
-      engine_free(engine);
-      engine = NULL;
-    }
-    if (engine == NULL) {
-      post_gerror(self, error);
-      g_clear_error(&error);
-    } else {
-      g_mutex_lock(&self->engine_lock);
-      Engine *old = self->engine;
-      self->engine = engine;
-      g_mutex_unlock(&self->engine_lock);
-      engine_free(old);
-      g_mutex_lock(&self->lock);
-      set_device_properties(self, engine);
-      g_mutex_unlock(&self->lock);
-      notify_device_properties(self);
-    }
+  gint64 t0 = g_get_monotonic_time();
+  GError *error = NULL;
+  GstSample *redecoded = NULL;
+  Engine *engine = engine_new(model, device_index, device_id, fp16, &error);
+  gboolean ok = engine != NULL;
+  if (ok && st_net_style_size(engine->net) == old_style_size) {
+    ok = engine_set_style(engine, style, &error);
+  } else if (ok) {
+    /* another style size: decode the style again, for the new one */
+    StyleImageInfo info;
+    gdouble features_ms;
+    redecoded = load_style(engine, NULL, style_path, cancel, &info, &features_ms, &error);
+    ok = redecoded != NULL;
   }
+  gst_sample_unref(style);
+  g_free(style_path);
   g_free(model);
   g_free(device_id);
-  if (style != NULL)
-    gst_sample_unref(style);
-  g_mutex_unlock(&self->reload_lock);
+  if (!ok) {
+    loader_failed(self, error, "the previous model and device stay in use");
+    goto discard;
+  }
+  gdouble load_ms = (g_get_monotonic_time() - t0) / 1000.0;
+
+  g_mutex_lock(&self->engine_lock);
+  g_mutex_lock(&self->lock);
+  if (self->loader_quit) { /* built while the element stopped: not needed any more */
+    g_mutex_unlock(&self->lock);
+    g_mutex_unlock(&self->engine_lock);
+    goto discard;
+  }
+  Engine *old = self->engine;
+  self->engine = engine;
+  if (redecoded != NULL) {
+    gst_sample_unref(self->style_sample);
+    self->style_sample = redecoded;
+  }
+  set_device_properties(self, engine);
+  g_mutex_unlock(&self->lock);
+  g_mutex_unlock(&self->engine_lock);
+  engine_free(old);
+  GST_INFO_OBJECT(self, "engine swapped in after %.0f ms", load_ms);
+  notify_device_properties(self);
+  post_engine_applied(self, engine->model_path, engine->device_name, engine->fp16, load_ms);
+  return;
+
+discard:
+  engine_free(engine);
+  if (redecoded != NULL)
+    gst_sample_unref(redecoded);
 }
 
-/* New style path while started: decode here (caller's thread, no lock held), then hand the
- * image to the streaming thread, which sets it before the next frame. */
-static void gst_style_transfer_update_style(GstStyleTransfer *self, const gchar *path) {
+static gpointer loader_main(gpointer data) {
+  GstStyleTransfer *self = data;
   g_mutex_lock(&self->lock);
-  gboolean started = self->started;
-  g_mutex_unlock(&self->lock);
-  if (!started)
-    return;
-  if (path == NULL || path[0] == '\0') {
-    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                        ("The style was cleared; the current style stays in use until the "
-                         "element is restarted"),
-                        (NULL));
-    return;
-  }
-  GError *error = NULL;
-  GstSample *sample = decode_style_image(path, &error);
-  if (sample == NULL) {
-    post_gerror(self, error);
-    g_clear_error(&error);
-    return;
-  }
-  g_mutex_lock(&self->lock);
-  /* a later set_property may have replaced the path while this one decoded */
-  if (g_strcmp0(self->style_path, path) == 0 && self->started) {
-    if (self->style_sample != NULL)
-      gst_sample_unref(self->style_sample);
-    self->style_sample = sample;
-    self->style_serial++;
-    sample = NULL;
+  while (!self->loader_quit) {
+    if (!self->want_engine && !self->want_style) {
+      g_cond_wait(&self->loader_cond, &self->lock);
+      continue;
+    }
+    /* one job per round, the engine first (a style then goes to the new engine) */
+    gboolean engine_job = self->want_engine;
+    if (engine_job)
+      self->want_engine = FALSE;
+    else
+      self->want_style = FALSE;
+    GCancellable *cancel = g_cancellable_new();
+    self->job_cancel = g_object_ref(cancel);
+    self->job_is_style = !engine_job;
+    g_mutex_unlock(&self->lock);
+    if (engine_job)
+      loader_swap_engine(self, cancel);
+    else
+      loader_set_style(self, cancel);
+    g_mutex_lock(&self->lock);
+    g_clear_object(&self->job_cancel);
+    self->job_is_style = FALSE;
+    g_object_unref(cancel);
   }
   g_mutex_unlock(&self->lock);
-  if (sample != NULL)
-    gst_sample_unref(sample);
+  return NULL;
+}
+
+/* Queues a style or engine job while started; called with `lock` held. Returns FALSE when the
+ * request is not for the loader (not started, or the style was cleared). */
+static gboolean loader_request(GstStyleTransfer *self, gboolean style, gboolean engine) {
+  if (!self->started || (style && (self->style_path == NULL || self->style_path[0] == '\0')))
+    return FALSE;
+  if (style) {
+    self->want_style = TRUE;
+    if (self->job_is_style)
+      g_cancellable_cancel(self->job_cancel); /* an older style: not needed any more */
+  }
+  self->want_engine |= engine;
+  g_cond_signal(&self->loader_cond);
+  return TRUE;
+}
+
+/* Stops the loader thread: cancels its job, waits for it to end (a decode ends at once, an
+ * engine being built is finished and dropped). */
+static void loader_stop(GstStyleTransfer *self) {
+  g_mutex_lock(&self->lock);
+  GThread *thread = self->loader;
+  self->loader = NULL;
+  self->started = FALSE; /* no new requests */
+  self->loader_quit = TRUE;
+  if (self->job_cancel != NULL)
+    g_cancellable_cancel(self->job_cancel);
+  g_cond_signal(&self->loader_cond);
+  g_mutex_unlock(&self->lock);
+  if (thread != NULL)
+    g_thread_join(thread);
+  g_mutex_lock(&self->lock);
+  self->loader_quit = FALSE;
+  self->want_style = FALSE;
+  self->want_engine = FALSE;
+  g_mutex_unlock(&self->lock);
 }
 
 /* ---- GstBaseTransform / GstVideoFilter ------------------------------------------------------ */
 
+/* Opens the device, loads the model and the style, and starts the loader thread. Runs in the
+ * thread that changes the state, so that a missing or broken style or model fails the state
+ * change with an ERROR. */
 static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   GstStyleTransfer *self = GST_STYLE_TRANSFER(trans);
   GError *error = NULL;
 
-  g_mutex_lock(&self->reload_lock);
   g_mutex_lock(&self->lock);
   gchar *style = g_strdup(self->style_path);
   gchar *model = g_strdup(self->model_path);
@@ -616,19 +658,25 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
                 "No model set: set the model property to a styletransfer model file");
     goto fail;
   }
-  if (!check_readable_file(model, "Model file", &error))
+  if (!style_image_check_file(style, "Style image", &error) ||
+      !style_image_check_file(model, "Model file", &error))
     goto fail;
-  sample = decode_style_image(style, &error);
-  if (sample == NULL)
-    goto fail;
+  gint64 t0 = g_get_monotonic_time();
   engine = engine_new(model, device_index, device_id, fp16, &error);
   if (engine == NULL)
     goto fail;
+  gdouble load_ms = (g_get_monotonic_time() - t0) / 1000.0;
+  StyleImageInfo info;
+  gdouble features_ms = 0;
+  sample = load_style(engine, NULL, style, NULL, &info, &features_ms, &error);
+  if (sample == NULL)
+    goto fail;
 
   g_mutex_lock(&self->lock);
-  guint serial = ++self->style_serial;
+  self->loader_quit = FALSE;
   g_mutex_unlock(&self->lock);
-  if (!engine_set_style(engine, sample, serial, &error))
+  GThread *loader = g_thread_try_new("st-loader", loader_main, self, &error);
+  if (loader == NULL)
     goto fail;
 
   g_mutex_lock(&self->engine_lock);
@@ -636,9 +684,12 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   if (self->style_sample != NULL)
     gst_sample_unref(self->style_sample);
   self->style_sample = sample;
-  self->style_serial = serial;
+  g_free(self->style_applied);
+  self->style_applied = g_strdup(style);
+  self->style_serial = 1;
   self->reset_temporal = TRUE;
   set_device_properties(self, engine);
+  self->loader = loader;
   self->started = TRUE;
   g_mutex_unlock(&self->lock);
   self->engine = engine;
@@ -646,11 +697,19 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
 
   GST_INFO_OBJECT(self, "started on %s (uuid %s, pci %s) with style %s", engine->device_name,
                   st_device_uuid(engine->dev), st_device_pci_bus_id(engine->dev), style);
+  notify_device_properties(self);
+  post_engine_applied(self, model, engine->device_name, engine->fp16, load_ms);
+  post_style_applied(self, style, 1, &info, features_ms);
+
+  /* properties set while this function ran were not seen by it */
+  g_mutex_lock(&self->lock);
+  loader_request(self, g_strcmp0(self->style_path, style) != 0,
+                 g_strcmp0(self->model_path, model) != 0 || self->device_index != device_index ||
+                     g_strcmp0(self->device_id, device_id) != 0 || self->fp16 != fp16);
+  g_mutex_unlock(&self->lock);
   g_free(style);
   g_free(model);
   g_free(device_id);
-  g_mutex_unlock(&self->reload_lock);
-  notify_device_properties(self);
   return TRUE;
 
 fail:
@@ -662,27 +721,23 @@ fail:
   g_free(style);
   g_free(model);
   g_free(device_id);
-  g_mutex_unlock(&self->reload_lock);
   return FALSE;
 }
 
 static gboolean gst_style_transfer_stop(GstBaseTransform *trans) {
   GstStyleTransfer *self = GST_STYLE_TRANSFER(trans);
-  g_mutex_lock(&self->reload_lock);
+  loader_stop(self);
   g_mutex_lock(&self->engine_lock);
   Engine *engine = self->engine;
   self->engine = NULL;
   g_mutex_lock(&self->lock);
-  self->started = FALSE;
   self->has_refused = FALSE;
-  if (self->style_sample != NULL) {
-    gst_sample_unref(self->style_sample);
-    self->style_sample = NULL;
-  }
+  g_clear_pointer(&self->style_sample, gst_sample_unref);
+  g_clear_pointer(&self->style_applied, g_free);
+  self->style_serial = 0;
   g_mutex_unlock(&self->lock);
   g_mutex_unlock(&self->engine_lock);
   engine_free(engine);
-  g_mutex_unlock(&self->reload_lock);
   return TRUE;
 }
 
@@ -803,10 +858,6 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
   params.smoothing = (float)self->temporal_smoothing;
   gint size = self->processing_size;
   gboolean size_set = self->processing_size_set;
-  GstSample *new_style = NULL;
-  guint serial = self->style_serial;
-  if (self->style_sample != NULL && engine->style_serial != serial)
-    new_style = gst_sample_ref(self->style_sample);
   gboolean reset = self->reset_temporal;
   self->reset_temporal = FALSE;
   g_mutex_unlock(&self->lock);
@@ -817,13 +868,6 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
     size = MIN(CPU_PROCESSING_SIZE, MAX(width, height));
   processing_dims(size, width, height, &params.processing_width, &params.processing_height);
 
-  if (new_style != NULL) {
-    GST_DEBUG_OBJECT(self, "applying style %u", serial);
-    gboolean ok = engine_set_style(engine, new_style, serial, &error);
-    gst_sample_unref(new_style);
-    if (!ok)
-      goto fail;
-  }
   if (reset) {
     GST_DEBUG_OBJECT(self, "temporal state reset");
     st_net_reset_temporal(engine->net);
@@ -863,14 +907,12 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
                                             GParamSpec *pspec) {
   GstStyleTransfer *self = GST_STYLE_TRANSFER(object);
   gboolean reload = FALSE;
-  gchar *new_style = NULL;
 
   g_mutex_lock(&self->lock);
   switch (prop_id) {
   case PROP_STYLE:
     g_free(self->style_path);
     self->style_path = g_value_dup_string(value);
-    new_style = g_strdup(self->style_path);
     break;
   case PROP_MODEL:
     if (g_strcmp0(self->model_path, g_value_get_string(value)) != 0) {
@@ -920,13 +962,16 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
+  /* while started, a new style or engine is loaded by the loader thread: never wait here */
+  gboolean cleared = FALSE;
+  if (self->started && (prop_id == PROP_STYLE || reload))
+    cleared = !loader_request(self, prop_id == PROP_STYLE, reload);
   g_mutex_unlock(&self->lock);
-
-  if (prop_id == PROP_STYLE)
-    gst_style_transfer_update_style(self, new_style);
-  g_free(new_style);
-  if (reload)
-    gst_style_transfer_reload(self);
+  if (cleared)
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("The style was cleared; the current style stays in use until the "
+                         "element is restarted"),
+                        (NULL));
 }
 
 static void gst_style_transfer_get_property(GObject *object, guint prop_id, GValue *value,
@@ -988,9 +1033,12 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
 
 static void gst_style_transfer_finalize(GObject *object) {
   GstStyleTransfer *self = GST_STYLE_TRANSFER(object);
+  if (self->loader != NULL) /* not stopped (disposed while running) */
+    loader_stop(self);
   engine_free(self->engine);
   if (self->style_sample != NULL)
     gst_sample_unref(self->style_sample);
+  g_free(self->style_applied);
   g_free(self->style_path);
   g_free(self->model_path);
   g_free(self->device_name);
@@ -999,7 +1047,7 @@ static void gst_style_transfer_finalize(GObject *object) {
   g_free(self->device_pci_bus_id);
   g_mutex_clear(&self->lock);
   g_mutex_clear(&self->engine_lock);
-  g_mutex_clear(&self->reload_lock);
+  g_cond_clear(&self->loader_cond);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
@@ -1012,6 +1060,7 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
 
   GST_DEBUG_CATEGORY_INIT(gst_style_transfer_debug, "styletransfer", 0,
                           "neural style transfer on Vulkan");
+  st_set_log_func(engine_log, NULL);
 
   gobject_class->set_property = gst_style_transfer_set_property;
   gobject_class->get_property = gst_style_transfer_get_property;
@@ -1020,9 +1069,11 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
   /**
    * GstStyleTransfer:style:
    *
-   * Path of the style image. Decoded with GStreamer (any image format the installed plugins
-   * decode). Can be changed while playing: the new image is decoded in the calling thread and
-   * used from the next frame on.
+   * Path of the style image, a regular file. Decoded with GStreamer (any image format the
+   * installed plugins decode, up to 100 megapixels). Can be changed while playing: the new image
+   * is decoded by the element's loader thread (setting the property returns at once) and used
+   * from the "styletransfer-style-applied" message on; if it fails, a WARNING says why and the
+   * previous style stays.
    */
   g_object_class_install_property(
       gobject_class, PROP_STYLE,
@@ -1034,8 +1085,9 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
    * GstStyleTransfer:model:
    *
    * Path of the model file (safetensors, see weights/FORMAT.md). Defaults to the installed model,
-   * or to the environment variable ST_MODEL_PATH when it is set. Changing it while playing loads
-   * the new model beside the running one and swaps it in.
+   * or to the environment variable ST_MODEL_PATH when it is set. Changing it (or device, or fp16)
+   * while playing loads the new model beside the running one on the loader thread and swaps it in
+   * ("styletransfer-engine-applied"); if it fails, a WARNING says why and the running one stays.
    */
   g_object_class_install_property(
       gobject_class, PROP_MODEL,
@@ -1177,7 +1229,7 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
 static void gst_style_transfer_init(GstStyleTransfer *self) {
   g_mutex_init(&self->lock);
   g_mutex_init(&self->engine_lock);
-  g_mutex_init(&self->reload_lock);
+  g_cond_init(&self->loader_cond);
   self->model_path = g_strdup(default_model_path());
   self->steps = DEFAULT_STEPS;
   self->strength = DEFAULT_STRENGTH;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../st_test_log.h"
 #include "check.h"
 
 static uint8_t *orig;
@@ -150,6 +151,7 @@ static void json_tests(void) {
 }
 
 int main(void) {
+  st_test_log_init();
   json_tests();
   const char *data_dir = getenv("ST_TEST_DATA");
   if (!data_dir)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../st_test_log.h"
 #include "check.h"
 
 static const char *data_dir;
@@ -470,6 +471,7 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
 }
 
 int main(void) {
+  st_test_log_init();
   data_dir = getenv("ST_TEST_DATA");
   if (!data_dir)
     data_dir = "tests/data";

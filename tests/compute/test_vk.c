@@ -14,9 +14,11 @@ static const uint32_t scale_spv[] =
 #include "scale.spv.inc"
     ;
 
+#include "../st_test_log.h"
 #include "check.h"
 
 int main(void) {
+  st_test_log_init();
   StError err = {0};
   StDeviceOptions opts;
   st_device_options_init(&opts);

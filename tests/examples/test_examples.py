@@ -385,6 +385,9 @@ def check_switch_style(cmd):
     p = run(cmd + args + [STYLE_A, STYLE_B])
     lines = [l for l in p.stdout.splitlines() if l.startswith("style: ")]
     check(len(lines) >= 2, f"the style was switched ({len(lines) - 1} switches)")
+    check(f"applied: {STYLE_A}, decoded in " in p.stdout
+          and f"applied: {STYLE_B}, decoded in " in p.stdout,
+          "the element's styletransfer-style-applied messages are printed")
     check(lines[0].startswith(f"style: {STYLE_A} at ")
           and lines[1].startswith(f"style: {STYLE_B} at "),
           "the styles are used in the order given")
@@ -400,9 +403,10 @@ def check_switch_style(cmd):
     p = run(cmd + quick + [MISSING], expect=1)
     check(f'Style image "{MISSING}" does not exist' in p.stderr, "a missing style is reported")
     check("Debugging information: " in p.stderr, "with the debug string")
-    p = run(cmd + quick + [STYLE_A, MISSING], expect=1)
-    check(f'Style image "{MISSING}" does not exist' in p.stderr,
-          "a missing style to switch to is reported")
+    p = run(cmd + quick + [STYLE_A, MISSING])
+    check(f'WARNING from styletransfer: Style image "{MISSING}" does not exist; the previous '
+          "style stays in use" in p.stderr, "a missing style to switch to is a warning")
+    check("End of stream" in p.stdout, "the stream goes on after a failed switch")
     p = run(cmd, expect=2)
     check("STYLE" in p.stderr, "no style: the usage is printed")
     p = run(cmd + ["-p", "no-such-property=1", STYLE_A], expect=1)

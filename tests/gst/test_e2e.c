@@ -26,6 +26,7 @@
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
 
+#include "fatal_validation.h"
 #include "json.h"
 
 #define MIN_PSNR_FP32 40.0
@@ -283,6 +284,7 @@ static Suite *e2e_suite(void) {
 
 int main(int argc, char **argv) {
   gst_check_init(&argc, &argv);
+  fatal_validation_init();
   if (argc > 2) {
     g_printerr("usage: %s [INDEX.json]\n", argv[0]);
     return 2;

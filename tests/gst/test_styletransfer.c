@@ -4,9 +4,13 @@
  * Environment (set by meson test): GST_PLUGIN_PATH (build tree), ST_MODEL_PATH (a small random
  * model), ST_TEST_DATA (tests/data), ST_VALIDATION=1 and ST_VALIDATION_FATAL=1.
  */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
@@ -15,6 +19,8 @@
 #include <gst/controller/gstdirectcontrolbinding.h>
 #include <gst/controller/gstinterpolationcontrolsource.h>
 #include <gst/video/video.h>
+
+#include "fatal_validation.h"
 
 /* how long a pipeline may take to reach EOS or ERROR */
 #define PIPELINE_TIMEOUT (300 * GST_SECOND)
@@ -397,47 +403,340 @@ GST_START_TEST(test_small_odd_sizes) {
 }
 GST_END_TEST;
 
+/* ---- files made at run time ------------------------------------------------------------------ */
+
+static gchar *make_tmp_dir(void) {
+  GError *err = NULL;
+  gchar *dir = g_dir_make_tmp("st-test-XXXXXX", &err);
+  fail_unless(dir != NULL, "%s", err ? err->message : "");
+  return dir;
+}
+
+/* Removes `dir` with the files (and FIFOs) in it, and frees the name. */
+static void remove_tmp_dir(gchar *dir) {
+  GDir *d = g_dir_open(dir, 0, NULL);
+  fail_unless(d != NULL);
+  for (const gchar *name; (name = g_dir_read_name(d)) != NULL;) {
+    gchar *p = g_build_filename(dir, name, NULL);
+    if (g_file_test(p, G_FILE_TEST_IS_DIR))
+      g_rmdir(p);
+    else
+      g_unlink(p);
+    g_free(p);
+  }
+  g_dir_close(d);
+  fail_unless(g_rmdir(dir) == 0, "could not remove %s", dir);
+  g_free(dir);
+}
+
+/* Runs a pipeline description to EOS; fails the test on an error. */
+static void run_to_eos(const gchar *desc) {
+  GError *err = NULL;
+  GstElement *pipeline = gst_parse_launch(desc, &err);
+  fail_unless(pipeline != NULL, "could not build %s: %s", desc, err ? err->message : "");
+  GstMessage *msg = run_pipeline(pipeline);
+  fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  gst_object_unref(pipeline);
+}
+
+/* Encodes one videotestsrc frame of `width` x `height` with `encoder` (e.g. "jpegenc") into
+ * dir/name; returns the path. */
+static gchar *encode_image(const gchar *dir, const gchar *name, const gchar *encoder, gint width,
+                           gint height) {
+  gchar *path = g_build_filename(dir, name, NULL);
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=1 pattern=smpte ! "
+                                "video/x-raw,format=I420,width=%d,height=%d ! videoconvert ! %s ! "
+                                "filesink location=%s",
+                                width, height, encoder, path);
+  run_to_eos(desc);
+  g_free(desc);
+  return path;
+}
+
+/* Writes the first `size` bytes of `src` to dir/name; returns the path. */
+static gchar *truncated_copy(const gchar *src, const gchar *dir, const gchar *name, gsize size) {
+  gchar *data = NULL;
+  gsize len = 0;
+  fail_unless(g_file_get_contents(src, &data, &len, NULL));
+  fail_unless(size < len);
+  gchar *path = g_build_filename(dir, name, NULL);
+  fail_unless(g_file_set_contents(path, data, (gssize)size, NULL));
+  g_free(data);
+  return path;
+}
+
+static guint32 crc32_png(const guint8 *data, gsize len, guint32 crc) {
+  for (gsize i = 0; i < len; i++) {
+    crc ^= data[i];
+    for (int k = 0; k < 8; k++)
+      crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+  }
+  return crc;
+}
+
+static void put_be32(GByteArray *out, guint32 v) {
+  guint8 b[4] = {(guint8)(v >> 24), (guint8)(v >> 16), (guint8)(v >> 8), (guint8)v};
+  g_byte_array_append(out, b, 4);
+}
+
+static void png_chunk(GByteArray *out, const gchar *type, const guint8 *data, gsize len) {
+  put_be32(out, (guint32)len);
+  guint start = out->len;
+  g_byte_array_append(out, (const guint8 *)type, 4);
+  if (len > 0)
+    g_byte_array_append(out, data, (guint)len);
+  put_be32(out, ~crc32_png(out->data + start, len + 4, 0xFFFFFFFFu));
+}
+
+/* Writes dir/name: a PNG of `width` x `height`, 1-bit grey, all black. The image data is the
+ * whole zlib stream of the rows, or only its first `cut` bytes with no end chunk (cut > 0).
+ * `pad` bytes of text metadata (a tEXt chunk) come before the image data. Returns the path. */
+static gchar *write_png(const gchar *dir, const gchar *name, guint32 width, guint32 height,
+                        gsize cut, gsize pad) {
+  GByteArray *png = g_byte_array_new();
+  static const guint8 sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  g_byte_array_append(png, sig, 8);
+  guint8 ihdr[13] = {0};
+  for (int i = 0; i < 4; i++) {
+    ihdr[i] = (guint8)(width >> (24 - 8 * i));
+    ihdr[4 + i] = (guint8)(height >> (24 - 8 * i));
+  }
+  ihdr[8] = 1; /* bit depth 1, colour type 0 (grey), deflate, adaptive filter, no interlace */
+  png_chunk(png, "IHDR", ihdr, sizeof ihdr);
+  if (pad > 0) {
+    guint8 *text = g_malloc0(pad);
+    memcpy(text, "Comment", 7); /* keyword, NUL, then the text (NULs here) */
+    png_chunk(png, "tEXt", text, pad);
+    g_free(text);
+  }
+  /* zlib stream of `height` rows of (filter byte 0, then zeros) */
+  GZlibCompressor *z = g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_ZLIB, 9);
+  gsize row = 1 + (width + 7) / 8;
+  guint8 *zeros = g_malloc0(row * 64);
+  GByteArray *idat = g_byte_array_new();
+  guint8 out[1 << 16];
+  for (guint32 y = 0;;) {
+    guint32 rows = MIN(64, height - y);
+    gboolean last = y + rows >= height;
+    const guint8 *in = zeros;
+    gsize in_left = row * rows;
+    GConverterResult r;
+    do {
+      gsize read = 0, written = 0;
+      GError *err = NULL;
+      r = g_converter_convert(G_CONVERTER(z), in, in_left, out, sizeof out,
+                              last ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &read,
+                              &written, &err);
+      fail_unless(r != G_CONVERTER_ERROR, "zlib: %s", err ? err->message : "");
+      g_byte_array_append(idat, out, (guint)written);
+      in += read;
+      in_left -= read;
+    } while (in_left > 0 || (last && r != G_CONVERTER_FINISHED));
+    y += rows;
+    if (last || (cut > 0 && idat->len >= cut))
+      break;
+  }
+  g_object_unref(z);
+  g_free(zeros);
+  png_chunk(png, "IDAT", idat->data, cut > 0 ? MIN(cut, idat->len) : idat->len);
+  if (cut == 0)
+    png_chunk(png, "IEND", NULL, 0);
+  gchar *path = g_build_filename(dir, name, NULL);
+  fail_unless(g_file_set_contents(path, (const gchar *)png->data, png->len, NULL));
+  GST_INFO("%s: %ux%u, %u bytes", path, width, height, png->len);
+  g_byte_array_unref(idat);
+  g_byte_array_unref(png);
+  return path;
+}
+
+/* Runs tests' st-style-decode (the element's decoder, alone) on `path` with the shipped model's
+ * style size and returns its report (key=value lines); *ms and *peak_mb are its time and the
+ * growth of its peak resident memory during the decode. */
+static gchar *decode_cost(const gchar *path, gdouble *ms, gdouble *peak_mb) {
+  const gchar *tool = g_getenv("ST_STYLE_DECODE");
+  fail_unless(tool != NULL, "ST_STYLE_DECODE is not set (run the tests with meson test)");
+  gchar *argv[] = {(gchar *)tool, (gchar *)path, (gchar *)"256", NULL};
+  gchar *out = NULL, *err = NULL;
+  gint status = 0;
+  GError *error = NULL;
+  fail_unless(
+      g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error),
+      "spawn %s: %s", tool, error ? error->message : "");
+  fail_unless(g_spawn_check_wait_status(status, NULL), "%s %s failed:\n%s\n%s", tool, path, out,
+              err);
+  const gchar *m = strstr(out, "ms=");
+  const gchar *p = strstr(out, "peak-kb=");
+  fail_unless(m != NULL && p != NULL, "st-style-decode said:\n%s\n%s", out, err);
+  *ms = g_ascii_strtod(m + 3, NULL);
+  *peak_mb = g_ascii_strtod(p + 8, NULL) / 1024.0;
+  g_free(err);
+  return out;
+}
+
+/* ---- run-time changes ------------------------------------------------------------------------ */
+
+/* how long a style or engine change set while playing may take to take effect */
+#define CHANGE_TIMEOUT (300 * GST_SECOND)
+/* set_property while playing only queues the change: it must return at once */
+#define SET_PROPERTY_MAX_US (100 * 1000)
+
+/* g_object_set(e, ..., NULL), checking that it returned within SET_PROPERTY_MAX_US */
+#define set_at_once(e, ...)                                                                        \
+  do {                                                                                             \
+    gint64 t0_ = g_get_monotonic_time();                                                           \
+    g_object_set((e), __VA_ARGS__, NULL);                                                          \
+    gint64 us_ = g_get_monotonic_time() - t0_;                                                     \
+    fail_unless(us_ < SET_PROPERTY_MAX_US, "set_property while playing took %.1f ms",              \
+                us_ / 1000.0);                                                                     \
+  } while (0)
+
+static GstBus *watch_bus(GstElement *e) {
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(e, bus);
+  return bus;
+}
+
+static void unwatch_bus(GstElement *e, GstBus *bus) {
+  gst_element_set_bus(e, NULL);
+  gst_object_unref(bus);
+}
+
+/* Waits for the element message `name` ("styletransfer-style-applied", ...) and returns a copy
+ * of its structure; a WARNING or ERROR before it fails the test with its text. */
+static GstStructure *wait_applied(GstBus *bus, const gchar *name) {
+  for (;;) {
+    GstMessage *m = gst_bus_timed_pop_filtered(
+        bus, CHANGE_TIMEOUT, GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING | GST_MESSAGE_ERROR);
+    fail_unless(m != NULL, "no %s message in time", name);
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_ELEMENT) {
+      GError *err = NULL;
+      if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING)
+        gst_message_parse_warning(m, &err, NULL);
+      else
+        gst_message_parse_error(m, &err, NULL);
+      fail("%s instead of %s: %s", GST_MESSAGE_TYPE_NAME(m), name, err->message);
+    }
+    if (gst_message_has_name(m, name)) {
+      GstStructure *s = gst_structure_copy(gst_message_get_structure(m));
+      gst_message_unref(m);
+      return s;
+    }
+    gst_message_unref(m);
+  }
+}
+
+/* Waits for a WARNING and returns it; an ERROR or an "-applied" message fails the test. */
+static GError *wait_warning(GstBus *bus) {
+  GstMessage *m = gst_bus_timed_pop_filtered(
+      bus, CHANGE_TIMEOUT, GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING | GST_MESSAGE_ERROR);
+  fail_unless(m != NULL, "no warning in time");
+  fail_unless(GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING, "%s instead of a warning",
+              GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT
+                  ? gst_structure_get_name(gst_message_get_structure(m))
+                  : GST_MESSAGE_TYPE_NAME(m));
+  GError *err = NULL;
+  gchar *dbg = NULL;
+  gst_message_parse_warning(m, &err, &dbg);
+  GST_INFO("warning: %s (%s)", err->message, GST_STR_NULL(dbg));
+  g_free(dbg);
+  gst_message_unref(m);
+  return err;
+}
+
+static void check_warning(GstBus *bus, GQuark domain, gint code, const gchar *text,
+                          const gchar *kept) {
+  GError *w = wait_warning(bus);
+  fail_unless(w->domain == domain && w->code == code, "warning %s %d: %s",
+              g_quark_to_string(w->domain), w->code, w->message);
+  fail_unless(strstr(w->message, text) != NULL, "warning \"%s\" lacks \"%s\"", w->message, text);
+  fail_unless(strstr(w->message, kept) != NULL, "warning \"%s\" lacks \"%s\"", w->message, kept);
+  g_error_free(w);
+}
+
+static void check_engine_applied(GstBus *bus, const gchar *model, gboolean fp16) {
+  GstStructure *s = wait_applied(bus, "styletransfer-engine-applied");
+  gboolean got_fp16 = !fp16;
+  gdouble load_ms = -1;
+  fail_unless_equals_string(gst_structure_get_string(s, "model"), model);
+  fail_unless(gst_structure_get_string(s, "device-name") != NULL);
+  fail_unless(gst_structure_get(s, "fp16", G_TYPE_BOOLEAN, &got_fp16, "load-ms", G_TYPE_DOUBLE,
+                                &load_ms, NULL),
+              "fields missing: %" GST_PTR_FORMAT, s);
+  fail_unless_equals_int(got_fp16, fp16);
+  fail_unless(load_ms >= 0);
+  g_print("engine applied: %s on %s in %.0f ms\n", model,
+          gst_structure_get_string(s, "device-name"), load_ms);
+  gst_structure_free(s);
+}
+
+static void check_style_applied(GstBus *bus, const gchar *path, guint serial, gint width,
+                                gint height) {
+  GstStructure *s = wait_applied(bus, "styletransfer-style-applied");
+  guint got_serial = 0;
+  gint w = 0, h = 0, sw = 0, sh = 0;
+  gdouble decode_ms = -1, features_ms = -1;
+  fail_unless_equals_string(gst_structure_get_string(s, "path"), path);
+  fail_unless(gst_structure_get(s, "serial", G_TYPE_UINT, &got_serial, "width", G_TYPE_INT, &w,
+                                "height", G_TYPE_INT, &h, "style-width", G_TYPE_INT, &sw,
+                                "style-height", G_TYPE_INT, &sh, "decode-ms", G_TYPE_DOUBLE,
+                                &decode_ms, "features-ms", G_TYPE_DOUBLE, &features_ms, NULL),
+              "fields missing: %" GST_PTR_FORMAT, s);
+  fail_unless_equals_int(got_serial, serial);
+  fail_unless_equals_int(w, width);
+  fail_unless_equals_int(h, height);
+  /* scaled to fit the model's style size, aspect ratio kept */
+  fail_unless(sw > 0 && sh > 0 && sw <= w && sh <= h, "style size %dx%d", sw, sh);
+  fail_unless(ABS((gdouble)sw / sh - (gdouble)w / h) < 0.05, "aspect %dx%d vs %dx%d", sw, sh, w, h);
+  fail_unless(decode_ms >= 0 && features_ms >= 0);
+  g_print("style %u applied: %s %dx%d -> %dx%d, decoded in %.0f ms, features %.0f ms\n", serial,
+          path, w, h, sw, sh, decode_ms, features_ms);
+  gst_structure_free(s);
+}
+
 GST_START_TEST(test_style_change_playing) {
   GstSample *in = make_frame("RGBA", 160, 120, "smpte");
   GstElement *e = new_element("style-spokes.png");
   g_object_set(e, "temporal", FALSE, NULL);
   GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  GstBus *bus = watch_bus(e);
   GstCaps *caps = gst_sample_get_caps(in);
   GstBuffer *a1 = process(h, gst_sample_get_buffer(in));
 
   gchar *other = data_path("style-pinwheel.jpg");
-  g_object_set(e, "style", other, NULL);
+  set_at_once(e, "style", other);
+  check_style_applied(bus, other, 2, 80, 80);
   GstBuffer *b = process(h, gst_sample_get_buffer(in));
   FrameStats s = compare_frames(caps, a1, b);
   fail_unless(s.mad > 1.0, "a new style did not change the output (mad %.3f)", s.mad);
 
   gchar *first = data_path("style-spokes.png");
-  g_object_set(e, "style", first, NULL);
+  set_at_once(e, "style", first);
+  check_style_applied(bus, first, 3, 96, 64);
   GstBuffer *a2 = process(h, gst_sample_get_buffer(in));
   s = compare_frames(caps, a1, a2);
   fail_unless(s.mad < 0.5, "the first style did not come back (mad %.3f)", s.mad);
 
-  /* an undecodable style while playing: error posted, the current style stays in use */
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(e, bus);
+  /* an undecodable style while playing: a warning, the current style stays in use */
   gchar *bad = data_path("not-an-image.txt");
-  g_object_set(e, "style", bad, NULL);
-  GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  fail_unless(msg != NULL, "no error for an undecodable style set while playing");
-  GError *err = NULL;
-  gst_message_parse_error(msg, &err, NULL);
-  fail_unless(g_error_matches(err, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE), "%s", err->message);
-  g_clear_error(&err);
-  gst_message_unref(msg);
+  set_at_once(e, "style", bad);
+  check_warning(bus, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode style image",
+                "the previous style stays in use");
   GstBuffer *a3 = process(h, gst_sample_get_buffer(in));
   s = compare_frames(caps, a1, a3);
   fail_unless(s.mad < 0.5, "the style changed after a failed update (mad %.3f)", s.mad);
-  gst_element_set_bus(e, NULL);
-  gst_object_unref(bus);
+  /* the style cleared: a warning, the current style stays in use */
+  set_at_once(e, "style", NULL);
+  check_warning(bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "The style was cleared",
+                "stays in use");
+  GstBuffer *a4 = process(h, gst_sample_get_buffer(in));
+  fail_unless(compare_frames(caps, a1, a4).mad < 0.5);
 
+  unwatch_bus(e, bus);
   gst_buffer_unref(a1);
   gst_buffer_unref(a2);
   gst_buffer_unref(a3);
+  gst_buffer_unref(a4);
   gst_buffer_unref(b);
   g_free(other);
   g_free(first);
@@ -445,6 +744,72 @@ GST_START_TEST(test_style_change_playing) {
   gst_harness_teardown(h);
   gst_object_unref(e);
   gst_sample_unref(in);
+}
+GST_END_TEST;
+
+/* Setting the style while playing never waits for the decode: with a 100-megapixel image
+ * (about a second to decode) set_property returns at once, frames keep coming with the old
+ * style, and the new one takes effect with the "applied" message. A FIFO is refused with a
+ * warning; stopping the element during a decode does not wait for it. */
+GST_START_TEST(test_style_change_nonblocking) {
+  gchar *dir = make_tmp_dir();
+  gchar *slow = encode_image(dir, "slow.jpg", "jpegenc", 10000, 10000);
+  gchar *fifo = g_build_filename(dir, "fifo.png", NULL);
+  fail_unless(mkfifo(fifo, 0600) == 0, "mkfifo: %s", g_strerror(errno));
+  GstSample *in = make_frame("RGBA", 160, 120, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, NULL);
+  GstHarness *h = new_harness(e, caps);
+  GstBus *bus = watch_bus(e);
+  GstBuffer *old = process(h, inbuf);
+
+  gint64 t0 = g_get_monotonic_time();
+  set_at_once(e, "style", slow);
+  g_print("set_property(style) while playing returned in %.2f ms\n",
+          (g_get_monotonic_time() - t0) / 1000.0);
+  t0 = g_get_monotonic_time();
+  GstBuffer *during = process(h, inbuf);
+  gdouble frame_ms = (g_get_monotonic_time() - t0) / 1000.0;
+  /* the image is still decoding (nothing on the bus yet): this frame had the old style */
+  GstMessage *early = gst_bus_pop(bus);
+  fail_unless(early == NULL, "%s before the first frame after the change (%.0f ms)",
+              early ? GST_MESSAGE_TYPE_NAME(early) : "", frame_ms);
+  fail_unless(compare_frames(caps, old, during).mad < 0.5, "a frame during the decode did not "
+                                                           "have the old style");
+  g_print("a frame while the new style decodes: %.0f ms, old style\n", frame_ms);
+  check_style_applied(bus, slow, 2, 10000, 10000);
+  GstBuffer *after = process(h, inbuf);
+  fail_unless(compare_frames(caps, old, after).mad > 1.0, "the new style changed nothing");
+
+  set_at_once(e, "style", fifo);
+  check_warning(bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ, "is a named pipe (FIFO)",
+                "the previous style stays in use");
+  GstBuffer *kept = process(h, inbuf);
+  fail_unless(compare_frames(caps, after, kept).mad < 0.5, "the style changed after a refusal");
+
+  /* stop while the slow image decodes: the decode is cancelled */
+  gchar *first = data_path("style-spokes.png");
+  set_at_once(e, "style", first);
+  set_at_once(e, "style", slow);
+  t0 = g_get_monotonic_time();
+  gst_harness_teardown(h);
+  gdouble stop_s = (g_get_monotonic_time() - t0) / 1e6;
+  g_print("stopped during a decode in %.2f s\n", stop_s);
+  fail_unless(stop_s < 10, "stopping waited %.1f s for the decode", stop_s);
+
+  unwatch_bus(e, bus);
+  gst_buffer_unref(old);
+  gst_buffer_unref(during);
+  gst_buffer_unref(after);
+  gst_buffer_unref(kept);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+  g_free(first);
+  g_free(fifo);
+  g_free(slow);
+  remove_tmp_dir(dir);
 }
 GST_END_TEST;
 
@@ -499,20 +864,40 @@ GST_START_TEST(test_property_change_playing) {
     g_value_unset(&changes[i].value);
   }
 
-  /* temporal on: frames keep being produced; a changed model/fp16/device reloads the engine */
+  /* temporal on: frames keep being produced; a changed model/fp16/device builds an engine beside
+   * the running one (set_property returns at once) and swaps it in */
+  GstBus *bus = watch_bus(e);
   g_object_set(e, "temporal", TRUE, NULL);
   for (int i = 0; i < 2; i++)
     gst_buffer_unref(process(h, inbuf));
-  g_object_set(e, "temporal", FALSE, "fp16", FALSE, NULL);
+  g_object_set(e, "temporal", FALSE, NULL);
+  set_at_once(e, "fp16", FALSE);
+  check_engine_applied(bus, model_path(), FALSE);
   out = process(h, inbuf);
   FrameStats sf = compare_frames(caps, base, out);
   fail_unless(sf.mad < 3.0, "fp16 off: output far from fp16 on (mad %.3f)", sf.mad);
   gst_buffer_unref(out);
-  g_object_set(e, "device", 0, NULL);
+  set_at_once(e, "device", 0);
+  check_engine_applied(bus, model_path(), FALSE);
   out = process(h, inbuf);
   FrameStats sd = compare_frames(caps, inbuf, out);
   fail_unless(sd.mad > 2.0 && sd.stddev > 2.0);
+
+  /* a model that does not load: a warning, the running engine stays in use */
+  gchar *bad = data_path("not-an-image.txt");
+  set_at_once(e, "model", bad);
+  check_warning(bus, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, "Invalid model file",
+                "the previous model and device stay in use");
+  set_at_once(e, "model", "/nonexistent/model.safetensors");
+  check_warning(bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "does not exist",
+                "the previous model and device stay in use");
+  GstBuffer *kept = process(h, inbuf);
+  fail_unless(compare_frames(caps, out, kept).mad < 0.5, "the output changed after a failed "
+                                                         "model change");
+  gst_buffer_unref(kept);
   gst_buffer_unref(out);
+  g_free(bad);
+  unwatch_bus(e, bus);
 
   gst_buffer_unref(base);
   gst_harness_teardown(h);
@@ -1255,6 +1640,237 @@ GST_START_TEST(test_error_no_vulkan_driver) {
 }
 GST_END_TEST;
 
+/* ---- hostile style images ---------------------------------------------------------------------
+ * Each is refused at start with a clear ERROR naming the cause, quickly and without allocating
+ * what the file declares (the peak memory of the decoder alone is measured with st-style-decode),
+ * or decoded within bounds. */
+
+/* how long refusing a hostile style may take, and how much memory decoding it may take */
+#define REFUSE_MAX_S 10.0
+#define REFUSE_MAX_MB 32.0
+
+/* expect_error() for style=`path`, which must fail within REFUSE_MAX_S; returns the seconds. */
+static gdouble expect_style_error(const gchar *path, GQuark domain, gint code, const gchar *text) {
+  gchar *props = g_strdup_printf("style=\"%s\"", path);
+  gint64 t0 = g_get_monotonic_time();
+  expect_error(props, domain, code, text);
+  gdouble s = (g_get_monotonic_time() - t0) / 1e6;
+  fail_unless(s < REFUSE_MAX_S, "%s: refused after %.1f s", path, s);
+  g_free(props);
+  return s;
+}
+
+/* The decoder alone refuses `path` in bounded time and memory; prints the figures. */
+static void check_refused_cheaply(const gchar *what, const gchar *path, const gchar *text) {
+  gdouble ms, mb;
+  gchar *report = decode_cost(path, &ms, &mb);
+  fail_unless(strstr(report, "result=error") != NULL && strstr(report, text) != NULL,
+              "%s: st-style-decode said:\n%s", what, report);
+  g_print("%s: refused in %.1f ms, peak memory +%.1f MB\n", what, ms, mb);
+  fail_unless(ms < REFUSE_MAX_S * 1000 && mb < REFUSE_MAX_MB, "%s: %.0f ms, +%.1f MB", what, ms,
+              mb);
+  g_free(report);
+}
+
+/* Decompression bombs: PNGs that declare 60000x60000 (3.6 gigapixels; pngdec would allocate 3.6
+ * GB of grey and spend a minute inflating), with a few bytes of image data, and with all of it
+ * (437 KB of zlib data). Refused from the header. */
+GST_START_TEST(test_hostile_png_bomb) {
+  gchar *dir = make_tmp_dir();
+  gchar *cut = write_png(dir, "bomb-cut.png", 60000, 60000, 64, 0);
+  gchar *full = write_png(dir, "bomb.png", 60000, 60000, 0, 0);
+  const gchar *paths[] = {cut, full};
+  for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
+    expect_style_error(paths[i], GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                       "is too large: 60000x60000 pixels (3600.0 megapixels), more than the 100");
+    check_refused_cheaply(i == 0 ? "60000x60000 PNG, image data cut" : "60000x60000 PNG bomb",
+                          paths[i], "is too large");
+  }
+  g_free(cut);
+  g_free(full);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* Real 16000x12000 images (192 megapixels; a JPEG from jpegenc, a complete PNG) are refused
+ * before decoding; an image at the limit (10000x10000, 100 megapixels) is decoded, its peak
+ * memory bounded; one row more is refused. */
+GST_START_TEST(test_hostile_huge_image) {
+  gchar *dir = make_tmp_dir();
+  gchar *jpeg = encode_image(dir, "huge.jpg", "jpegenc", 16000, 12000);
+  gchar *png = write_png(dir, "huge.png", 16000, 12000, 0, 0);
+  const gchar *paths[] = {jpeg, png};
+  for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
+    expect_style_error(paths[i], GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                       "is too large: 16000x12000 pixels (192.0 megapixels)");
+    check_refused_cheaply(i == 0 ? "16000x12000 JPEG" : "16000x12000 PNG", paths[i],
+                          "is too large");
+  }
+  gchar *over = write_png(dir, "over.png", 10000, 10001, 0, 0);
+  expect_style_error(over, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "10000x10001 pixels");
+
+  gchar *limit = encode_image(dir, "limit.jpg", "jpegenc", 10000, 10000);
+  gdouble ms, mb;
+  gchar *report = decode_cost(limit, &ms, &mb);
+  fail_unless(strstr(report, "result=ok\nsize=10000x10000\nstyle-size=256x256") != NULL,
+              "st-style-decode said:\n%s", report);
+  g_print("10000x10000 JPEG (100 megapixels, the limit): decoded in %.0f ms, peak memory "
+          "+%.1f MB\n",
+          ms, mb);
+  /* the I420 frame is 150 MB; the JPEG data, kept twice, a few MB */
+  fail_unless(mb < 400, "decoding the 100-megapixel JPEG took +%.1f MB", mb);
+  g_free(report);
+  g_free(limit);
+  g_free(over);
+  g_free(jpeg);
+  g_free(png);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* Truncated files: JPEGs cut inside the image data and inside the headers, a PNG cut inside its
+ * image data (jpegdec would fill the missing part with grey, pngdec decode nothing). */
+GST_START_TEST(test_hostile_truncated) {
+  gchar *dir = make_tmp_dir();
+  gchar *jpeg = encode_image(dir, "ok.jpg", "jpegenc", 640, 480);
+  gchar *png = encode_image(dir, "ok.png", "pngenc", 640, 480);
+  GStatBuf st;
+  fail_unless(g_stat(jpeg, &st) == 0);
+  gsize jpeg_size = (gsize)st.st_size;
+  fail_unless(g_stat(png, &st) == 0);
+  gsize png_size = (gsize)st.st_size;
+  struct {
+    const gchar *src;
+    gsize size;
+    const gchar *text;
+  } cases[] = {
+      {jpeg, jpeg_size * 6 / 10, "before the JPEG end-of-image marker"},
+      {jpeg, 300, "before the JPEG end-of-image marker"},
+      {png, png_size / 2, "inside a PNG chunk"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    gchar *name =
+        g_strdup_printf("cut%u%s", i, g_str_has_suffix(cases[i].src, ".png") ? ".png" : ".jpg");
+    gchar *cut = truncated_copy(cases[i].src, dir, name, cases[i].size);
+    gchar *text = g_strdup_printf("the file is truncated: it ends at byte %" G_GSIZE_FORMAT ", ",
+                                  cases[i].size);
+    expect_style_error(cut, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, text);
+    expect_style_error(cut, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, cases[i].text);
+    g_free(text);
+    g_free(cut);
+    g_free(name);
+  }
+  /* the untruncated files work */
+  gdouble ms, mb;
+  for (int i = 0; i < 2; i++) {
+    gchar *report = decode_cost(i ? png : jpeg, &ms, &mb);
+    fail_unless(strstr(report, "result=ok") != NULL, "%s", report);
+    g_free(report);
+  }
+  g_free(jpeg);
+  g_free(png);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* A tiny image with 80 MB of metadata: the decoder would keep all of it in memory (twice). */
+GST_START_TEST(test_hostile_padded_png) {
+  gchar *dir = make_tmp_dir();
+  gchar *padded = write_png(dir, "padded.png", 8, 8, 0, 80 << 20);
+  expect_style_error(padded, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                     "more than a 8x8 image can need");
+  check_refused_cheaply("8x8 PNG with 80 MB of metadata", padded, "can need");
+  g_free(padded);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* A FIFO with no writer (opening it for reading would wait for one forever). */
+GST_START_TEST(test_hostile_fifo) {
+  gchar *dir = make_tmp_dir();
+  gchar *fifo = g_build_filename(dir, "fifo.png", NULL);
+  fail_unless(mkfifo(fifo, 0600) == 0, "mkfifo: %s", g_strerror(errno));
+  gdouble s = expect_style_error(fifo, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                                 "is a named pipe (FIFO), not a regular file");
+  g_print("FIFO refused in %.2f s\n", s);
+  g_free(fifo);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* /dev/zero: endless zeros (a device file) */
+GST_START_TEST(test_hostile_dev_zero) {
+  expect_style_error("/dev/zero", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                     "is a character device (like /dev/zero), not a regular file");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_hostile_directory) {
+  gchar *dir = make_tmp_dir();
+  expect_style_error(dir, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                     "is a directory, not a file");
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* A video file as the style: its first frame is used (WebM/VP8 here); a file with no video
+ * stream (Ogg/Vorbis) is refused. */
+GST_START_TEST(test_hostile_video_file) {
+  gchar *dir = make_tmp_dir();
+  gchar *video = g_build_filename(dir, "clip.webm", NULL);
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=30 pattern=ball ! "
+                                "video/x-raw,width=176,height=144,framerate=30/1 ! vp8enc ! "
+                                "webmmux ! filesink location=%s",
+                                video);
+  run_to_eos(desc);
+  g_free(desc);
+  gchar *audio = g_build_filename(dir, "sound.ogg", NULL);
+  desc = g_strdup_printf("audiotestsrc num-buffers=20 ! vorbisenc ! oggmux ! filesink "
+                         "location=%s",
+                         audio);
+  run_to_eos(desc);
+  g_free(desc);
+
+  gchar *launch = g_strdup_printf("videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! "
+                                  "styletransfer name=st style=%s ! fakesink",
+                                  video);
+  GstElement *pipeline = gst_parse_launch(launch, NULL);
+  fail_unless(pipeline != NULL);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gint64 t0 = g_get_monotonic_time();
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  check_style_applied(bus, video, 1, 176, 144);
+  GstMessage *msg =
+      gst_bus_timed_pop_filtered(bus, PIPELINE_TIMEOUT, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  fail_unless(msg != NULL && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS, "no EOS with a video style");
+  g_print("video as the style: EOS after %.1f s\n", (g_get_monotonic_time() - t0) / 1e6);
+  gst_message_unref(msg);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  g_free(launch);
+
+  expect_style_error(audio, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                     "the file contains no image or video stream (only audio/x-raw)");
+  g_free(video);
+  g_free(audio);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
+/* Decoding stops after the timeout ($ST_STYLE_DECODE_TIMEOUT here, 30 s by default). */
+GST_START_TEST(test_style_decode_timeout) {
+  gchar *dir = make_tmp_dir();
+  gchar *jpeg = encode_image(dir, "big.jpg", "jpegenc", 6000, 4000);
+  g_setenv("ST_STYLE_DECODE_TIMEOUT", "0.001", TRUE);
+  expect_style_error(jpeg, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                     "decoding did not finish within 0.001 seconds");
+  g_unsetenv("ST_STYLE_DECODE_TIMEOUT");
+  g_free(jpeg);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
 static Suite *styletransfer_suite(void) {
   Suite *s = suite_create("styletransfer");
   TCase *tc = tcase_create("general");
@@ -1267,6 +1883,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_odd_size);
   tcase_add_test(tc, test_small_odd_sizes);
   tcase_add_test(tc, test_style_change_playing);
+  tcase_add_test(tc, test_style_change_nonblocking);
   tcase_add_test(tc, test_property_change_playing);
   tcase_add_test(tc, test_device_id);
   tcase_add_test(tc, test_temporal);
@@ -1286,7 +1903,16 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_error_device_id);
   tcase_add_test(tc, test_error_no_vulkan_driver);
   tcase_add_test(tc, test_error_colorimetry);
+  tcase_add_test(tc, test_hostile_png_bomb);
+  tcase_add_test(tc, test_hostile_huge_image);
+  tcase_add_test(tc, test_hostile_truncated);
+  tcase_add_test(tc, test_hostile_padded_png);
+  tcase_add_test(tc, test_hostile_fifo);
+  tcase_add_test(tc, test_hostile_dev_zero);
+  tcase_add_test(tc, test_hostile_directory);
+  tcase_add_test(tc, test_hostile_video_file);
+  tcase_add_test(tc, test_style_decode_timeout);
   return s;
 }
 
-GST_CHECK_MAIN(styletransfer);
+ST_CHECK_MAIN(styletransfer);

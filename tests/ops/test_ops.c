@@ -13,6 +13,7 @@
  *   pixels (row padding, gaps between planes) must be unchanged.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "../st_test_log.h"
 #include "ops.h"
 #include "ref.h"
 
@@ -1144,6 +1145,7 @@ static void bench(bool quick) {
 }
 
 int main(int argc, char **argv) {
+  st_test_log_init();
   StDeviceOptions opts;
   st_device_options_init(&opts);
   StError err = {0};

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ * Element tests: with ST_VALIDATION_FATAL=1, a Vulkan validation message that the element logs
+ * (the engine's diagnostics go to the "styletransfer" debug category) aborts the test at once.
+ * The engine also fails the next submission after one, which the element reports as an error;
+ * this catches those that come when nothing is submitted any more (at teardown).
+ * ST_CHECK_MAIN(name) is GST_CHECK_MAIN(name) with that log function installed. */
+#ifndef ST_FATAL_VALIDATION_H
+#define ST_FATAL_VALIDATION_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <gst/check/gstcheck.h>
+
+static void fatal_validation_log(GstDebugCategory *category, GstDebugLevel level, const gchar *file,
+                                 const gchar *function, gint line, GObject *object,
+                                 GstDebugMessage *message, gpointer user_data) {
+  (void)file;
+  (void)function;
+  (void)line;
+  (void)object;
+  (void)user_data;
+  const gchar *text = gst_debug_message_get(message);
+  if (level <= GST_LEVEL_WARNING && text != NULL && g_str_has_prefix(text, "Vulkan validation") &&
+      strcmp(gst_debug_category_get_name(category), "styletransfer") == 0) {
+    g_printerr("%s\n", text);
+    abort();
+  }
+}
+
+static inline void fatal_validation_init(void) {
+  if (g_strcmp0(g_getenv("ST_VALIDATION_FATAL"), "1") != 0)
+    return;
+  /* the messages must reach the log functions even without GST_DEBUG */
+  if (g_getenv("GST_DEBUG") == NULL)
+    gst_debug_set_threshold_for_name("styletransfer", GST_LEVEL_WARNING);
+  gst_debug_set_active(TRUE);
+  gst_debug_add_log_function(fatal_validation_log, NULL, NULL);
+}
+
+#define ST_CHECK_MAIN(name)                                                                        \
+  int main(int argc, char **argv) {                                                                \
+    gst_check_init(&argc, &argv);                                                                  \
+    fatal_validation_init();                                                                       \
+    return gst_check_run_suite(name##_suite(), #name, __FILE__);                                   \
+  }
+
+#endif /* ST_FATAL_VALIDATION_H */

@@ -70,13 +70,16 @@ static uint16_t float_to_half(float f) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
-                  "                [--strength S] [--smoothing K] [--fp16] [--per-op]\n"
-                  "                [--device I]\n"
-                  "       st-bench MODEL --table [--sizes WxH,...] [--steps-max N] [--frames N]\n"
-                  "                [--fp16 [both]] [--smoothing K] [--device I]\n"
-                  "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
-                  "[--device I]\n");
+  fprintf(stderr,
+          "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
+          "                [--strength S] [--smoothing K] [--fp16] [--per-op]\n"
+          "                [--device I]\n"
+          "       st-bench MODEL --table [--sizes WxH,...] [--steps-max N] [--frames N]\n"
+          "                [--fp16 [both]] [--smoothing K] [--device I]\n"
+          "       st-bench MODEL --formats [all|FORMAT,...] [--size WxH] [--processing WxH]\n"
+          "                [--steps N] [--frames N] [--fp16] [--device I]\n"
+          "       st-bench --conv [--size WxH --cin C --cout C] [--fp16] [--iters N] "
+          "[--device I]\n");
 }
 
 static bool parse_size(const char *s, int *w, int *h) {
@@ -526,6 +529,121 @@ static int bench_table(StDevice *dev, const char *model, const char *sizes, int 
   return rc;
 }
 
+/* ---- conversion cost per format ----------------------------------------------------------- */
+
+/* Frames of each format in `list` (comma-separated GStreamer names; NULL: every format) at
+ * w x h through the network: the GPU time of the "upload" stage (host-visible copy, conversion to
+ * the float tensor) and of the "download" stage (conversion back, copy), medians of `frames`
+ * frames after one warm-up frame. */
+static int bench_formats(StDevice *dev, const char *model, const char *list, int w, int h, int pw,
+                         int ph, int steps, int frames, bool fp16) {
+  StError err = {0};
+  StNetOptions o = {.fp16 = fp16};
+  StNet *net = st_net_load(dev, model, &o, &err);
+  StImage si;
+  uint8_t *style = NULL;
+  make_style(&si, &style);
+  if (!net || !st_net_set_style(net, &si, &err)) {
+    fprintf(stderr, "st-bench: %s\n", err.message);
+    free(style);
+    st_net_free(net);
+    return 1;
+  }
+  free(style);
+  printf("Conversion cost per format (st-bench --formats) on %s: frame %dx%d, processing %dx%d, "
+         "steps %d, %s; median GPU ms of %d frames after one warm-up frame. upload = copy to the "
+         "device + conversion to the float tensor, download = conversion back + copy.\n\n",
+         st_device_name(dev), w, h, pw ? pw : w, ph ? ph : h, steps,
+         fp16 && st_device_has_fp16_storage(dev) ? "fp16 storage" : "fp32", frames);
+  printf("| format | bytes per frame | upload ms | download ms | GPU total ms | wall ms |\n");
+  printf("|---|---|---|---|---|---|\n");
+  StFrameParams p;
+  st_frame_params_init(&p);
+  p.steps = steps;
+  p.processing_width = pw;
+  p.processing_height = ph;
+  p.smoothing = smoothing;
+  int rc = 0, done = 0;
+  for (int f = 0; f < ST_FORMAT_COUNT && rc == 0; f++) {
+    const char *name = st_format_name((StPixelFormat)f);
+    if (list) { /* the name as a whole entry of the list */
+      size_t n = strlen(name);
+      const char *at = list;
+      bool found = false;
+      while ((at = strstr(at, name)) != NULL && !found) {
+        found = (at == list || at[-1] == ',') && (at[n] == ',' || at[n] == '\0');
+        at += n;
+      }
+      if (!found)
+        continue;
+    }
+    int rowbytes[3], rows[3];
+    int np = st_format_planes((StPixelFormat)f, w, h, rowbytes, rows);
+    StImage fi = {.format = (StPixelFormat)f, .width = w, .height = h};
+    StImage fo = fi;
+    size_t total = 0;
+    bool ok = np > 0;
+    for (int i = 0; i < np && ok; i++) {
+      size_t n = (size_t)rowbytes[i] * rows[i];
+      fi.planes[i] = malloc(n);
+      fo.planes[i] = malloc(n);
+      fi.strides[i] = fo.strides[i] = rowbytes[i];
+      ok = fi.planes[i] && fo.planes[i];
+      for (size_t k = 0; ok && k < n; k++) /* any bytes: the timing does not depend on them */
+        fi.planes[i][k] = (uint8_t)((k * 2654435761u) >> 13);
+      total += n;
+    }
+    double *up = calloc((size_t)frames, sizeof(double));
+    double *down = calloc((size_t)frames, sizeof(double));
+    double *gpu = calloc((size_t)frames, sizeof(double));
+    double *wall = calloc((size_t)frames, sizeof(double));
+    ok = ok && up && down && gpu && wall;
+    if (!ok)
+      st_set_error(&err, ST_ERROR_MEMORY, "out of memory");
+    st_net_reset_temporal(net);
+    StTiming tm[256];
+    for (int k = 0; ok && k <= frames; k++) {
+      double t = now_ms();
+      ok = st_net_process(net, &fi, &fo, &p, &err);
+      t = now_ms() - t;
+      if (!ok || k == 0)
+        continue;
+      wall[k - 1] = t;
+      int n = st_net_last_timings(net, tm, 256, false);
+      for (int i = 0; i < n; i++) {
+        if (strcmp(tm[i].name, "upload") == 0)
+          up[k - 1] += tm[i].ms;
+        else if (strcmp(tm[i].name, "download") == 0)
+          down[k - 1] += tm[i].ms;
+        gpu[k - 1] += tm[i].ms;
+      }
+    }
+    if (ok) {
+      printf("| %s | %zu | %.3f | %.3f | %.2f | %.2f |\n", name, total, median(up, frames),
+             median(down, frames), median(gpu, frames), median(wall, frames));
+      fflush(stdout);
+      done++;
+    } else {
+      fprintf(stderr, "st-bench: %s: %s\n", name, err.message);
+      rc = 1;
+    }
+    for (int i = 0; i < 3; i++) {
+      free(fi.planes[i]);
+      free(fo.planes[i]);
+    }
+    free(up);
+    free(down);
+    free(gpu);
+    free(wall);
+  }
+  if (rc == 0 && done == 0) {
+    fprintf(stderr, "st-bench: --formats \"%s\" names no format\n", list);
+    rc = 2;
+  }
+  st_net_free(net);
+  return rc;
+}
+
 /* the engine's diagnostics (validation messages) on stderr */
 static void log_stderr(StLogLevel level, const char *message, void *user_data) {
   (void)user_data;
@@ -536,7 +654,8 @@ int main(int argc, char **argv) {
   st_set_log_func(log_stderr, NULL);
   const char *model = NULL;
   bool conv = false, fp16 = false, per_op = false, have_size = false, table = false;
-  const char *sizes = NULL;
+  bool formats = false;
+  const char *sizes = NULL, *format_list = NULL;
   int steps_max = 3, fp16_mode = 0, frames_set = 0;
   int w = 1280, h = 720, pw = 0, ph = 0, steps = 2, frames = 10, cin = 16, cout = 16, iters = 10;
   int device = -1;
@@ -555,7 +674,13 @@ int main(int argc, char **argv) {
       }
     } else if (strcmp(a, "--table") == 0)
       table = true;
-    else if (strcmp(a, "--sizes") == 0 && v) {
+    else if (strcmp(a, "--formats") == 0) {
+      formats = true;
+      if (v && v[0] != '-' && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_,all") == strlen(v)) {
+        format_list = strcmp(v, "all") == 0 ? NULL : v;
+        i++;
+      }
+    } else if (strcmp(a, "--sizes") == 0 && v) {
       sizes = v;
       i++;
     } else if (strcmp(a, "--steps-max") == 0 && v && (steps_max = atoi(v)) >= 0 && steps_max <= 8)
@@ -594,7 +719,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if ((!conv && !model) || (table && (conv || !model))) {
+  if ((!conv && !model) || ((table || formats) && (conv || !model)) || (table && formats)) {
     usage();
     return 2;
   }
@@ -619,7 +744,9 @@ int main(int argc, char **argv) {
     fp16 = false;
   }
   int rc = 0;
-  if (conv) {
+  if (formats) {
+    rc = bench_formats(dev, model, format_list, w, h, pw, ph, steps, frames_set ? frames : 5, fp16);
+  } else if (conv) {
     printf("device: %s\n", st_device_name(dev));
     if (have_size) {
       if (!bench_conv(dev, w, h, cin, cout, fp16, iters, &err))

@@ -203,6 +203,29 @@ def test_webcam():
     for i in range(5):
         check_png(out(f"frame-{i:02d}.png"), 96, 64)
     check(not os.path.exists(out("frame-05.png")), "exactly 5 frames")
+    # a webcam's caps (YUY2, 4:2:2) go to the element with no videoconvert in front of it
+    launcher = out("launch.sh")
+    with open(launcher, "w") as f:
+        f.write('#!/bin/sh\necho "$@" > "%s"\nexec %s "$@"\n' % (out("launch.args"), GST_LAUNCH))
+    os.chmod(launcher, 0o755)
+    yuy2 = {"ST_SRC": "videotestsrc num-buffers=3 ! video/x-raw,format=YUY2,width=96,height=64",
+            "ST_SINK": "fakesink", "GST_LAUNCH": launcher}
+    run([script, STYLE_A], dict(env, **yuy2))
+    with open(out("launch.args")) as f:
+        args = f.read()
+    front = args[:args.index("styletransfer")]
+    check("format=YUY2" in front and "videoconvert" not in front,
+          "YUY2 from the source goes to the element unconverted")
+    # ST_CONVERT=1: a format the element does not take (RGB16) is converted in front of it
+    rgb16 = dict(yuy2, ST_SRC="videotestsrc num-buffers=3 ! video/x-raw,format=RGB16,width=96,"
+                 "height=64", ST_CONVERT="1")
+    run([script, STYLE_A], dict(env, **rgb16))
+    with open(out("launch.args")) as f:
+        args = f.read()
+    check("videoconvert" in args[:args.index("styletransfer")], "ST_CONVERT=1 converts first")
+    p = run([script, STYLE_A], dict(env, **dict(rgb16, ST_CONVERT="0")), expect="nonzero")
+    check("could not link" in (p.stdout + p.stderr).lower(),
+          "without ST_CONVERT an unsupported format fails to link, saying so")
     # the default sink, replaced by fakesink
     run([script, STYLE_B], dict(env, ST_SINK="fakesink"))
     p = run([script, MISSING], dict(env, ST_SINK="fakesink"), expect="nonzero")

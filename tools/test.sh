@@ -31,5 +31,6 @@ if [ "${1:-}" != "--no-sanitizers" ]; then
       mkdir -p "build-asan/tests/$d" && cp -a "build/tests/$d/cache" "build-asan/tests/$d/"
     fi
   done
-  meson test -C build-asan --print-errorlogs --suite compute --suite gst
+  # the sanitizers make every test 2-3x slower on lavapipe: twice each test's time limit
+  meson test -C build-asan --print-errorlogs --timeout-multiplier 2 --suite compute --suite gst
 fi

@@ -83,7 +83,8 @@ def record_graph(net, content_hw=(48, 64), style_hw=(48, 64)):
         rec.bind(style, "style")
         with G.recording(rec):
             S = net.style(style)
-        style_outputs = STYLE_OUTPUTS + [k for k in ("s_std", "s_wct_sqrt") if k in S]
+        style_outputs = [k for k in STYLE_OUTPUTS + ["s_std", "s_wct_sqrt"] if k in S]
+        style_outputs += sorted(k for k in S if k not in style_outputs)  # e.g. the chain's
         for k in style_outputs:
             assert rec.name_of(S[k]) == k
         subgraphs["style"] = {"inputs": ["style"], "outputs": style_outputs, "ops": rec.ops}
@@ -247,6 +248,8 @@ def main():
     ap.add_argument("--test-cfg", action="store_true",
                     help="with --random: the smaller test configuration (model.TEST_CFG)")
     ap.add_argument("--efa-base", default="", help="with --random: the EFA base (adain, wct)")
+    ap.add_argument("--initial", default="",
+                    help="the initial image (efa, chain; default: the checkpoints' or efa)")
     ap.add_argument("--fp32", action="store_true", help="store every tensor as F32")
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--test-data", help="also write reference input/output pairs here")
@@ -256,16 +259,18 @@ def main():
         cfg = dict(M.TEST_CFG if a.test_cfg else M.DEFAULT_CFG)
         if a.efa_base:
             cfg["efa_base"] = a.efa_base
+        if a.initial:
+            cfg["initial"] = a.initial
         net = M.StyleNet(cfg)
         randomize(net, a.seed)
         info = {"weights": "random", "seed": a.seed}
     else:
         import train
         train.CKPT_DIR = os.path.abspath(a.checkpoint_dir)
-        net, stage, _ = train.load_model_from_checkpoints()
+        net, stage, steps = train.load_model_from_checkpoints(initial=a.initial)
         if stage is None:
             sys.exit("export: no checkpoint in %s" % a.checkpoint_dir)
-        info = {"weights": "trained", "stages": train.trained_stages()}
+        info = {"weights": "trained", "stages": steps}
     export(net, a.output, fp32=a.fp32, info=info)
     print("wrote %s (%d bytes)" % (a.output, os.path.getsize(a.output)))
     if a.test_data:

@@ -38,6 +38,11 @@ DEFAULT_CFG = {
     # still picture settled over several frames; the gate alone keeps the previous residual
     # where the new one differs by noise, so a still scene stays still from the first frame on.
     "prev_input": False,
+    # The initial image: "efa" = the EFA block at f3 of the content pooled to 1/4, decoded (x0 at
+    # 1/4 of the processing size); "chain" = closed-form WCT coarse to fine at the processing
+    # size: f3, decoded, then f2 of that image, decoded, then f1 (the decoders of stage `chain`;
+    # x0 at the processing size).
+    "initial": "efa",
 }
 
 # A smaller variant for the engine's test model (same graph structure). Its random weights give
@@ -89,11 +94,15 @@ class Encoder(nn.Module):
         self.c4 = conv3(w2, w2)
         self.c5 = conv3(w2, w3)
 
-    def forward(self, x, name3=None):
+    def forward(self, x, name3=None, upto=3):
         f1 = G.conv(x, self.c1, act="relu")
+        if upto == 1:
+            return (f1,)
         h = G.conv(f1, self.c2, act="relu")
         h = G.pool(h, "max")
         f2 = G.conv(h, self.c3, act="relu")
+        if upto == 2:
+            return f1, f2
         h = G.conv(f2, self.c4, act="relu")
         h = G.pool(h, "max")
         f3 = G.conv(h, self.c5, act="relu", name=name3)
@@ -125,6 +134,42 @@ class Decoder(nn.Module):
         return G.conv(h, self.d5, name=name)
 
 
+class Decoder2(nn.Module):
+    """f2 (1/2) -> image at the resolution of `like1`: the mirror of the encoder up to f2."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w2 = cfg["enc"][1]
+        d1 = cfg["dec"][1]
+        self.alpha = cfg["alpha"]
+        self.d1 = conv3(w2, d1)
+        self.d2 = conv3(d1, d1)
+        self.d3 = conv3(d1, 3)
+
+    def forward(self, f, like1, name=None):
+        a = self.alpha
+        h = G.conv(f, self.d1, act="lrelu", alpha=a)
+        h = G.resize(h, like1)
+        h = G.conv(h, self.d2, act="lrelu", alpha=a)
+        return G.conv(h, self.d3, name=name)
+
+
+class Decoder1(nn.Module):
+    """f1 (full resolution) -> image."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w1 = cfg["enc"][0]
+        d1 = cfg["dec"][1]
+        self.alpha = cfg["alpha"]
+        self.d1 = conv3(w1, d1)
+        self.d2 = conv3(d1, 3)
+
+    def forward(self, f, name=None):
+        h = G.conv(f, self.d1, act="lrelu", alpha=self.alpha)
+        return G.conv(h, self.d2, name=name)
+
+
 def newton_schulz(a, iters, eye):
     """Coupled Newton-Schulz iteration on a symmetric positive definite [C, C] matrix `a` whose
     eigenvalues lie in (0, 1]: returns (a^(1/2), a^(-1/2)) approximately. Only matrix products
@@ -138,6 +183,20 @@ def newton_schulz(a, iters, eye):
         z = G.add(z, G.matmul(zy, z), ka=1.5, kb=-0.5)
         y = y_new
     return y, z
+
+
+def wct_sqrt_pair(fn, pick, eye_mod, c, ridge, iters):
+    """(R^(1/2), R^(-1/2)) of the channel correlation matrix R of the normalised features fn
+    (zero mean, unit std per channel), with the ridge, both scaled by one constant so that the
+    product R_s^(1/2) R_c^(-1/2) is exact: R is divided by C (1 + ridge), the bound of its
+    trace, which puts its eigenvalues in (0, 1]. `pick` (a Const 1x1 conv to one zero channel)
+    and `eye_mod` (an Eye of C) give the identity."""
+    r = G.gram(fn)
+    one = G.moments(G.conv(fn, pick))[1]  # [1]: the std of a zero channel, sqrt(eps)
+    eye = eye_mod(one)
+    k = 1.0 / (c * (1.0 + ridge))
+    a = G.add(r, eye, ka=k, kb=ridge * k)
+    return newton_schulz(a, iters, eye)
 
 
 class Const(nn.Module):
@@ -161,6 +220,34 @@ class Eye(nn.Module):
 
     def forward(self, one):
         return G.reshape(G.linear(one, self.lin), [self.c, self.c])
+
+
+class WCTLevel(nn.Module):
+    """Closed-form whitening and colouring (WCT) of the C-channel features of one encoder level:
+    the content's normalised features whitened with R_c^(-1/2), coloured with the style's
+    R_s^(1/2) and channel std, the style mean added, blended with the content's features by
+    `strength`. The style side is computed once per style (style())."""
+
+    def __init__(self, c, iters, ridge):
+        super().__init__()
+        self.c, self.iters, self.ridge = c, iters, ridge
+        self.eye = Eye(c)
+        self.pick = Const(torch.zeros(1, c, 1, 1))
+
+    def style(self, fs, prefix):
+        mu, sd = G.moments(fs, name=[prefix + "_mean", prefix + "_std"])
+        ys, _ = wct_sqrt_pair(G.div(G.add(fs, mu, kb=-1), sd), self.pick, self.eye, self.c,
+                              self.ridge, self.iters)
+        return {prefix + "_mean": mu, prefix + "_std": sd,
+                prefix + "_sqrt": G.act(ys, "none", name=prefix + "_sqrt")}
+
+    def forward(self, fc, S, prefix):
+        mu_c, sd_c = G.moments(fc)
+        fn = G.div(G.add(fc, mu_c, kb=-1), sd_c)
+        _, zc_inv = wct_sqrt_pair(fn, self.pick, self.eye, self.c, self.ridge, self.iters)
+        w = G.conv_rt(fn, G.matmul(S[prefix + "_sqrt"], zc_inv))
+        out = G.add(G.mul(w, S[prefix + "_std"]), S[prefix + "_mean"])
+        return G.add(out, fc, ka="strength", kb="one_minus_strength")
 
 
 class EFA(nn.Module):
@@ -215,16 +302,7 @@ class EFA(nn.Module):
         return S
 
     def sqrt_pair(self, fn):
-        """(R^(1/2), R^(-1/2)) of the channel correlation matrix R of the normalised features fn
-        (zero mean, unit std per channel), with the ridge, both scaled by one constant so that the
-        product R_s^(1/2) R_c^(-1/2) is exact: R is divided by C (1 + ridge), the bound of its
-        trace, which puts its eigenvalues in (0, 1]."""
-        r = G.gram(fn)
-        one = G.moments(G.conv(fn, self.pick))[1]  # [1]: the std of a zero channel, sqrt(eps)
-        eye = self.eye(one)
-        k = 1.0 / (self.c * (1.0 + self.wct_ridge))
-        a = G.add(r, eye, ka=k, kb=self.wct_ridge * k)
-        return newton_schulz(a, self.wct_iters, eye)
+        return wct_sqrt_pair(fn, self.pick, self.eye, self.c, self.wct_ridge, self.wct_iters)
 
     def forward(self, fc, S, want_whiten=False):
         mu_c, sd_c = G.moments(fc)
@@ -364,6 +442,14 @@ class StyleNet(nn.Module):
         self.heads = nn.ModuleList([conv1(w1, 64), conv1(w2, 128), conv1(w3, 256)])
         self.dec_rec = Decoder(self.cfg)
         self.dec_adain = Decoder(self.cfg)
+        # reconstruction decoders of the three encoder levels, for the coarse-to-fine closed-form
+        # (WCT) chain: f3 -> image, f2 -> image, f1 -> image (stage `chain`)
+        self.dec_c3 = Decoder(self.cfg)
+        self.dec_c2 = Decoder2(self.cfg)
+        self.dec_c1 = Decoder1(self.cfg)
+        if self.cfg.get("initial", "efa") == "chain":
+            it, ridge = int(self.cfg.get("wct_iters", 16)), float(self.cfg.get("wct_ridge", 0.02))
+            self.chain = nn.ModuleList([WCTLevel(c, it, ridge) for c in self.cfg["enc"]])
 
     # refine subgraph i -> (module index, pools of the content, resize x, reuse cached f3c)
     def refine_plan(self):
@@ -381,10 +467,27 @@ class StyleNet(nn.Module):
         S = {"s_gram1": G.gram(f1, sqrt=True, name="s_gram1"),
              "s_gram2": G.gram(f2, sqrt=True, name="s_gram2"),
              "s_gram3": G.gram(f3, sqrt=True, name="s_gram3")}
-        S.update(self.efa.style(f3))
+        if self.cfg.get("initial", "efa") == "chain":
+            for k, f in enumerate((f1, f2, f3)):
+                S.update(self.chain[k].style(f, "s_c%d" % (k + 1)))
+        else:
+            S.update(self.efa.style(f3))
         return S
 
+    def initial_chain(self, content, S):
+        """Coarse to fine at the processing size: WCT at f3, decoded to an image; that image's f2
+        WCT'd and decoded; then its f1. The result is x0 (full size)."""
+        f1, f2, f3 = self.enc(content)
+        x = self.dec_c3(self.chain[2](f3, S, "s_c3"), f2, f1)
+        f1, f2 = self.enc(x, upto=2)
+        x = self.dec_c2(self.chain[1](f2, S, "s_c2"), f1)
+        (f1,) = self.enc(x, upto=1)
+        x0 = self.dec_c1(self.chain[0](f1, S, "s_c1"), name="x0")
+        return G.act(x0, "none", name="x"), x0
+
     def initial(self, content, S, want_whiten=False):
+        if self.cfg.get("initial", "efa") == "chain":
+            return self.initial_chain(content, S)
         c = G.pool(G.pool(content, "avg"), "avg")
         f1, f2, f3 = self.enc(c)
         r = self.efa(f3, S, want_whiten=want_whiten)
@@ -435,7 +538,9 @@ def load_student(net, state):
     its tensors: those keep their initial values. Returns the list of such missing names."""
     missing, unexpected = net.load_state_dict(state, strict=False)
     # the WCT base's constants (efa.eye, efa.pick) are fixed at construction
-    bad = [k for k in missing if ".gate." not in k and not k.startswith(("efa.eye.", "efa.pick."))]
+    bad = [k for k in missing if ".gate." not in k
+           and not k.startswith(("efa.eye.", "efa.pick.", "dec_c3.", "dec_c2.", "dec_c1.",
+                                 "chain."))]
     if bad or unexpected:
         raise RuntimeError("checkpoint does not match the model: missing %s, unexpected %s" %
                            (bad, unexpected))

@@ -229,5 +229,46 @@ class ExportWCTTest(ExportTest):
         self.assertLess(err.item(), 1e-4)
 
 
+class ExportChainTest(ExportTest):
+    """The closed-form chain as the initial image (WCT at f3, f2, f1, each decoded)."""
+    CFG = dict(M.TEST_CFG, prev_input=False, initial="chain")
+
+    def test_committed_test_data(self):
+        self.skipTest("tests/data holds the TEST_CFG model")
+
+    def test_chain_level_matches_closed_form(self):
+        # one level's Newton-Schulz whitening and colouring against an eigendecomposition:
+        # out = std_s * (R_s + rI)^(1/2) (R_c + rI)^(-1/2) (fc - mu_c) / std_c + mu_s
+        net = M.StyleNet(self.CFG)
+        lv = net.chain[1]
+        g = torch.Generator().manual_seed(2)
+        c = lv.c
+
+        def features(h, w, offset):
+            mix = torch.randn(c, c, generator=g) * 0.3 + torch.eye(c)
+            return torch.einsum("dc,bchw->bdhw", mix, torch.randn(1, c, h, w, generator=g)) + offset
+
+        fs, fc = features(20, 24, 1.0), features(16, 20, -0.5)
+        G.set_strength(1.0)
+        with torch.no_grad():
+            out = lv(fc, lv.style(fs, "s"), "s")
+
+        def normalised(f):
+            f = f.reshape(c, -1).double()
+            mu, sd = f.mean(1, keepdim=True), (f.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+            return (f - mu) / sd, mu, sd
+
+        def power(r, p):
+            e, v = torch.linalg.eigh(r + lv.ridge * torch.eye(c, dtype=r.dtype))
+            return (v * e.pow(p)) @ v.t()
+
+        ns, mu_s, sd_s = normalised(fs)
+        nc, _, _ = normalised(fc)
+        t = power(ns @ ns.t() / ns.shape[1], 0.5) @ power(nc @ nc.t() / nc.shape[1], -0.5)
+        ref = (t @ nc) * sd_s + mu_s
+        err = (out.reshape(c, -1).double() - ref).norm() / ref.norm()
+        self.assertLess(err.item(), 1e-4)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -38,7 +38,7 @@ LOG_DIR = os.environ.get("ST_LOG_DIR", os.path.join(HERE, "logs"))
 CACHE_DIR = os.path.join(HERE, "cache")
 # Training styles per artist (0 = all); small for short CPU runs so that the cache stays warm.
 STYLES_PER_ARTIST = int(os.environ.get("ST_STYLES_PER_ARTIST", "3"))
-STAGES = ["distill", "efa", "refine0", "refine1", "temporal", "adain"]
+STAGES = ["distill", "efa", "refine0", "refine1", "temporal", "adain", "chain"]
 
 # Per-stage settings: batch, crop (content crop at processing size), lr.
 STAGE_CFG = {
@@ -48,8 +48,10 @@ STAGE_CFG = {
     "refine1": {"batch": 2, "crop": 192, "lr": 5e-4},
     "temporal": {"batch": 2, "crop": 192, "lr": 2e-4},
     "adain": {"batch": 4, "crop": 128, "lr": 5e-4},
+    "chain": {"batch": 8, "crop": 128, "lr": 5e-4},
 }
 W_CONTENT = 1.0
+W_CHAIN_FEAT = 0.5
 W_STYLE = 1.5
 W_WHITEN = 0.2
 W_TEMPORAL = 100.0
@@ -216,6 +218,9 @@ class StylePool:
         cp = os.path.join(CACHE_DIR, "style%d" % self.size, key + ".pt")
         if os.path.exists(cp):
             d = torch.load(cp)
+        elif self.teacher is None:  # images only (stage chain): nothing to cache on disk
+            img = to_tensor(style_view(path, self.size))
+            d = {"img": (img * 255).round().to(torch.uint8), "grams": None}
         else:
             img = to_tensor(style_view(path, self.size))
             with torch.no_grad():
@@ -235,9 +240,10 @@ class StylePool:
             d = self.get(files[rng.randrange(len(files))])
             imgs.append(d["img"].float() / 255.0)
             for k in range(3):
-                grams[k].append(d["grams"][k].float())
+                if d["grams"] is not None:
+                    grams[k].append(d["grams"][k].float())
         return (torch.stack(imgs).to(self.device),
-                [torch.stack(g).to(self.device) for g in grams])
+                [torch.stack(g).to(self.device) for g in grams if g])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,6 +288,7 @@ STAGE_PARTS = {
     "refine1": ["refines.1"],
     "temporal": ["refines.0", "refines.1"],
     "adain": ["dec_adain"],
+    "chain": ["dec_c3", "dec_c2", "dec_c1"],
 }
 
 
@@ -358,6 +365,16 @@ def adain_direct(net, c, s, strength=1.0):
 translate_state = M.translate_state
 
 
+def random_crops(imgs, crop, rng):
+    """A random crop x crop window of each image of a batch (style views are 256 x 256)."""
+    out = []
+    for im in imgs:
+        h, w = im.shape[-2:]
+        y0, x0 = rng.randint(0, h - crop), rng.randint(0, w - crop)
+        out.append(im[:, y0:y0 + crop, x0:x0 + crop])
+    return torch.stack(out)
+
+
 def load_batch(paths, rng, crop, n, device):
     return torch.stack([to_tensor(random_crop(load_rgb(paths[rng.randrange(len(paths))]), crop, rng))
                         for _ in range(n)]).to(device)
@@ -379,6 +396,25 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         lr_ = (rec - x).abs().mean()
         logs.update(distill=ld.item(), recon_l1=lr_.item())
         return ld + 5.0 * lr_, logs
+
+    if stage == "chain":
+        # reconstruction of photos and paintings from each encoder level (the decoders of a
+        # whitening/colouring chain see features with a painting's statistics): L1 in pixels and
+        # the relative error of the decoded image's features at the same level
+        x = load_batch(c_train, rng, crop, B // 2, device)
+        s_img, _ = styles.sample(rng, B - B // 2)
+        x = torch.cat([x, random_crops(s_img, crop, rng)])
+        with torch.no_grad():
+            f = net.enc(x)
+        ys = [net.dec_c1(f[0]), net.dec_c2(f[1], f[0]), net.dec_c3(f[2], f[1], f[0])]
+        loss = 0.0
+        for k, y in enumerate(ys):
+            l1 = (y - x).abs().mean()
+            lf = rel_mse(net.enc(y)[k], f[k])
+            logs["l1_%d" % (k + 1)] = l1.item()
+            logs["feat_%d" % (k + 1)] = lf.item()
+            loss = loss + l1 + W_CHAIN_FEAT * lf
+        return loss, logs
 
     s_img, s_grams = styles.sample(rng, B)
     strength = sample_strength(rng, B, device)
@@ -589,12 +625,20 @@ def build(cfg, state, device="cpu"):
     return net.to(device)
 
 
-def load_model_from_checkpoints(device="cpu", with_adain=False):
-    """(network, latest stage, steps): every trained part from its stage's checkpoint."""
+def load_model_from_checkpoints(device="cpu", with_adain=False, initial=""):
+    """(network, latest stage, steps): every trained part from its stage's checkpoint. With
+    initial, that initial image (model.DEFAULT_CFG "initial") instead of the checkpoints' one;
+    "chain" takes its decoders from the chain stage's checkpoint."""
     cfg, state, steps = assemble("temporal", with_adain)
     if cfg is None:
         return M.StyleNet().to(device), None, {}
-    latest = [st for st in STAGES if st in steps and st != "adain"][-1]
+    latest = [st for st in STAGES if st in steps and st not in ("adain", "chain")][-1]
+    if initial:
+        cfg = dict(cfg, initial=initial)
+    if cfg.get("initial") == "chain":
+        ck = torch.load(ckpt_path("chain"), map_location="cpu")
+        state.update(own_keys(ck["model"], "chain"))
+        steps["chain"] = int(ck["step"])
     return build(cfg, state, device), latest, steps
 
 
@@ -630,7 +674,7 @@ def bench(stage, n, device):
     opt = torch.optim.Adam(params, lr=1e-4)
     teacher = Teacher().to(device)
     c_train, c_val, s_train, s_val = splits()
-    styles = StylePool(s_train, teacher, device)
+    styles = StylePool(s_train, None if stage == "chain" else teacher, device)
     rng = random.Random(0)
     times = []
     for i in range(n + 1):
@@ -672,7 +716,7 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
         print("resuming %s at step %d" % (stage, start_step))
     else:
         prev = STAGES[:STAGES.index(stage)]
-        if stage == "adain":
+        if stage in ("adain", "chain"):
             prev = ["distill"]
         net = None
         for st in reversed(prev):
@@ -680,7 +724,7 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
                 cfg_prev, sd, steps_prev = assemble(st)
                 # a new EFA block (or distillation, AdaIN) gets today's config; later stages
                 # keep the config of the EFA block they build on
-                keep = stage not in ("distill", "efa", "adain")
+                keep = stage not in ("distill", "efa", "adain", "chain")
                 # the new EFA/AdaIN parts keep their initial values (not the checkpoint's)
                 if not keep:
                     new_parts = own_keys(sd, stage)
@@ -703,6 +747,8 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
             net.dec_efa.load_state_dict(net.dec_rec.state_dict())
         if stage == "adain":
             net.dec_adain.load_state_dict(net.dec_rec.state_dict())
+        if stage == "chain":  # the level-3 decoder starts from the reconstruction decoder
+            net.dec_c3.load_state_dict(net.dec_rec.state_dict())
         if stage == "refine1":  # start from the trained half-resolution step
             net.refines[1].load_state_dict(net.refines[0].state_dict())
     for st in refresh:
@@ -732,7 +778,7 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
     for p in teacher.parameters():
         p.requires_grad_(False)
     c_train, c_val, s_train, s_val = splits()
-    styles = StylePool(s_train, teacher, device)
+    styles = StylePool(s_train, None if stage == "chain" else teacher, device)
     rng = random.Random(seed * 1000003 + start_step)
     bar = None
     if sys.stderr.isatty():

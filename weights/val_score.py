@@ -49,12 +49,15 @@ def pick_pairs(n, seed):
     return list(zip(rng.sample(sorted(c_val), n), rng.sample(styles, n)))
 
 
-def load_net(efa_base="", refresh_efa=""):
+def load_net(efa_base="", refresh_efa="", initial=""):
     """The network of the checkpoints (ST_CKPT_DIR picks the folder, as for train.py); with
-    efa_base, the same weights around another EFA base (e.g. "wct" on a decoder trained for
+    initial, another initial image ("chain": the closed-form chain, its decoders from chain.pt);
+    with efa_base, the same weights around another EFA base (e.g. "wct" on a decoder trained for
     "adain"); with refresh_efa, the EFA block and its decoder from that folder's efa.pt (e.g. a
     newly trained EFA block under the refinement steps trained on the old one)."""
-    net, _, _ = T.load_model_from_checkpoints()
+    net, _, steps = T.load_model_from_checkpoints(initial=initial)
+    if "chain" in steps:
+        print("chain decoders: step %d" % steps["chain"])
     if efa_base:
         state = {k: v for k, v in net.state_dict().items()
                  if not k.startswith(("efa.eye.", "efa.pick."))}
@@ -114,6 +117,7 @@ def main():
     ap.add_argument("--efa-base", default="", help="override the EFA base (adain, wct)")
     ap.add_argument("--refresh-efa", default="", metavar="DIR",
                     help="take the EFA block and its decoder from DIR/efa.pt")
+    ap.add_argument("--initial", default="", help="override the initial image (efa, chain)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -130,13 +134,13 @@ def main():
         print("%-28s content %.3f  style %.3f" % (name, c, s), flush=True)
 
     report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)])
-    net = load_net(a.efa_base, a.refresh_efa)
+    net = load_net(a.efa_base, a.refresh_efa, a.initial)
     net.eval()
     for spec in [x for x in a.configs.split(",") if x]:
         psize, steps, strength = spec.split(":")
         psize, steps, strength = int(psize), int(steps), float(strength)
         tag = a.efa_base or ("efa:" + os.path.basename(a.refresh_efa.rstrip("/")) if a.refresh_efa
-                             else "")
+                             else "") or a.initial
         name = "element %s%s steps %d str %.2f" % (tag + " " if tag else "",
                                                    "full" if psize == 0 else psize, steps, strength)
         rows = []

@@ -311,6 +311,18 @@ static GstMessage *run_pipeline(GstElement *pipeline) {
   return msg;
 }
 
+/* Fails the test unless `msg` is EOS, with the error's own text when it is an ERROR. */
+static void expect_eos(GstMessage *msg, const gchar *what) {
+  fail_unless(msg != NULL, "%s: neither EOS nor an error in time", what);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError *err = NULL;
+    gchar *dbg = NULL;
+    gst_message_parse_error(msg, &err, &dbg);
+    fail("%s failed: %s (%s)", what, err->message, dbg != NULL ? dbg : "");
+  }
+  fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+}
+
 GST_START_TEST(test_launch_line) {
   gchar *style = data_path("style-spokes.png");
   gchar *desc = g_strdup_printf("videotestsrc num-buffers=4 ! video/x-raw,width=320,height=240 ! "
@@ -323,11 +335,7 @@ GST_START_TEST(test_launch_line) {
   gint count = 0;
   g_signal_connect(sink, "handoff", G_CALLBACK(count_handoff), &count);
   GstMessage *msg = run_pipeline(pipeline);
-  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
-    GError *err = NULL;
-    gst_message_parse_error(msg, &err, NULL);
-    fail("pipeline failed: %s", err->message);
-  }
+  expect_eos(msg, "the pipeline");
   fail_unless_equals_int(count, 4);
   gst_message_unref(msg);
   gst_object_unref(sink);
@@ -435,7 +443,7 @@ static void run_to_eos(const gchar *desc) {
   GstElement *pipeline = gst_parse_launch(desc, &err);
   fail_unless(pipeline != NULL, "could not build %s: %s", desc, err ? err->message : "");
   GstMessage *msg = run_pipeline(pipeline);
-  fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  expect_eos(msg, desc);
   gst_message_unref(msg);
   gst_object_unref(pipeline);
 }
@@ -1845,7 +1853,7 @@ GST_START_TEST(test_hostile_video_file) {
   check_style_applied(bus, video, 1, 176, 144);
   GstMessage *msg =
       gst_bus_timed_pop_filtered(bus, PIPELINE_TIMEOUT, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  fail_unless(msg != NULL && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS, "no EOS with a video style");
+  expect_eos(msg, "a video file as the style");
   g_print("video as the style: EOS after %.1f s\n", (g_get_monotonic_time() - t0) / 1e6);
   gst_message_unref(msg);
   gst_element_set_state(pipeline, GST_STATE_NULL);

@@ -539,7 +539,8 @@ out:
 /* Assigns arena offsets to VS_ARENA roots (first fit over lifetime intervals) and sizes
  * VS_PERSIST roots (laid out one after the other). */
 static bool layout_values(const StNet *net, Plan *p, StError *err) {
-  VkDeviceSize align = st_device_limits(net->dev)->minStorageBufferOffsetAlignment;
+  /* Without a device (st_model_check_graph) the values are laid out at 16-byte alignment. */
+  VkDeviceSize align = net->dev ? st_device_limits(net->dev)->minStorageBufferOffsetAlignment : 16;
   if (align < 16)
     align = 16;
   int *order = malloc(sizeof(int) * (size_t)(p->nvals + 1));
@@ -1064,6 +1065,32 @@ void st_net_free(StNet *net) {
   free(net);
 }
 
+/* Checks the whole graph once (shapes, names) on a small size before touching the device: a bad
+ * file fails here with a clear message instead of on the first frame. Needs no device (none is
+ * touched: plans get no arena before get_plan). */
+static bool check_graph(StNet *net, StError *err) {
+  const StModel *m = net->model;
+  Plan *sp = plan_style(net, m->style_size, m->style_size, err);
+  if (!sp)
+    return false;
+  int ns = 0;
+  StyleVal *sv = style_vals_of(net, sp, &ns, err);
+  plan_free(net->dev, sp);
+  if (!sv)
+    return false;
+  Plan *fp = plan_frame(net, sv, ns, 67, 45, m->nrefine + 1, true, err);
+  free_style_vals(sv, ns);
+  if (!fp)
+    return false;
+  plan_free(net->dev, fp);
+  return true;
+}
+
+bool st_model_check_graph(StModel *m, bool fp16, StError *err) {
+  StNet net = {.dev = NULL, .model = m, .fp16 = fp16};
+  return check_graph(&net, err);
+}
+
 StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *opts, StError *err) {
   if (!dev) {
     st_set_error(err, ST_ERROR_ARGUMENT, "no device");
@@ -1081,28 +1108,7 @@ StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *op
   net->dev = dev;
   net->model = m;
   net->fp16 = opts && opts->fp16 && st_device_has_fp16_storage(dev);
-  /* Check the whole graph once (shapes, names) on a small size before touching the device:
-   * a bad file fails here with a clear message instead of on the first frame. */
-  Plan *sp = plan_style(net, m->style_size, m->style_size, err);
-  if (!sp) {
-    st_net_free(net);
-    return NULL;
-  }
-  int ns = 0;
-  StyleVal *sv = style_vals_of(net, sp, &ns, err);
-  plan_free(dev, sp);
-  if (!sv) {
-    st_net_free(net);
-    return NULL;
-  }
-  Plan *fp = plan_frame(net, sv, ns, 67, 45, m->nrefine + 1, true, err);
-  free_style_vals(sv, ns);
-  if (!fp) {
-    st_net_free(net);
-    return NULL;
-  }
-  plan_free(dev, fp);
-  if (!upload_weights(net, err)) {
+  if (!check_graph(net, err) || !upload_weights(net, err)) {
     st_net_free(net);
     return NULL;
   }

@@ -507,11 +507,15 @@ static bool parse_op(const Ctx *c, StModel *m, const char *sgname, int idx, cons
     if (!sv || sv->type != JSON_ARRAY || sv->len < 1 || sv->len > 3)
       return merr(c, "%s: shape must be a list of 1 to 3 sizes", where);
     op->shape_rank = (int)sv->len;
+    size_t numel = 1;
     for (size_t d = 0; d < sv->len; d++) {
       long long v;
       if (!json_int(&sv->items[d], 1, 1 << 28, &v))
         return merr(c, "%s: shape entry %zu must be a positive integer", where, d);
       op->shape[d] = (int)v;
+      if (numel > ((size_t)1 << 40) / (size_t)v)
+        return merr(c, "%s: shape has more than 2^40 elements", where);
+      numel *= (size_t)v;
     }
     break;
   }

@@ -239,6 +239,23 @@ def model_seeds():
     gedit("graph-style-output-is-input.safetensors",
           lambda gg: gg["subgraphs"]["style"].update(outputs=["style"]))
     gedit("graph-bool-not-bool.safetensors", lambda gg: sg(gg, "style")[2].update(center=1))
+    # Regressions: found while writing the harness (UBSan: signed overflow in the planner's
+    # concat channel count, net.c); values of more than 2^40 elements are refused since.
+    def concat_chain(gg, n):
+        ops = gg["subgraphs"]["initial"]["ops"]
+        prev = "i7"
+        for k in range(n):
+            ops.insert(-1, op("concat", [prev] * 64, "cc%d" % k))
+            prev = "cc%d" % k
+        return prev
+
+    gedit("regress-concat-channels-overflow.safetensors", lambda gg: concat_chain(gg, 6))
+
+    def gram_huge(gg):
+        last = concat_chain(gg, 4)  # [2^26, H, W]
+        gg["subgraphs"]["initial"]["ops"].insert(-1, op("gram", [last], "gg"))
+    gedit("regress-value-numel-2pow52.safetensors", gram_huge)
+
     # the test model's header (its whole graph) with the data area cut short
     tm = os.path.join(ROOT, "tests", "data", "model_random.safetensors")
     if os.path.exists(tm):

@@ -86,6 +86,7 @@ typedef struct {
   size_t data_size;
   StModelTensor *tensors;
   int ntensors;
+  int *by_name; /* tensor indices sorted by name (st_model_find_tensor) */
   int style_size;
   StSubgraph style, initial;
   StSubgraph *refine;

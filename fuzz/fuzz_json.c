@@ -85,11 +85,13 @@ static void write_value(Out *o, const JsonValue *v) {
         put(o, ",", 1);
       if (obj) {
         check_string(v->keys[i], strlen(v->keys[i]));
-        for (size_t k = 0; k < i; k++)
-          if (strcmp(v->keys[k], v->keys[i]) == 0)
-            fail("duplicate key accepted");
-        if (json_get(v, v->keys[i]) != &v->items[i])
-          fail("json_get does not find a key");
+        if (v->len <= 256) { /* quadratic checks: small objects only */
+          for (size_t k = 0; k < i; k++)
+            if (strcmp(v->keys[k], v->keys[i]) == 0)
+              fail("duplicate key accepted");
+          if (json_get(v, v->keys[i]) != &v->items[i])
+            fail("json_get does not find a key");
+        }
         put_string(o, v->keys[i], strlen(v->keys[i]));
         put(o, ":", 1);
       }

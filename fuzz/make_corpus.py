@@ -256,6 +256,15 @@ def model_seeds():
         gg["subgraphs"]["initial"]["ops"].insert(-1, op("gram", [last], "gg"))
     gedit("regress-value-numel-2pow52.safetensors", gram_huge)
 
+    # Regressions: graphs whose check took hours in a header of up to 64 MiB (the planner is
+    # quadratic in the ops): at most 64 refine entries, 16384 ops (a subgraph once per use).
+    gedit("regress-refine-65.safetensors", lambda gg: gg.update(refine=["refine_1"] * 65))
+
+    def many_ops(gg):
+        gg["subgraphs"]["refine_1"]["ops"][-1:-1] = [op("act", ["q1"], "q%d" % k) for k in range(2, 300)]
+        gg["refine"] = ["refine_0"] + ["refine_1"] * 63
+    gedit("regress-ops-over-16384.safetensors", many_ops)
+
     # the test model's header (its whole graph) with the data area cut short
     tm = os.path.join(ROOT, "tests", "data", "model_random.safetensors")
     if os.path.exists(tm):

@@ -13,10 +13,15 @@
 #include <string.h>
 
 #define MAX_HEADER (64u << 20)
+/* A header of up to 64 MiB could otherwise hold a graph whose check takes hours (the planner is
+ * quadratic in the number of operations): the shipped model has 3 refine subgraphs and 257 ops. */
+#define MAX_REFINE 64
+#define MAX_OPS 16384 /* over all subgraphs, a subgraph counted once per use */
 
 typedef struct {
   const char *path;
   StError *err;
+  int *nops; /* ops parsed so far */
 } Ctx;
 
 static bool merr(const Ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -107,6 +112,7 @@ void st_model_free(StModel *m) {
   for (int i = 0; i < m->ntensors; i++)
     free(m->tensors[i].name);
   free(m->tensors);
+  free(m->by_name);
   free_subgraph(&m->style);
   free_subgraph(&m->initial);
   for (int i = 0; i < m->nrefine; i++)
@@ -124,10 +130,27 @@ void st_model_drop_data(StModel *m) {
 }
 
 int st_model_find_tensor(const StModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (strcmp(m->tensors[i].name, name) == 0)
-      return i;
+  if (!m->by_name) {
+    for (int i = 0; i < m->ntensors; i++)
+      if (strcmp(m->tensors[i].name, name) == 0)
+        return i;
+    return -1;
+  }
+  int lo = 0, hi = m->ntensors - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2, r = strcmp(m->tensors[m->by_name[mid]].name, name);
+    if (r == 0)
+      return m->by_name[mid];
+    if (r < 0)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
   return -1;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp((*(StModelTensor *const *)a)->name, (*(StModelTensor *const *)b)->name);
 }
 
 static int cmp_offset(const void *a, const void *b) {
@@ -199,6 +222,15 @@ static bool parse_tensors(const Ctx *c, StModel *m, const JsonValue *hdr) {
     return merr(c, "out of memory");
   for (int i = 0; i < m->ntensors; i++)
     sorted[i] = &m->tensors[i];
+  /* The name index (names are unique: JSON keys), then the offset order. */
+  qsort(sorted, (size_t)m->ntensors, sizeof *sorted, cmp_name);
+  m->by_name = malloc(sizeof *m->by_name * (size_t)(m->ntensors ? m->ntensors : 1));
+  if (!m->by_name) {
+    free(sorted);
+    return merr(c, "out of memory");
+  }
+  for (int i = 0; i < m->ntensors; i++)
+    m->by_name[i] = (int)(sorted[i] - m->tensors);
   qsort(sorted, (size_t)m->ntensors, sizeof *sorted, cmp_offset);
   /* As safetensors requires: tensors tile the data area exactly (no overlap, no holes), so a
    * shifted or padded data area cannot go unnoticed. */
@@ -507,11 +539,15 @@ static bool parse_op(const Ctx *c, StModel *m, const char *sgname, int idx, cons
     if (!sv || sv->type != JSON_ARRAY || sv->len < 1 || sv->len > 3)
       return merr(c, "%s: shape must be a list of 1 to 3 sizes", where);
     op->shape_rank = (int)sv->len;
+    size_t numel = 1;
     for (size_t d = 0; d < sv->len; d++) {
       long long v;
       if (!json_int(&sv->items[d], 1, 1 << 28, &v))
         return merr(c, "%s: shape entry %zu must be a positive integer", where, d);
       op->shape[d] = (int)v;
+      if (numel > ((size_t)1 << 40) / (size_t)v)
+        return merr(c, "%s: shape has more than 2^40 elements", where);
+      numel *= (size_t)v;
     }
     break;
   }
@@ -541,6 +577,9 @@ static bool parse_subgraph(const Ctx *c, StModel *m, const JsonValue *subgraphs,
   const JsonValue *ops = json_get(j, "ops");
   if (!ops || ops->type != JSON_ARRAY)
     return merr(c, "subgraph '%s': ops must be a list", name);
+  if (ops->len > (size_t)(MAX_OPS - *c->nops))
+    return merr(c, "graph: more than %d ops (a subgraph counted once per use)", MAX_OPS);
+  *c->nops += (int)ops->len;
   sg->ops = calloc(ops->len ? ops->len : 1, sizeof *sg->ops);
   if (!sg->ops)
     return merr(c, "out of memory");
@@ -568,6 +607,8 @@ static bool parse_graph(const Ctx *c, StModel *m, const JsonValue *g) {
   const JsonValue *ref = json_get(g, "refine");
   if (!ref || ref->type != JSON_ARRAY)
     return merr(c, "graph: \"refine\" must be a list of subgraph names");
+  if (ref->len > MAX_REFINE)
+    return merr(c, "graph: \"refine\" lists %zu subgraphs, more than %d", ref->len, MAX_REFINE);
   m->refine = calloc(ref->len ? ref->len : 1, sizeof *m->refine);
   if (!m->refine)
     return merr(c, "out of memory");
@@ -594,7 +635,8 @@ static bool parse_graph(const Ctx *c, StModel *m, const JsonValue *g) {
 
 /* Takes ownership of `bytes` (malloc'ed). */
 static StModel *parse_owned(const char *path, uint8_t *bytes, size_t size, StError *err) {
-  Ctx c = {.path = path, .err = err};
+  int nops = 0;
+  Ctx c = {.path = path, .err = err, .nops = &nops};
   StModel *m = calloc(1, sizeof *m);
   JsonValue *hdr = NULL, *graph = NULL;
   char jerr[256];

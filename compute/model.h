@@ -86,6 +86,7 @@ typedef struct {
   size_t data_size;
   StModelTensor *tensors;
   int ntensors;
+  int *by_name; /* tensor indices sorted by name (st_model_find_tensor) */
   int style_size;
   StSubgraph style, initial;
   StSubgraph *refine;
@@ -100,6 +101,10 @@ StModel *st_model_parse(const char *path, const uint8_t *bytes, size_t size, StE
 void st_model_free(StModel *m);
 /* Frees the file bytes (after the weights were uploaded). */
 void st_model_drop_data(StModel *m);
+/* (net.c) Plans the model's graph as st_net_load does before it uploads anything (names, shapes,
+ * the arena layout), without a device: values stored as fp16 with `fp16`, 16-byte alignment. False
+ * with the message st_net_load would give for a graph it refuses (fuzz/fuzz_model.c). */
+bool st_model_check_graph(StModel *m, bool fp16, StError *err);
 int st_model_find_tensor(const StModel *m, const char *name);
 const char *st_graph_op_name(StGraphOpKind k);
 

@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,9 @@
 #include <string.h>
 
 #define MAX_SIDE 16384
+/* Elements of one run-time value at most (as of a file tensor, compute/model.c): far beyond any
+ * device's buffers, and small enough that no size computed from it overflows. */
+#define MAX_NUMEL ((size_t)1 << 40)
 #define MAX_TIMINGS 4096
 
 /* ---- plan data ---------------------------------------------------------------------------- */
@@ -270,6 +274,17 @@ static size_t numel_of(int rank, const int *shape) {
   return n;
 }
 
+/* Whether every size is positive and the product at most MAX_NUMEL (without overflowing). */
+static bool numel_ok(int rank, const int *shape) {
+  size_t n = 1;
+  for (int i = 0; i < rank; i++) {
+    if (shape[i] < 1 || n > MAX_NUMEL / (size_t)shape[i])
+      return false;
+    n *= (size_t)shape[i];
+  }
+  return true;
+}
+
 /* Shape inference for one op (FORMAT.md rules). */
 static bool infer(const StNet *net, Plan *p, const StSubgraph *sg, int opi, const StGraphOp *op,
                   const int *in, int wval, int *rank, int shape[2][3], StError *err) {
@@ -398,7 +413,7 @@ static bool infer(const StNet *net, Plan *p, const StSubgraph *sg, int opi, cons
     return true;
   }
   case ST_GOP_CONCAT: {
-    int c = 0;
+    long long c = 0; /* up to 64 inputs of up to INT_MAX channels each */
     for (int i = 0; i < op->nin; i++) {
       const PVal *v = &p->vals[in[i]];
       if (v->rank != 3 || v->shape[1] != a->shape[1] || v->shape[2] != a->shape[2]) {
@@ -409,8 +424,10 @@ static bool infer(const StNet *net, Plan *p, const StSubgraph *sg, int opi, cons
       }
       c += v->shape[0];
     }
+    if (c > INT_MAX)
+      return perr(err, m, "%s: %lld channels, more than %d", where, c, INT_MAX);
     rank[0] = 3;
-    shape[0][0] = c;
+    shape[0][0] = (int)c;
     shape[0][1] = a->shape[1];
     shape[0][2] = a->shape[2];
     return true;
@@ -475,6 +492,15 @@ static bool plan_subgraph(const StNet *net, Plan *p, const StSubgraph *sg, Env *
     int rank[2], shape[2][3];
     if (!infer(net, p, sg, oi, op, in, wval, rank, shape, err))
       goto out;
+    for (int k = 0; k < op->nout; k++) {
+      if (!numel_ok(rank[k], shape[k])) {
+        char so[64];
+        shape_str(so, sizeof so, rank[k], shape[k]);
+        perr(err, m, "subgraph '%s', op %d (%s): '%s' would be %s, more than 2^40 elements",
+             sg->name, oi, st_graph_op_name(op->kind), op->out[k], so);
+        goto out;
+      }
+    }
     PStep *s = new_step(p);
     if (!s || !(s->in = malloc(sizeof(int) * (size_t)op->nin))) {
       st_set_error(err, ST_ERROR_MEMORY, "out of memory");
@@ -539,7 +565,8 @@ out:
 /* Assigns arena offsets to VS_ARENA roots (first fit over lifetime intervals) and sizes
  * VS_PERSIST roots (laid out one after the other). */
 static bool layout_values(const StNet *net, Plan *p, StError *err) {
-  VkDeviceSize align = st_device_limits(net->dev)->minStorageBufferOffsetAlignment;
+  /* Without a device (st_model_check_graph) the values are laid out at 16-byte alignment. */
+  VkDeviceSize align = net->dev ? st_device_limits(net->dev)->minStorageBufferOffsetAlignment : 16;
   if (align < 16)
     align = 16;
   int *order = malloc(sizeof(int) * (size_t)(p->nvals + 1));
@@ -1064,6 +1091,32 @@ void st_net_free(StNet *net) {
   free(net);
 }
 
+/* Checks the whole graph once (shapes, names) on a small size before touching the device: a bad
+ * file fails here with a clear message instead of on the first frame. Needs no device (none is
+ * touched: plans get no arena before get_plan). */
+static bool check_graph(StNet *net, StError *err) {
+  const StModel *m = net->model;
+  Plan *sp = plan_style(net, m->style_size, m->style_size, err);
+  if (!sp)
+    return false;
+  int ns = 0;
+  StyleVal *sv = style_vals_of(net, sp, &ns, err);
+  plan_free(net->dev, sp);
+  if (!sv)
+    return false;
+  Plan *fp = plan_frame(net, sv, ns, 67, 45, m->nrefine + 1, true, err);
+  free_style_vals(sv, ns);
+  if (!fp)
+    return false;
+  plan_free(net->dev, fp);
+  return true;
+}
+
+bool st_model_check_graph(StModel *m, bool fp16, StError *err) {
+  StNet net = {.dev = NULL, .model = m, .fp16 = fp16};
+  return check_graph(&net, err);
+}
+
 StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *opts, StError *err) {
   if (!dev) {
     st_set_error(err, ST_ERROR_ARGUMENT, "no device");
@@ -1081,28 +1134,7 @@ StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *op
   net->dev = dev;
   net->model = m;
   net->fp16 = opts && opts->fp16 && st_device_has_fp16_storage(dev);
-  /* Check the whole graph once (shapes, names) on a small size before touching the device:
-   * a bad file fails here with a clear message instead of on the first frame. */
-  Plan *sp = plan_style(net, m->style_size, m->style_size, err);
-  if (!sp) {
-    st_net_free(net);
-    return NULL;
-  }
-  int ns = 0;
-  StyleVal *sv = style_vals_of(net, sp, &ns, err);
-  plan_free(dev, sp);
-  if (!sv) {
-    st_net_free(net);
-    return NULL;
-  }
-  Plan *fp = plan_frame(net, sv, ns, 67, 45, m->nrefine + 1, true, err);
-  free_style_vals(sv, ns);
-  if (!fp) {
-    st_net_free(net);
-    return NULL;
-  }
-  plan_free(dev, fp);
-  if (!upload_weights(net, err)) {
+  if (!check_graph(net, err) || !upload_weights(net, err)) {
     st_net_free(net);
     return NULL;
   }

@@ -1,5 +1,7 @@
 #!/bin/bash
 # Installs the Debian 12 packages needed to build, test and run styletransfer.
+# (clang-14 and libclang-rt-14-dev, libFuzzer's runtime: only a recommendation of clang-14, are
+# for tools/fuzz.sh.)
 # Used by ./run.sh, .ci/run and the README. Safe to run again (apt-get skips what is installed).
 set -euo pipefail
 
@@ -10,6 +12,7 @@ PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   slurmctld slurmd slurm-client
+  clang-14 libclang-rt-14-dev
 )
 
 SUDO=()

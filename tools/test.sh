@@ -2,7 +2,9 @@
 # The whole test suite (the README's test command and CI, after tools/setup-debian.sh):
 #   1. build/      every test, Vulkan validation layers on, any validation message fatal;
 #   2. build-asan/ the engine and element tests again under AddressSanitizer, LeakSanitizer and
-#                  UndefinedBehaviorSanitizer (tests/sanitize/meson.build): any report fails.
+#                  UndefinedBehaviorSanitizer (tests/sanitize/meson.build): any report fails;
+#   3. build-fuzz/ the libFuzzer targets (tools/fuzz.sh, clang): the committed corpus replayed,
+#                  then 60 s of fuzzing per target (ST_FUZZ_SECONDS overrides; 0: replay only).
 # `tools/test.sh --no-sanitizers` runs step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +35,5 @@ if [ "${1:-}" != "--no-sanitizers" ]; then
   done
   # the sanitizers make every test 2-3x slower on lavapipe: twice each test's time limit
   meson test -C build-asan --print-errorlogs --timeout-multiplier 2 --suite compute --suite gst
+  tools/fuzz.sh --seconds "${ST_FUZZ_SECONDS:-60}"
 fi

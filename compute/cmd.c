@@ -360,15 +360,25 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
       .commandBufferCount = 1,
       .pCommandBuffers = &cmd->cb,
   };
+  if (dev->lost)
+    return st_set_error(err, ST_ERROR_VULKAN,
+                        "the GPU was lost earlier (VK_ERROR_DEVICE_LOST); "
+                        "the engine must be created again");
   r = vkQueueSubmit(dev->queue, 1, &si, cmd->fence);
+  if (r == VK_ERROR_DEVICE_LOST)
+    dev->lost = true;
   if (r != VK_SUCCESS)
     return st_set_error(err, r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? ST_ERROR_MEMORY : ST_ERROR_VULKAN,
                         "vkQueueSubmit failed: %s", st_vk_result_str(r));
   cmd->pending = true;
   r = vkWaitForFences(dev->device, 1, &cmd->fence, VK_TRUE, dev->timeout_ns);
   if (r == VK_TIMEOUT)
+    dev->unfinished = true;
+  if (r == VK_ERROR_DEVICE_LOST)
+    dev->lost = true;
+  if (r == VK_TIMEOUT)
     return st_set_error(err, ST_ERROR_VULKAN,
-                        "the GPU did not finish the work within %.0f s (device hang or far too "
+                        "the GPU did not finish the work within %.3g s (device hang or far too "
                         "large a frame for this device; ST_GPU_TIMEOUT_MS raises the limit)",
                         (double)dev->timeout_ns / 1e9);
   if (r != VK_SUCCESS)
@@ -425,14 +435,8 @@ void st_cmd_free(StCmd *cmd) {
   if (!cmd)
     return;
   StDevice *dev = cmd->dev;
-  if (cmd->pending &&
-      vkWaitForFences(dev->device, 1, &cmd->fence, VK_TRUE, dev->timeout_ns) != VK_SUCCESS) {
-    /* Still executing after a hang: destroying its resources would be undefined behaviour.
-     * Leak them; the device is unusable anyway. */
-    st_log(ST_LOG_ERROR, "leaking a command buffer still running on the GPU");
-    free(cmd);
-    return;
-  }
+  if (cmd->pending)
+    st_device_settle(dev); /* its fence wait timed out: the work may still be running */
   for (int i = 0; i < cmd->npools; i++)
     vkDestroyDescriptorPool(dev->device, cmd->pools[i], NULL);
   for (int i = 0; i < cmd->nqpools; i++)

@@ -759,6 +759,19 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   return dev;
 }
 
+void st_device_settle(StDevice *dev) {
+  if (dev == NULL || !dev->unfinished)
+    return;
+  /* No timeout here: destroying what running work uses is undefined behaviour (lavapipe crashes
+   * in its queue thread). A GPU that hangs is reset by its kernel driver, after which the wait
+   * returns VK_ERROR_DEVICE_LOST. */
+  st_log(ST_LOG_WARNING, "waiting for the work that timed out to finish before freeing it");
+  VkResult r = vkDeviceWaitIdle(dev->device);
+  if (r == VK_ERROR_DEVICE_LOST)
+    dev->lost = true;
+  dev->unfinished = false;
+}
+
 void st_device_free(StDevice *dev) {
   if (!dev)
     return;

@@ -46,6 +46,10 @@ struct StDevice {
   VkCommandPool cmd_pool;
   struct StKernel *kernels;
   uint64_t timeout_ns;
+  /* A fence wait timed out: submitted work may still be running and reading or writing buffers.
+   * Whatever frees device objects first waits for the device (st_device_settle). */
+  bool unfinished;
+  bool lost; /* VK_ERROR_DEVICE_LOST was returned: nothing more is submitted */
   char uuid_text[ST_DEVICE_UUID_LEN]; /* st_device_uuid, st_device_pci_bus_id */
   char pci_bus_id[ST_DEVICE_PCI_LEN];
 };
@@ -65,6 +69,9 @@ const char *st_vk_result_str(VkResult r);
 void st_log(StLogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* False, with `err` quoting it, once a validation message was seen with validation_fatal. */
 bool st_device_check_validation(const StDevice *dev, StError *err);
+/* After a timed-out fence wait: waits until the device has finished its work (or reports itself
+ * lost) so that buffers and command buffers can be destroyed; nothing otherwise. */
+void st_device_settle(StDevice *dev);
 
 /* Tests: sets the style from planar float RGB [3,h,w] in [0,1], bound to the style subgraph's
  * input as is (no resize to style_size). */

@@ -1067,6 +1067,7 @@ void st_net_free(StNet *net) {
   if (!net)
     return;
   StDevice *dev = net->dev;
+  st_device_settle(dev); /* after a timed-out frame, its buffers may still be in use */
   plan_free(dev, net->plan);
   st_buffer_destroy(dev, &net->weights);
   st_buffer_destroy(dev, &net->style_buf);
@@ -1274,6 +1275,7 @@ static bool upload_image(StNet *net, StCmd *cmd, const StImage *img, const Plane
 static bool set_style_impl(StNet *net, const StImage *style, const float *rgb, int fw, int fh,
                            StError *err) {
   StDevice *dev = net->dev;
+  st_device_settle(dev);
   PlaneInfo pi;
   int sw = fw, sh = fh;
   if (style) {
@@ -1354,7 +1356,12 @@ bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError 
   return set_style_impl(net, NULL, rgb, w, h, err);
 }
 
-static bool check_params(const StFrameParams *params, StError *err) {
+/* The checks every frame entry point starts with; after a frame that timed out, also waits for
+ * its work to end before this frame reuses the buffers. */
+static bool check_frame(StNet *net, const StFrameParams *params, StError *err) {
+  if (!net)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
+  st_device_settle(net->dev);
   if (!params)
     return st_set_error(err, ST_ERROR_ARGUMENT, "no frame parameters");
   if (params->steps < 0 || params->steps > 64)
@@ -1646,9 +1653,7 @@ static void processing_size(const StFrameParams *params, int w, int h, int *pw, 
 
 bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFrameParams *params,
                     StError *err) {
-  if (!net)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
-  if (!check_params(params, err))
+  if (!check_frame(net, params, err))
     return false;
   if (!net->has_style)
     return st_set_error(err, ST_ERROR_NO_STYLE, "no style image set");
@@ -1727,9 +1732,7 @@ out:
 
 bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFrameParams *params,
                       float **out, int *out_w, int *out_h, StError *err) {
-  if (!net)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
-  if (!check_params(params, err))
+  if (!check_frame(net, params, err))
     return false;
   if (!content || !out || w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE)
     return st_set_error(err, ST_ERROR_ARGUMENT, "bad content image (%dx%d)", w, h);

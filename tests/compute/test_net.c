@@ -470,6 +470,47 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
   st_net_free(net);
 }
 
+/* A frame whose fence wait times out (the GPU "stops answering"): a clean error; the next frame
+ * waits for that work and succeeds; freeing the network right after a timeout waits for the work
+ * too instead of destroying buffers it still uses (lavapipe crashed in its queue thread). */
+static void check_gpu_timeout(StDevice *dev, const char *model_path) {
+  StError err = {0};
+  StNetOptions o = {.fp16 = false};
+  enum { W = 96, H = 72 };
+  static float style[3 * 32 * 32], content[3 * W * H];
+  for (size_t i = 0; i < sizeof style / sizeof style[0]; i++)
+    style[i] = (float)((i * 7919) % 251) / 250.0f;
+  for (size_t i = 0; i < sizeof content / sizeof content[0]; i++)
+    content[i] = (float)((i * 104729) % 241) / 240.0f;
+  StFrameParams p;
+  st_frame_params_init(&p);
+  const uint64_t timeout = dev->timeout_ns;
+  for (int free_at_once = 0; free_at_once < 2; free_at_once++) {
+    StNet *net = st_net_load(dev, model_path, &o, &err);
+    CHECK(net && st_net_set_style_float(net, style, 32, 32, &err), "%s", err.message);
+    if (!net)
+      return;
+    p.steps = st_net_max_steps(net);
+    float *out = NULL;
+    dev->timeout_ns = 1; /* 1 ns: no frame finishes in time */
+    bool ok = st_net_run_float(net, content, W, H, &p, &out, NULL, NULL, &err);
+    dev->timeout_ns = timeout;
+    CHECK(!ok && err.code == ST_ERROR_VULKAN && strstr(err.message, "did not finish"),
+          "a timed-out frame: ok %d, %s", ok, err.message);
+    printf("timed-out frame: %s\n", err.message);
+    free(out);
+    out = NULL;
+    if (!free_at_once) {
+      int ow = 0, oh = 0;
+      CHECK(st_net_run_float(net, content, W, H, &p, &out, &ow, &oh, &err) && ow == W && oh == H,
+            "the frame after a timeout: %s", err.message);
+      free(out);
+    }
+    st_net_free(net);
+    CHECK(!dev->unfinished, "work left unfinished after st_net_free");
+  }
+}
+
 int main(void) {
   st_test_log_init();
   data_dir = getenv("ST_TEST_DATA");
@@ -520,6 +561,7 @@ int main(void) {
     st_net_free(net);
   }
 
+  check_gpu_timeout(dev, path);
   run_cases(dev, index, false, false);
   if (st_device_has_fp16_storage(dev))
     run_cases(dev, index, true, false);

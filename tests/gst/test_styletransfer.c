@@ -1493,6 +1493,39 @@ GST_START_TEST(test_error_colorimetry) {
 }
 GST_END_TEST;
 
+/* A GPU that does not answer in time ($ST_GPU_TIMEOUT_MS, read when the device is opened: 1 ms
+ * here): a clean ERROR naming the timeout, not a hang or a crash (before: lavapipe crashed in its
+ * queue thread on buffers freed under the running work); then NULL and PLAYING again, with the
+ * default timeout, runs the stream. */
+GST_START_TEST(test_gpu_timeout) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=2 ! video/x-raw,width=320,height=240 ! "
+                                "styletransfer name=st style=%s steps=8 processing-size=0 ! "
+                                "fakesink",
+                                style);
+  GstElement *pipeline = gst_parse_launch(desc, NULL);
+  fail_unless(pipeline != NULL);
+  g_setenv("ST_GPU_TIMEOUT_MS", "1", TRUE);
+  GstMessage *msg = run_pipeline(pipeline);
+  g_unsetenv("ST_GPU_TIMEOUT_MS");
+  fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_ERROR);
+  GError *err = NULL;
+  gst_message_parse_error(msg, &err, NULL);
+  fail_unless_equals_string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), "st");
+  fail_unless(strstr(err->message, "the GPU did not finish the work within 0.001 s") != NULL, "%s",
+              err->message);
+  g_print("GPU timeout: %s\n", err->message);
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  msg = run_pipeline(pipeline); /* run_pipeline left it in NULL */
+  expect_eos(msg, "the stream after a GPU timeout");
+  gst_message_unref(msg);
+  gst_object_unref(pipeline);
+  g_free(desc);
+  g_free(style);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_error_no_style) {
   expect_error("", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "No style set");
 }
@@ -1896,6 +1929,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_style_change_playing);
   tcase_add_test(tc, test_style_change_nonblocking);
   tcase_add_test(tc, test_property_change_playing);
+  tcase_add_test(tc, test_gpu_timeout);
   tcase_add_test(tc, test_device_id);
   tcase_add_test(tc, test_temporal);
   tcase_add_test(tc, test_temporal_smoothing);

@@ -12,6 +12,7 @@ Runs on CUDA when available, otherwise on the CPU with 2 threads.
 import argparse
 import hashlib
 import io
+import json
 import math
 import os
 import random
@@ -667,9 +668,9 @@ def compact(folder):
     print("compact: the assembled network is unchanged (%d tensors)" % len(after[1]))
 
 
-def bench(stage, n, device):
+def bench(stage, n, device, arch=None):
     """Times n steps of a stage from fresh weights (nothing saved)."""
-    net = M.StyleNet().to(device)
+    net = M.StyleNet(dict(M.DEFAULT_CFG, **(arch or {}))).to(device)
     params = trainable(net, stage)
     opt = torch.optim.Adam(params, lr=1e-4)
     teacher = Teacher().to(device)
@@ -692,8 +693,13 @@ def bench(stage, n, device):
         stage, per, 3600 / per, STAGE_CFG[stage]["batch"], STAGE_CFG[stage]["crop"]), flush=True)
 
 
+# The widths a stage that starts afresh (a new EFA block, AdaIN, the chain decoders) takes from
+# the checkpoint it builds on, and the only keys --arch may set (for a distillation from scratch).
+ARCH_KEYS = ("enc", "dec")
+
+
 def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=0.0,
-          refresh=(), drop_prev_input=False):
+          refresh=(), drop_prev_input=False, arch=None):
     torch.manual_seed(seed)
     cfg = STAGE_CFG[stage]
     start_step, elapsed0, opt_state = 0, 0.0, None
@@ -729,11 +735,13 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
                 if not keep:
                     new_parts = own_keys(sd, stage)
                     sd = {k: v for k, v in sd.items() if k not in new_parts}
-                net = build(cfg_prev if keep else None, sd, device)
+                # today's config, with the widths of the parts it builds on
+                net = build(cfg_prev if keep else
+                            dict(M.DEFAULT_CFG, **{k: cfg_prev[k] for k in ARCH_KEYS}), sd, device)
                 print("starting %s from checkpoint %s (step %d)" % (stage, st, steps_prev[st]))
                 break
         else:
-            net = M.StyleNet().to(device)
+            net = M.StyleNet(dict(M.DEFAULT_CFG, **(arch or {}))).to(device)
             if stage != "distill":
                 print("warning: no earlier checkpoint; %s starts from random weights" % stage)
         if stage == "efa" and net.cfg["efa_base"] == "adain" and os.path.exists(ckpt_path("adain")):
@@ -848,6 +856,10 @@ def main():
     ap.add_argument("--drop-prev-input", action="store_true",
                     help="resume a checkpoint whose refine steps take the previous residual as a\n"
                          "decoder input (sessions 1-4) without that input (model.py prev_input)")
+    ap.add_argument("--arch", default="",
+                    help='widths of a network trained from scratch (stage distill with no\n'
+                         'checkpoint), JSON, e.g. \'{"enc": [32, 64, 128]}\'; keys: %s' %
+                         ", ".join(ARCH_KEYS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=300.0, help="seconds between checkpoints")
@@ -857,8 +869,9 @@ def main():
         torch.set_num_threads(a.threads)
     else:
         torch.backends.cudnn.benchmark = True
+    arch = json.loads(a.arch) if a.arch else None
     if a.bench:
-        bench(a.stage, a.bench, device)
+        bench(a.stage, a.bench, device, arch)
         return
     if not a.steps:
         ap.error("--steps is required (or --bench)")
@@ -866,8 +879,12 @@ def main():
     for s in refresh:
         if s not in STAGES or not os.path.exists(ckpt_path(s)):
             ap.error("--refresh: no checkpoint of stage %r" % s)
+    if arch and (set(arch) - set(ARCH_KEYS) or a.stage != "distill"
+                 or os.path.exists(ckpt_path(a.stage))):
+        ap.error("--arch: only %s, only for a distillation that starts from scratch"
+                 % ", ".join(ARCH_KEYS))
     train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes, refresh,
-          a.drop_prev_input)
+          a.drop_prev_input, arch)
 
 
 if __name__ == "__main__":

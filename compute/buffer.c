@@ -71,6 +71,17 @@ bool st_buffer_create(StDevice *dev, VkDeviceSize size, StMemKind kind, StBuffer
                         : kind == ST_MEM_DOWNLOAD ? "download"
                                                   : "device");
   }
+  if (dev->memory_limit) {
+    VkDeviceSize used = __atomic_load_n(&dev->memory_in_use, __ATOMIC_RELAXED);
+    if (used + req.size > dev->memory_limit) {
+      st_buffer_destroy(dev, out);
+      return st_set_error(err, ST_ERROR_MEMORY,
+                          "vkAllocateMemory(%llu bytes) refused: %.1f MiB of the %.1f MiB "
+                          "device memory limit (ST_DEVICE_MEMORY_LIMIT_MB) are in use",
+                          (unsigned long long)req.size, (double)used / 1048576.0,
+                          (double)dev->memory_limit / 1048576.0);
+    }
+  }
   VkMemoryAllocateInfo mai = {
       .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
       .allocationSize = req.size,
@@ -83,6 +94,8 @@ bool st_buffer_create(StDevice *dev, VkDeviceSize size, StMemKind kind, StBuffer
     return st_set_error(err, ST_ERROR_MEMORY, "vkAllocateMemory(%llu bytes) failed: %s",
                         (unsigned long long)req.size, st_vk_result_str(r));
   }
+  out->allocated = req.size;
+  __atomic_add_fetch(&dev->memory_in_use, req.size, __ATOMIC_RELAXED);
   r = vkBindBufferMemory(dev->device, out->buffer, out->memory, 0);
   if (r != VK_SUCCESS) {
     st_buffer_destroy(dev, out);
@@ -108,8 +121,10 @@ void st_buffer_destroy(StDevice *dev, StBuffer *buf) {
     vkUnmapMemory(dev->device, buf->memory);
   if (buf->buffer)
     vkDestroyBuffer(dev->device, buf->buffer, NULL);
-  if (buf->memory)
+  if (buf->memory) {
     vkFreeMemory(dev->device, buf->memory, NULL);
+    __atomic_sub_fetch(&dev->memory_in_use, buf->allocated, __ATOMIC_RELAXED);
+  }
   memset(buf, 0, sizeof *buf);
 }
 

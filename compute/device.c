@@ -602,6 +602,9 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   const char *to = getenv("ST_GPU_TIMEOUT_MS");
   if (to && atol(to) > 0)
     dev->timeout_ns = (uint64_t)atol(to) * 1000000ull;
+  const char *ml = getenv("ST_DEVICE_MEMORY_LIMIT_MB");
+  if (ml && atol(ml) > 0)
+    dev->memory_limit = (VkDeviceSize)atol(ml) * 1048576u;
 
   if (!create_instance(dev, opts_in->enable_validation, &dev->instance, err)) {
     free(dev);
@@ -798,6 +801,9 @@ const char *st_device_name(const StDevice *dev) { return dev->props.deviceName; 
 const char *st_device_uuid(const StDevice *dev) { return dev->uuid_text; }
 const char *st_device_pci_bus_id(const StDevice *dev) { return dev->pci_bus_id; }
 bool st_device_is_cpu(const StDevice *dev) { return dev->is_cpu; }
+uint64_t st_device_memory_in_use(const StDevice *dev) {
+  return __atomic_load_n(&dev->memory_in_use, __ATOMIC_RELAXED);
+}
 bool st_device_has_fp16_storage(const StDevice *dev) { return dev->fp16_storage; }
 unsigned st_device_validation_messages(const StDevice *dev) { return dev->validation_messages; }
 

@@ -50,6 +50,12 @@ struct StDevice {
    * Whatever frees device objects first waits for the device (st_device_settle). */
   bool unfinished;
   bool lost; /* VK_ERROR_DEVICE_LOST was returned: nothing more is submitted */
+  /* Bytes of device memory the engine holds (all buffers; atomic), and a cap on it from
+   * ST_DEVICE_MEMORY_LIMIT_MB (0: none): an allocation past it fails as an exhausted device
+   * would, with VK_ERROR_OUT_OF_DEVICE_MEMORY's error code (a GPU shared with other work; the
+   * tests' way to exhaust device memory without exhausting the machine). */
+  VkDeviceSize memory_in_use;
+  VkDeviceSize memory_limit;
   char uuid_text[ST_DEVICE_UUID_LEN]; /* st_device_uuid, st_device_pci_bus_id */
   char pci_bus_id[ST_DEVICE_PCI_LEN];
 };

@@ -1194,7 +1194,8 @@ typedef struct {
   int rows[3];
 } PlaneInfo;
 
-static bool image_info(const StImage *img, const char *what, PlaneInfo *pi, StError *err) {
+static bool image_info(const StDevice *dev, const StImage *img, const char *what, PlaneInfo *pi,
+                       StError *err) {
   if (!img)
     return st_set_error(err, ST_ERROR_ARGUMENT, "%s: no image", what);
   if (img->width < 1 || img->height < 1 || img->width > MAX_SIDE || img->height > MAX_SIDE)
@@ -1210,6 +1211,7 @@ static bool image_info(const StImage *img, const char *what, PlaneInfo *pi, StEr
   if (!st_color_coeffs(st_format_info(img->format), img->matrix, img->range, &cc))
     return st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown colour matrix %d or range %d", what,
                         (int)img->matrix, (int)img->range);
+  VkDeviceSize bytes = 0;
   for (int i = 0; i < pi->nplanes; i++) {
     pi->rowbytes[i] = (size_t)rowbytes[i];
     if (!img->planes[i])
@@ -1217,7 +1219,18 @@ static bool image_info(const StImage *img, const char *what, PlaneInfo *pi, StEr
     if (img->strides[i] < 0 || (size_t)img->strides[i] < pi->rowbytes[i])
       return st_set_error(err, ST_ERROR_ARGUMENT, "%s: stride %d of plane %d is below %zu", what,
                           img->strides[i], i, pi->rowbytes[i]);
+    bytes += (VkDeviceSize)img->strides[i] * (VkDeviceSize)(pi->rows[i] - 1) + pi->rowbytes[i];
+    bytes = (bytes + 15) & ~(VkDeviceSize)15; /* as frame_layout */
   }
+  /* the shaders read and write the whole frame through one storage-buffer binding */
+  uint32_t range = st_device_limits(dev)->maxStorageBufferRange;
+  if (bytes > range)
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "%s: a %dx%d %s frame takes %.1f MiB, more than the %.1f MiB that %s can "
+                        "bind in one storage buffer (scale the video down before the element, "
+                        "e.g. with videoscale)",
+                        what, img->width, img->height, st_format_name(img->format),
+                        (double)bytes / 1048576.0, (double)range / 1048576.0, st_device_name(dev));
   return true;
 }
 
@@ -1244,8 +1257,13 @@ static bool ensure_buffer(StDevice *dev, StBuffer *b, VkDeviceSize size, StMemKi
   if (b->buffer && b->size >= size)
     return true;
   st_buffer_destroy(dev, b);
-  /* grow with some headroom so that small size changes do not reallocate */
-  return st_buffer_create(dev, size + size / 8 + 256, kind, b, err);
+  /* grow with some headroom so that small size changes do not reallocate, but never past what
+   * one storage-buffer binding can hold when the size itself fits (the whole buffer is bound) */
+  VkDeviceSize range = st_device_limits(dev)->maxStorageBufferRange;
+  VkDeviceSize grown = size + size / 8 + 256;
+  if (size <= range && grown > range)
+    grown = range;
+  return st_buffer_create(dev, grown, kind, b, err);
 }
 
 /* Where frames are read/written by the shaders: host-visible memory directly on CPU devices
@@ -1279,7 +1297,7 @@ static bool set_style_impl(StNet *net, const StImage *style, const float *rgb, i
   PlaneInfo pi;
   int sw = fw, sh = fh;
   if (style) {
-    if (!image_info(style, "style image", &pi, err))
+    if (!image_info(net->dev, style, "style image", &pi, err))
       return false;
     style_size(style->width, style->height, net->model->style_size, &sw, &sh);
   } else if (!rgb || fw < 1 || fh < 1 || fw > MAX_SIDE || fh > MAX_SIDE) {
@@ -1658,7 +1676,8 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   if (!net->has_style)
     return st_set_error(err, ST_ERROR_NO_STYLE, "no style image set");
   PlaneInfo pin, pout;
-  if (!image_info(in, "input frame", &pin, err) || !image_info(out, "output frame", &pout, err))
+  if (!image_info(net->dev, in, "input frame", &pin, err) ||
+      !image_info(net->dev, out, "output frame", &pout, err))
     return false;
   if (in->width != out->width || in->height != out->height)
     return st_set_error(err, ST_ERROR_ARGUMENT, "input %dx%d and output %dx%d sizes differ",

@@ -94,6 +94,11 @@ typedef struct {
 } StDeviceInfo;
 const char *st_device_uuid(const StDevice *dev);
 const char *st_device_pci_bus_id(const StDevice *dev);
+/* Bytes of device memory the engine's buffers on `dev` hold now (weights, feature maps, frames,
+ * style and temporal state), from any thread. $ST_DEVICE_MEMORY_LIMIT_MB, read when the device is
+ * opened, caps it: an allocation past the cap fails with ST_ERROR_MEMORY, as on an exhausted
+ * device. */
+uint64_t st_device_memory_in_use(const StDevice *dev);
 /* Like st_list_devices, with the ids: returns the count (-1 on error), fills up to `max`. */
 int st_list_device_info(StDeviceInfo *out, int max, StError *err);
 

@@ -25,6 +25,7 @@ typedef struct {
   VkDeviceSize size;
   void *mapped; /* non-NULL for UPLOAD/DOWNLOAD */
   StMemKind kind;
+  VkDeviceSize allocated; /* bytes of its VkDeviceMemory (counted in the device's use) */
 } StBuffer;
 
 bool st_buffer_create(StDevice *dev, VkDeviceSize size, StMemKind kind, StBuffer *out,

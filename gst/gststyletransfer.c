@@ -102,6 +102,7 @@ enum {
   PROP_DEVICE_ID,
   PROP_DEVICE_UUID,
   PROP_DEVICE_PCI_BUS_ID,
+  PROP_DEVICE_MEMORY,
 };
 
 /* The six formats of the first release first (they stay the preferred ones), then the packed
@@ -146,6 +147,7 @@ struct _GstStyleTransfer {
   gchar *device_name;
   gchar *device_id;                       /* selects the device when set (over device) */
   gchar *device_uuid, *device_pci_bus_id; /* of the device in use, "" when not reported */
+  StDevice *active_dev; /* the device of the engine in use (NULL while stopped): device-memory */
   gboolean started;
   GstSample *style_sample; /* the style in use, RGBA, as decoded for the engine's style size */
   gchar *style_applied;    /* its path */
@@ -389,6 +391,7 @@ static void set_device_properties(GstStyleTransfer *self, const Engine *engine) 
   self->device_uuid = g_strdup(st_device_uuid(engine->dev));
   g_free(self->device_pci_bus_id);
   self->device_pci_bus_id = g_strdup(st_device_pci_bus_id(engine->dev));
+  self->active_dev = engine->dev;
 }
 
 static void notify_device_properties(GstStyleTransfer *self) {
@@ -732,6 +735,7 @@ static gboolean gst_style_transfer_stop(GstBaseTransform *trans) {
   self->engine = NULL;
   g_mutex_lock(&self->lock);
   self->has_refused = FALSE;
+  self->active_dev = NULL; /* before the engine is freed */
   g_clear_pointer(&self->style_sample, gst_sample_unref);
   g_clear_pointer(&self->style_applied, g_free);
   self->style_serial = 0;
@@ -819,7 +823,7 @@ static void gst_style_transfer_before_transform(GstBaseTransform *trans, GstBuff
 /* The network's input size for a frame: the longer side is `size`, aspect ratio kept; 0x0 (the
  * engine's "frame size") when that is the frame size. */
 static void processing_dims(gint size, gint width, gint height, gint *pw, gint *ph) {
-  if (size <= 0 || size == MAX(width, height)) {
+  if (size <= 0 || size >= MAX(width, height)) { /* never larger than the frame */
     *pw = 0;
     *ph = 0;
   } else if (width >= height) {
@@ -881,8 +885,13 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
   }
   StError serr = {0};
   if (!st_net_process(engine->net, &in, &out, &params, &serr)) {
-    g_set_error(&error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED,
-                "Style transfer failed on a %dx%d frame: %s", width, height, serr.message);
+    /* device memory exhausted: a resource error, as a full disk is; anything else: the engine */
+    if (serr.code == ST_ERROR_MEMORY)
+      g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NO_SPACE_LEFT,
+                  "Style transfer failed on a %dx%d frame: %s", width, height, serr.message);
+    else
+      g_set_error(&error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED,
+                  "Style transfer failed on a %dx%d frame: %s", width, height, serr.message);
     goto fail;
   }
   g_mutex_unlock(&self->engine_lock);
@@ -1024,6 +1033,9 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
   case PROP_DEVICE_PCI_BUS_ID:
     g_value_set_string(value, self->device_pci_bus_id);
     break;
+  case PROP_DEVICE_MEMORY:
+    g_value_set_uint64(value, self->active_dev ? st_device_memory_in_use(self->active_dev) : 0);
+    break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
@@ -1159,16 +1171,18 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
    * GstStyleTransfer:processing-size:
    *
    * The longer side, in pixels, of the image the network works on (the aspect ratio is kept and
-   * the result is scaled back to the frame size). 0 means the frame size. When the property has
-   * never been set and the device is a CPU Vulkan implementation (lavapipe), 256 (or the frame
-   * size if smaller) is used so that the pipeline stays usable; set the property explicitly to
-   * override that.
+   * the result is scaled back to the frame size). 0 means the frame size, and so does a size
+   * larger than the frame's (the network never works on more pixels than the frame has). When the
+   * property has never been set and the device is a CPU Vulkan implementation (lavapipe), 256 (or
+   * the frame size if smaller) is used so that the pipeline stays usable; set the property
+   * explicitly to override that.
    */
   g_object_class_install_property(
       gobject_class, PROP_PROCESSING_SIZE,
       g_param_spec_int("processing-size", "Processing size",
                        "Longer side of the network's input in pixels, aspect ratio kept "
-                       "(0 = frame size; if never set, CPU Vulkan devices use 256)",
+                       "(0 = frame size, never larger than the frame; if never set, CPU Vulkan "
+                       "devices use 256)",
                        0, MAX_PROCESSING_SIZE, DEFAULT_PROCESSING_SIZE, rw));
   g_object_class_install_property(
       gobject_class, PROP_FP16,
@@ -1209,6 +1223,18 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
                           "PCI bus id DDDD:BB:DD.F of the Vulkan device in use (\"\" when the "
                           "device reports none, NULL before the element started)",
                           NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  /**
+   * GstStyleTransfer:device-memory:
+   *
+   * Bytes of device memory the element holds on the device in use (the model's weights, the
+   * feature maps of the frame plan, frames, the style statistics and the temporal state); 0 while
+   * stopped. Reading it never waits for the frame being processed.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE_MEMORY,
+      g_param_spec_uint64("device-memory", "Device memory",
+                          "Bytes of device memory held on the device in use (0 while stopped)", 0,
+                          G_MAXUINT64, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_set_static_metadata(
       element_class, "Style transfer", "Filter/Effect/Video",

@@ -18,8 +18,10 @@
  *                        within THREADS_EOS_TIMEOUT_S (a watchdog thread aborts the test on a
  *                        deadlock), no WARNING or ERROR, every frame out.
  *
- * Device memory: the engine exposes no counter of its allocations. On lavapipe (the tests'
- * device) device memory is host memory and counts in the resident set measured here.
+ * Device memory: the element's `device-memory` property (the bytes its buffers hold on the
+ * device), sampled with the resident set in test_soak, must not grow after the warm-up
+ * (SOAK_MAX_DEVICE_SLOPE) and is 0 once the element stopped. On lavapipe (the tests' device) device
+ * memory is host memory and counts in the resident set as well.
  *
  * Environment (set by meson test): GST_PLUGIN_PATH (build tree), ST_MODEL_PATH (a small random
  * model), ST_TEST_DATA (tests/data), ST_VALIDATION=1 and ST_VALIDATION_FATAL=1.
@@ -50,6 +52,7 @@
  * or the frames' buffers kept per cycle or per change would be MBs each time */
 #define SOAK_MAX_RSS_SLOPE 2.0    /* per 1000 frames */
 #define SOAK_MAX_HEAP_SLOPE 1.0   /* per 1000 frames */
+#define SOAK_MAX_DEVICE_SLOPE 0.1 /* per 1000 frames: buffers are reused, never regrown */
 #define CHURN_MAX_RSS_SLOPE 100.0 /* per 100 cycles: 1 MB a cycle */
 #define CHURN_MAX_HEAP_SLOPE 5.0  /* per 100 cycles: 50 KB a cycle */
 
@@ -109,6 +112,13 @@ static MemSample mem_sample(void) {
   m.rss = (gdouble)resident * (gdouble)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
   m.heap = (gdouble)(mi.uordblks + mi.hblkhd) / (1024.0 * 1024.0);
   return m;
+}
+
+/* The element's device-memory property in MB. */
+static gdouble device_memory_mb(GstElement *st) {
+  guint64 bytes = 0;
+  g_object_get(st, "device-memory", &bytes, NULL);
+  return (gdouble)bytes / (1024.0 * 1024.0);
 }
 
 /* Least-squares slope of y over x (n >= 2 points, x not all equal). */
@@ -336,6 +346,7 @@ GST_START_TEST(test_soak) {
   gint64 t0 = g_get_monotonic_time();
   fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   MemTrack *mem = mem_track_new();
+  GArray *dev_mb = g_array_new(FALSE, FALSE, sizeof(gdouble)); /* at mem's samples */
   guint changes = 0;
   gint out = 0;
   MemSample m0 = mem_sample();
@@ -345,11 +356,15 @@ GST_START_TEST(test_soak) {
   for (gint i = 0; i < n_frames; i++) {
     if (i > 0 && i % SOAK_PERIOD == 0) {
       MemSample m = mem_sample();
-      if (i >= SOAK_WARMUP_FRAMES)
+      gdouble dev = device_memory_mb(st);
+      if (i >= SOAK_WARMUP_FRAMES) {
         mem_track_add(mem, i / 1000.0, m);
+        g_array_append_val(dev_mb, dev);
+      }
       if (i <= SOAK_WARMUP_FRAMES || i % 1000 == 0)
-        g_print("soak: %d frames, %.1f s, RSS %.1f MB, heap in use %.1f MB\n", i,
-                (g_get_monotonic_time() - t0) / 1e6, m.rss, m.heap);
+        g_print(
+            "soak: %d frames, %.1f s, RSS %.1f MB, heap in use %.1f MB, device memory %.2f MB\n", i,
+            (g_get_monotonic_time() - t0) / 1e6, m.rss, m.heap, dev);
       /* the previous style change has taken effect (one per period: serial changes + 1) */
       wait_style_serial(bus, &bs, changes + 1);
       fail_unless_equals_string(bs.last_path, style_paths[changes % 2]);
@@ -380,9 +395,11 @@ GST_START_TEST(test_soak) {
   wait_eos(bus, &bs, FRAME_TIMEOUT, "soak");
   gdouble secs = (g_get_monotonic_time() - t0) / 1e6;
   MemSample m_end = mem_sample();
-  gdouble rss_end = m_end.rss;
-  if (n_frames >= SOAK_WARMUP_FRAMES && n_frames % SOAK_PERIOD == 0)
+  gdouble rss_end = m_end.rss, dev_end = device_memory_mb(st);
+  if (n_frames >= SOAK_WARMUP_FRAMES && n_frames % SOAK_PERIOD == 0) {
     mem_track_add(mem, n_frames / 1000.0, m_end);
+    g_array_append_val(dev_mb, dev_end);
+  }
   fail_unless_equals_int(out, n_frames);
   /* the style of start, then one per change */
   fail_unless_equals_int(bs.styles_applied, changes + 1);
@@ -391,8 +408,19 @@ GST_START_TEST(test_soak) {
           out, secs, secs * 1000 / out, changes, bs.styles_applied, rss0, rss_end);
   /* samples every SOAK_PERIOD frames from frame SOAK_WARMUP_FRAMES */
   mem_track_check(mem, "soak", "1000 frames", SOAK_MAX_RSS_SLOPE, SOAK_MAX_HEAP_SLOPE);
+  if (dev_mb->len >= 3) {
+    gdouble sdev = slope((const gdouble *)mem->x->data, (const gdouble *)dev_mb->data, dev_mb->len);
+    g_print("soak: device memory slope %.3f MB per 1000 frames (%.2f -> %.2f MB; bound %.1f)\n",
+            sdev, g_array_index(dev_mb, gdouble, 0), dev_end, SOAK_MAX_DEVICE_SLOPE);
+    fail_unless(sdev < SOAK_MAX_DEVICE_SLOPE, "device memory grows by %.3f MB per 1000 frames",
+                sdev);
+  }
+  fail_unless(dev_end > 0, "device-memory reads 0 while the element runs");
 
   gst_element_set_state(pipeline, GST_STATE_NULL);
+  fail_unless(device_memory_mb(st) == 0, "device-memory is %.2f MB after the element stopped",
+              device_memory_mb(st));
+  g_array_free(dev_mb, TRUE);
   mem_track_free(mem);
   bus_state_clear(&bs);
   gst_object_unref(bus);

@@ -1443,28 +1443,43 @@ GST_END_TEST;
 
 /* Runs videotestsrc ! <caps> ! styletransfer <props> ! fakesink and expects an ERROR from the
  * element. */
+/* Runs `pipeline` (left in NULL) and expects an ERROR from its element "st" with `domain`, `code`
+ * and a message containing `text`; returns the message (caller frees). */
+static gchar *expect_pipeline_error(GstElement *pipeline, const gchar *what, GQuark domain,
+                                    gint code, const gchar *text) {
+  GstMessage *msg = run_pipeline(pipeline);
+  fail_unless(GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR, "%s: no ERROR", what);
+  GError *err = NULL;
+  gchar *dbg = NULL;
+  gst_message_parse_error(msg, &err, &dbg);
+  GST_INFO("%s -> %s (%s)", what, err->message, GST_STR_NULL(dbg));
+  fail_unless_equals_string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), "st");
+  fail_unless(err->domain == domain && err->code == code, "%s: got %s %d: %s", what,
+              g_quark_to_string(err->domain), err->code, err->message);
+  fail_unless(strstr(err->message, text) != NULL, "%s: message \"%s\" lacks \"%s\"", what,
+              err->message, text);
+  gchar *message = g_strdup(err->message);
+  g_clear_error(&err);
+  g_free(dbg);
+  gst_message_unref(msg);
+  return message;
+}
+
+/* Parses `desc` (with an element named "st"); the caller unrefs. */
+static GstElement *parse_pipeline(const gchar *desc) {
+  GError *perr = NULL;
+  GstElement *pipeline = gst_parse_launch(desc, &perr);
+  fail_unless(pipeline != NULL, "%s: %s", desc, perr ? perr->message : "");
+  return pipeline;
+}
+
 static void expect_error_caps(const gchar *caps, const gchar *props, GQuark domain, gint code,
                               const gchar *text) {
   gchar *desc = g_strdup_printf("videotestsrc num-buffers=2 ! %s ! styletransfer name=st %s ! "
                                 "fakesink",
                                 caps, props);
-  GError *perr = NULL;
-  GstElement *pipeline = gst_parse_launch(desc, &perr);
-  fail_unless(pipeline != NULL, "%s: %s", desc, perr ? perr->message : "");
-  GstMessage *msg = run_pipeline(pipeline);
-  fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_ERROR);
-  GError *err = NULL;
-  gchar *dbg = NULL;
-  gst_message_parse_error(msg, &err, &dbg);
-  GST_INFO("%s -> %s (%s)", props, err->message, GST_STR_NULL(dbg));
-  fail_unless_equals_string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), "st");
-  fail_unless(err->domain == domain && err->code == code, "%s: got %s %d: %s", props,
-              g_quark_to_string(err->domain), err->code, err->message);
-  fail_unless(strstr(err->message, text) != NULL, "%s: message \"%s\" lacks \"%s\"", props,
-              err->message, text);
-  g_clear_error(&err);
-  g_free(dbg);
-  gst_message_unref(msg);
+  GstElement *pipeline = parse_pipeline(desc);
+  g_free(expect_pipeline_error(pipeline, props, domain, code, text));
   gst_object_unref(pipeline);
   g_free(desc);
 }
@@ -1523,6 +1538,122 @@ GST_START_TEST(test_gpu_timeout) {
   gst_object_unref(pipeline);
   g_free(desc);
   g_free(style);
+}
+GST_END_TEST;
+
+/* Pushes `in` and expects the push to fail with an ERROR of `domain`/`code` whose message holds
+ * `text`; returns the message (caller frees). */
+static gchar *push_expecting_error(GstHarness *h, GstBuffer *in, GQuark domain, gint code,
+                                   const gchar *text) {
+  GstFlowReturn ret = gst_harness_push(h, gst_buffer_ref(in));
+  fail_unless_equals_int(ret, GST_FLOW_ERROR);
+  GstBus *bus = gst_element_get_bus(h->element);
+  GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  fail_unless(msg != NULL, "a failed push without an ERROR message");
+  GError *err = NULL;
+  gst_message_parse_error(msg, &err, NULL);
+  fail_unless(err->domain == domain && err->code == code, "got %s %d: %s",
+              g_quark_to_string(err->domain), err->code, err->message);
+  fail_unless(strstr(err->message, text) != NULL, "message \"%s\" lacks \"%s\"", err->message,
+              text);
+  gchar *message = g_strdup(err->message);
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  return message;
+}
+
+/* Pushes a frame of `sample` (its caps set first) and checks that a frame of its size comes out. */
+static void push_frame_of(GstHarness *h, GstSample *sample, const gchar *what) {
+  gst_harness_set_src_caps(h, gst_caps_copy(gst_sample_get_caps(sample)));
+  GstVideoInfo info;
+  fail_unless(gst_video_info_from_caps(&info, gst_sample_get_caps(sample)));
+  GST_INFO("%s: %dx%d", what, info.width, info.height);
+  GstBuffer *out = process(h, gst_sample_get_buffer(sample));
+  fail_unless(gst_buffer_get_size(out) >= info.size, "%s: output of %zu bytes", what,
+              gst_buffer_get_size(out));
+  gst_buffer_unref(out);
+}
+
+/* Absurd frame sizes and settings through one element (renegotiated between them): each works or
+ * fails with an ERROR naming the limit, and the stream goes on once the setting or the size is
+ * changed back. */
+GST_START_TEST(test_absurd_sizes) {
+  const gint sizes[][2] = {{1, 1}, {4096, 2}, {2, 4096}, {3, 3}, {33, 17}};
+  GstSample *frames[G_N_ELEMENTS(sizes)];
+  for (guint i = 0; i < G_N_ELEMENTS(sizes); i++)
+    frames[i] = make_frame("RGBA", sizes[i][0], sizes[i][1], "smpte");
+  GstElement *e = new_element("style-spokes.png");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(frames[0]));
+  /* the default (256 on lavapipe), the frame size with 3 steps, and processing sizes larger than
+   * the frame, which are the frame size (before: a 1x1 frame planned 4096x4096 and failed) */
+  const struct { gint size, steps; } settings[] = {{-1, 2}, {0, 3}, {4096, 2}, {8192, 8}};
+  for (guint k = 0; k < G_N_ELEMENTS(settings); k++) {
+    if (settings[k].size >= 0)
+      g_object_set(e, "processing-size", settings[k].size, NULL);
+    g_object_set(e, "steps", settings[k].steps, NULL);
+    for (guint i = 0; i < G_N_ELEMENTS(sizes); i++)
+      push_frame_of(h, frames[i], "absurd size");
+  }
+
+  /* 16384x16384 caps (the largest the element accepts): the frame is more than one storage buffer
+   * can bind on lavapipe (128 MiB); the error says so and what to do; a smaller frame goes on */
+  GstSample *huge = make_frame("I420", 16384, 16384, "black");
+  gst_harness_set_src_caps(h, gst_caps_copy(gst_sample_get_caps(huge)));
+  gchar *text = push_expecting_error(h, gst_sample_get_buffer(huge), GST_LIBRARY_ERROR,
+                                     GST_LIBRARY_ERROR_FAILED,
+                                     "a 16384x16384 I420 frame takes 384.0 MiB, more than the");
+  fail_unless(strstr(text, "storage buffer") != NULL && strstr(text, "videoscale") != NULL, "%s",
+              text);
+  g_print("16384x16384 I420: %s\n", text);
+  g_free(text);
+  gst_sample_unref(huge);
+  push_frame_of(h, frames[4], "after the 16384x16384 frame");
+
+  /* steps=8 at 4K on the frame's own size: a feature map needs more than one binding can hold;
+   * with processing-size set back to 256, the stream goes on */
+  GstSample *uhd = make_frame("RGBA", 3840, 2160, "smpte");
+  g_object_set(e, "processing-size", 0, "steps", 8, NULL);
+  gst_harness_set_src_caps(h, gst_caps_copy(gst_sample_get_caps(uhd)));
+  text =
+      push_expecting_error(h, gst_sample_get_buffer(uhd), GST_LIBRARY_ERROR,
+                           GST_LIBRARY_ERROR_FAILED, "processing size 3840x2160 is too large for");
+  fail_unless(strstr(text, "storage-buffer limit (use a smaller processing size)") != NULL, "%s",
+              text);
+  g_print("3840x2160 steps=8 processing-size=0: %s\n", text);
+  g_free(text);
+  g_object_set(e, "processing-size", 256, NULL);
+  push_frame_of(h, uhd, "4K steps=8 at processing-size=256");
+  gst_sample_unref(uhd);
+
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  for (guint i = 0; i < G_N_ELEMENTS(sizes); i++)
+    gst_sample_unref(frames[i]);
+}
+GST_END_TEST;
+
+/* Device memory exhausted, made real with a cap on what the engine may allocate
+ * ($ST_DEVICE_MEMORY_LIMIT_MB, read when the device is opened): a RESOURCE/NO_SPACE_LEFT ERROR
+ * naming the size needed and the limit; a smaller processing size then runs under the same cap. */
+GST_START_TEST(test_device_memory_exhausted) {
+  GstSample *frame = make_frame("RGBA", 640, 480, "smpte");
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "processing-size", 0, NULL);
+  g_setenv("ST_DEVICE_MEMORY_LIMIT_MB", "30", TRUE);
+  GstHarness *h = new_harness(e, gst_sample_get_caps(frame)); /* opens the device */
+  g_unsetenv("ST_DEVICE_MEMORY_LIMIT_MB");
+  gchar *text =
+      push_expecting_error(h, gst_sample_get_buffer(frame), GST_RESOURCE_ERROR,
+                           GST_RESOURCE_ERROR_NO_SPACE_LEFT, "processing size 640x480 needs ");
+  fail_unless(strstr(text, "of the 30.0 MiB device memory limit") != NULL, "%s", text);
+  g_print("device memory exhausted: %s\n", text);
+  g_free(text);
+  g_object_set(e, "processing-size", 128, NULL);
+  push_frame_of(h, frame, "processing-size=128 under a 30 MiB cap");
+  gst_harness_teardown(h);
+  gst_object_unref(e);
+  gst_sample_unref(frame);
 }
 GST_END_TEST;
 
@@ -1930,6 +2061,8 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_style_change_nonblocking);
   tcase_add_test(tc, test_property_change_playing);
   tcase_add_test(tc, test_gpu_timeout);
+  tcase_add_test(tc, test_absurd_sizes);
+  tcase_add_test(tc, test_device_memory_exhausted);
   tcase_add_test(tc, test_device_id);
   tcase_add_test(tc, test_temporal);
   tcase_add_test(tc, test_temporal_smoothing);

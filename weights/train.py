@@ -607,7 +607,19 @@ def assemble(upto="temporal", with_adain=False):
             efa_base = cfg["efa_base"]
     if cfg is not None and efa_base is not None:
         cfg["efa_base"] = efa_base
+    if cfg is not None and cfg.get("initial") == "chain" and "chain" not in order:
+        add_chain(state, steps)
     return cfg, state, steps
+
+
+def add_chain(state, steps):
+    """The closed-form chain's decoders (stage chain) into `state`, for a network whose initial
+    image is the chain."""
+    if not os.path.exists(ckpt_path("chain")):
+        raise SystemExit("the initial image is the chain, but %s is missing" % ckpt_path("chain"))
+    ck = torch.load(ckpt_path("chain"), map_location="cpu")
+    state.update(own_keys(ck["model"], "chain"))
+    steps["chain"] = int(ck["step"])
 
 
 def trained_stages():
@@ -636,10 +648,8 @@ def load_model_from_checkpoints(device="cpu", with_adain=False, initial=""):
     latest = [st for st in STAGES if st in steps and st not in ("adain", "chain")][-1]
     if initial:
         cfg = dict(cfg, initial=initial)
-    if cfg.get("initial") == "chain":
-        ck = torch.load(ckpt_path("chain"), map_location="cpu")
-        state.update(own_keys(ck["model"], "chain"))
-        steps["chain"] = int(ck["step"])
+    if cfg.get("initial") == "chain" and "chain" not in steps:
+        add_chain(state, steps)
     return build(cfg, state, device), latest, steps
 
 
@@ -699,7 +709,7 @@ ARCH_KEYS = ("enc", "dec")
 
 
 def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=0.0,
-          refresh=(), drop_prev_input=False, arch=None):
+          refresh=(), drop_prev_input=False, arch=None, initial=""):
     torch.manual_seed(seed)
     cfg = STAGE_CFG[stage]
     start_step, elapsed0, opt_state = 0, 0.0, None
@@ -736,8 +746,13 @@ def train(stage, steps, minutes, seed, device, ckpt_every=300.0, budget_minutes=
                     new_parts = own_keys(sd, stage)
                     sd = {k: v for k, v in sd.items() if k not in new_parts}
                 # today's config, with the widths of the parts it builds on
-                net = build(cfg_prev if keep else
-                            dict(M.DEFAULT_CFG, **{k: cfg_prev[k] for k in ARCH_KEYS}), sd, device)
+                cfg_new = cfg_prev if keep else \
+                    dict(M.DEFAULT_CFG, **{k: cfg_prev[k] for k in ARCH_KEYS})
+                if initial:
+                    cfg_new = dict(cfg_new, initial=initial)
+                    if initial == "chain":
+                        add_chain(sd, steps_prev)
+                net = build(cfg_new, sd, device)
                 print("starting %s from checkpoint %s (step %d)" % (stage, st, steps_prev[st]))
                 break
         else:
@@ -860,6 +875,10 @@ def main():
                     help='widths of a network trained from scratch (stage distill with no\n'
                          'checkpoint), JSON, e.g. \'{"enc": [32, 64, 128]}\'; keys: %s' %
                          ", ".join(ARCH_KEYS))
+    ap.add_argument("--initial", default="", choices=["", "efa", "chain"],
+                    help="the initial image of refinement steps trained from scratch (stages\n"
+                         "refine0, refine1, temporal with no checkpoint); chain takes the\n"
+                         "decoders of the chain stage's checkpoint")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=300.0, help="seconds between checkpoints")
@@ -871,7 +890,7 @@ def main():
         torch.backends.cudnn.benchmark = True
     arch = json.loads(a.arch) if a.arch else None
     if a.bench:
-        bench(a.stage, a.bench, device, arch)
+        bench(a.stage, a.bench, device, dict(arch or {}, **({"initial": a.initial} if a.initial else {})))
         return
     if not a.steps:
         ap.error("--steps is required (or --bench)")
@@ -883,8 +902,11 @@ def main():
                  or os.path.exists(ckpt_path(a.stage))):
         ap.error("--arch: only %s, only for a distillation that starts from scratch"
                  % ", ".join(ARCH_KEYS))
+    if a.initial and (a.stage not in ("refine0", "refine1", "temporal")
+                      or os.path.exists(ckpt_path(a.stage))):
+        ap.error("--initial: only for a refinement stage that starts from scratch")
     train(a.stage, a.steps, a.minutes, a.seed, device, a.ckpt_every, a.budget_minutes, refresh,
-          a.drop_prev_input, arch)
+          a.drop_prev_input, arch, a.initial)
 
 
 if __name__ == "__main__":

@@ -373,7 +373,7 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
   cmd->pending = true;
   r = vkWaitForFences(dev->device, 1, &cmd->fence, VK_TRUE, dev->timeout_ns);
   if (r == VK_TIMEOUT)
-    dev->unfinished = true;
+    dev->unfinished = dev->timed_out = true;
   if (r == VK_ERROR_DEVICE_LOST)
     dev->lost = true;
   if (r == VK_TIMEOUT)

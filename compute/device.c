@@ -88,6 +88,27 @@ static bool env_is_1(const char *name) {
   return v && strcmp(v, "1") == 0;
 }
 
+/* The environment variables that st_device_new reads, as one text ("NAME=value;..."): a device
+ * opened under other values is not reused for new work (st_device_reusable). */
+static const char *const device_env_names[] = {
+    "ST_VALIDATION",          "ST_VALIDATION_FATAL",
+    "ST_GPU_TIMEOUT_MS",      "ST_DEVICE_MEMORY_LIMIT_MB",
+    "ST_FORCE_DEVICE_COPIES", "ST_DISABLE_FP16",
+    "XDG_CACHE_HOME",
+};
+
+static void device_env_settings(char *out, size_t len) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < sizeof device_env_names / sizeof device_env_names[0]; i++) {
+    const char *v = getenv(device_env_names[i]);
+    int n = snprintf(out + used, len - used, "%s=%s;", device_env_names[i], v ? v : "");
+    if (n < 0 || (size_t)n >= len - used)
+      break; /* truncated: still a fingerprint of the settings */
+    used += (size_t)n;
+  }
+}
+
 void st_device_options_init(StDeviceOptions *opts) {
   memset(opts, 0, sizeof *opts);
   opts->index = -1;
@@ -597,6 +618,7 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
     st_set_error(err, ST_ERROR_MEMORY, "out of memory");
     return NULL;
   }
+  device_env_settings(dev->env_settings, sizeof dev->env_settings);
   dev->validation_fatal = env_is_1("ST_VALIDATION_FATAL");
   dev->timeout_ns = 120ull * 1000000000ull;
   const char *to = getenv("ST_GPU_TIMEOUT_MS");
@@ -805,6 +827,16 @@ uint64_t st_device_memory_in_use(const StDevice *dev) {
   return __atomic_load_n(&dev->memory_in_use, __ATOMIC_RELAXED);
 }
 bool st_device_has_fp16_storage(const StDevice *dev) { return dev->fp16_storage; }
+
+bool st_device_reusable(const StDevice *dev) {
+  if (dev->lost || dev->timed_out || dev->unfinished ||
+      (dev->validation_fatal && dev->validation_messages > 0) ||
+      __atomic_load_n(&dev->memory_in_use, __ATOMIC_RELAXED) != 0)
+    return false;
+  char now[sizeof dev->env_settings];
+  device_env_settings(now, sizeof now);
+  return strcmp(now, dev->env_settings) == 0;
+}
 unsigned st_device_validation_messages(const StDevice *dev) { return dev->validation_messages; }
 
 bool st_device_check_validation(const StDevice *dev, StError *err) {

@@ -49,7 +49,10 @@ struct StDevice {
   /* A fence wait timed out: submitted work may still be running and reading or writing buffers.
    * Whatever frees device objects first waits for the device (st_device_settle). */
   bool unfinished;
-  bool lost; /* VK_ERROR_DEVICE_LOST was returned: nothing more is submitted */
+  bool lost;      /* VK_ERROR_DEVICE_LOST was returned: nothing more is submitted */
+  bool timed_out; /* a fence wait ever timed out (st_device_reusable: never reused) */
+  /* The environment settings read when the device was opened (device_env_settings) */
+  char env_settings[256];
   /* Bytes of device memory the engine holds (all buffers; atomic), and a cap on it from
    * ST_DEVICE_MEMORY_LIMIT_MB (0: none): an allocation past it fails as an exhausted device
    * would, with VK_ERROR_OUT_OF_DEVICE_MEMORY's error code (a GPU shared with other work; the

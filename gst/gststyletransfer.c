@@ -63,10 +63,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "devicepool.h"
 #include "st.h"
 #include "styleimage.h"
 
-GST_DEBUG_CATEGORY_STATIC(gst_style_transfer_debug);
+GST_DEBUG_CATEGORY(gst_style_transfer_debug); /* also devicepool.c's */
 #define GST_CAT_DEFAULT gst_style_transfer_debug
 
 #define DEFAULT_STEPS 2
@@ -116,9 +117,12 @@ static GstStaticPadTemplate sink_template =
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(ST_VIDEO_CAPS));
 
-/* A Vulkan device with the model loaded on it. Used by one thread at a time (engine_lock). */
+/* A Vulkan device with the model loaded on it. Used by one thread at a time (engine_lock). The
+ * device comes from the device pool and goes back to it with the selection it was asked for. */
 typedef struct {
   StDevice *dev;
+  gint device_index;
+  gchar *device_id;
   StNet *net;
   gchar *model_path;
   gchar *device_name;
@@ -208,8 +212,8 @@ static void engine_free(Engine *engine) {
     return;
   if (engine->net != NULL)
     st_net_free(engine->net);
-  if (engine->dev != NULL)
-    st_device_free(engine->dev);
+  device_pool_release(engine->dev, engine->device_index, engine->device_id);
+  g_free(engine->device_id);
   g_free(engine->model_path);
   g_free(engine->device_name);
   g_free(engine);
@@ -331,12 +335,8 @@ static Engine *engine_new(const gchar *model_path, gint device_index, const gcha
   if (!style_image_check_file(model_path, "Model file", error))
     return NULL;
 
-  StDeviceOptions dopts;
-  st_device_options_init(&dopts);
-  dopts.index = device_index;
-  dopts.id = device_id;
   StError serr = {0};
-  StDevice *dev = st_device_new(&dopts, &serr);
+  StDevice *dev = device_pool_acquire(device_index, device_id, &serr);
   if (dev == NULL) {
     if (device_id != NULL && device_id[0] != '\0' && serr.code == ST_ERROR_ARGUMENT)
       g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS, "Invalid device-id: %s",
@@ -366,12 +366,14 @@ static Engine *engine_new(const gchar *model_path, gint device_index, const gcha
       g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
                   "Could not load model \"%s\" on %s: %s", model_path, st_device_name(dev),
                   serr.message);
-    st_device_free(dev);
+    device_pool_release(dev, device_index, device_id);
     return NULL;
   }
 
   Engine *engine = g_new0(Engine, 1);
   engine->dev = dev;
+  engine->device_index = device_index;
+  engine->device_id = g_strdup(device_id);
   engine->net = net;
   engine->model_path = g_strdup(model_path);
   engine->device_name = g_strdup(st_device_name(dev));
@@ -1060,6 +1062,7 @@ static void gst_style_transfer_finalize(GObject *object) {
   g_mutex_clear(&self->lock);
   g_mutex_clear(&self->engine_lock);
   g_cond_clear(&self->loader_cond);
+  device_pool_drop(); /* after engine_free: the last element closes the idle devices */
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
@@ -1269,4 +1272,5 @@ static void gst_style_transfer_init(GstStyleTransfer *self) {
   /* drop frames that would reach the sink late anyway (GstBaseTransform's QoS handling), rather
    * than queuing them behind a slow device */
   gst_base_transform_set_qos_enabled(GST_BASE_TRANSFORM(self), TRUE);
+  device_pool_hold();
 }

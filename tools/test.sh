@@ -3,6 +3,7 @@
 #   1. build/      every test, Vulkan validation layers on, any validation message fatal;
 #   2. build-asan/ the engine and element tests again under AddressSanitizer, LeakSanitizer and
 #                  UndefinedBehaviorSanitizer (tests/sanitize/meson.build): any report fails;
+#                  of the stress suite, 100 churn cycles and the 4 threads (not the soak);
 #   3. build-fuzz/ the libFuzzer targets (tools/fuzz.sh, clang): the committed corpus replayed,
 #                  then 60 s of fuzzing per target (ST_FUZZ_SECONDS overrides; 0: replay only).
 # `tools/test.sh --no-sanitizers` runs step 1 only.
@@ -35,5 +36,7 @@ if [ "${1:-}" != "--no-sanitizers" ]; then
   done
   # the sanitizers make every test 2-3x slower on lavapipe: twice each test's time limit
   meson test -C build-asan --print-errorlogs --timeout-multiplier 2 --suite compute --suite gst
+  ST_CHURN_CYCLES=100 GST_CHECKS=test_churn_cycles,test_churn_threads \
+    meson test -C build-asan --print-errorlogs --timeout-multiplier 2 'styletransfer stress'
   tools/fuzz.sh --seconds "${ST_FUZZ_SECONDS:-60}"
 fi

@@ -10,8 +10,10 @@
  *                        the first frame of each size and style plans and compiles).
  *   test_churn_cycles    ST_CHURN_CYCLES (default CHURN_CYCLES_DEFAULT) NULL -> PLAYING -> EOS ->
  *                        NULL cycles of one pipeline (videotestsrc num-buffers=2): both frames of
- *                        every cycle out, resident memory growth under CHURN_MAX_SLOPE_MB MB per
- *                        100 cycles after the warm-up.
+ *                        every cycle out, resident memory growth under CHURN_MAX_RSS_SLOPE MB per
+ *                        100 cycles after the warm-up; the element's Vulkan device, kept idle in
+ *                        the device pool while stopped, reused by every cycle after the first
+ *                        (its debug log says so) and closed when the pipeline is freed.
  *   test_churn_threads   4 threads set properties (strength, steps, style, temporal,
  *                        temporal-smoothing, preserve-colors, motion-compensation) in a loop for
  *                        ST_THREADS_SECONDS (default 5) seconds while frames stream; then EOS
@@ -41,7 +43,7 @@
 
 /* CI defaults (README "Reliability": the by-hand long runs set the variables) */
 #define SOAK_FRAMES_DEFAULT 1000
-#define CHURN_CYCLES_DEFAULT 8
+#define CHURN_CYCLES_DEFAULT 1000
 #define THREADS_SECONDS_DEFAULT 5
 
 /* every SOAK_PERIOD frames: style, strength/steps and size change; RSS sampled */
@@ -53,8 +55,8 @@
 #define SOAK_MAX_RSS_SLOPE 2.0    /* per 1000 frames */
 #define SOAK_MAX_HEAP_SLOPE 1.0   /* per 1000 frames */
 #define SOAK_MAX_DEVICE_SLOPE 0.1 /* per 1000 frames: buffers are reused, never regrown */
-#define CHURN_MAX_RSS_SLOPE 100.0 /* per 100 cycles: 1 MB a cycle */
-#define CHURN_MAX_HEAP_SLOPE 5.0  /* per 100 cycles: 50 KB a cycle */
+#define CHURN_MAX_RSS_SLOPE 5.0   /* per 100 cycles: 50 KB a cycle */
+#define CHURN_MAX_HEAP_SLOPE 1.0  /* per 100 cycles: 10 KB a cycle */
 
 /* how long one frame, one style change or one cycle may take */
 #define FRAME_TIMEOUT (120 * GST_SECOND)
@@ -98,7 +100,11 @@ typedef struct {
 /* glibc gives threads arenas of their own, up to 8 per core: each pipeline start brings new
  * threads (streaming, loader, the driver's), and the resident set would grow by a few MB per new
  * arena for the first dozens of cycles. Two arenas: the growth that remains is this process's. */
-static void limit_arenas(void) { fail_unless(mallopt(M_ARENA_MAX, 2) == 1); }
+static void limit_arenas(void) {
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  fail_unless(mallopt(M_ARENA_MAX, 2) == 1); /* the sanitizers' allocators have no arenas */
+#endif
+}
 
 static MemSample mem_sample(void) {
   malloc_trim(0);
@@ -175,8 +181,9 @@ static void mem_track_check(MemTrack *t, const gchar *what, const gchar *unit, g
           what, srss, unit, sheap, unit, t->x->len, g_array_index(t->rss, gdouble, 0),
           g_array_index(t->rss, gdouble, t->x->len - 1), g_array_index(t->heap, gdouble, 0),
           g_array_index(t->heap, gdouble, t->x->len - 1), rss_bound, heap_bound, unit);
-#ifdef __SANITIZE_ADDRESS__
-  g_print("%s: AddressSanitizer build: the slopes are not checked\n", what);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  /* the sanitizers' own memory (ASan's quarantine, TSan's history) grows the resident set */
+  g_print("%s: sanitizer build: the slopes are not checked\n", what);
 #else
   fail_unless(srss < rss_bound, "%s: the resident set grows by %.3f MB per %s", what, srss, unit);
   fail_unless(sheap < heap_bound, "%s: the heap in use grows by %.3f MB per %s", what, sheap, unit);
@@ -444,6 +451,31 @@ static void count_handoff(GstElement *sink, GstBuffer *buf, GstPad *pad, gpointe
   g_atomic_int_inc((gint *)user_data);
 }
 
+/* Counts the device pool's debug messages (gst/devicepool.c) of the element's category. */
+typedef struct {
+  gint kept, reused, closed; /* atomic */
+} PoolLog;
+
+static void pool_log_func(GstDebugCategory *category, GstDebugLevel level, const gchar *file,
+                          const gchar *function, gint line, GObject *object,
+                          GstDebugMessage *message, gpointer user_data) {
+  (void)level;
+  (void)file;
+  (void)function;
+  (void)line;
+  (void)object;
+  PoolLog *log = user_data;
+  if (strcmp(gst_debug_category_get_name(category), "styletransfer") != 0)
+    return;
+  const gchar *text = gst_debug_message_get(message);
+  if (g_str_has_prefix(text, "keeping device "))
+    g_atomic_int_inc(&log->kept);
+  else if (g_str_has_prefix(text, "reusing idle device "))
+    g_atomic_int_inc(&log->reused);
+  else if (g_str_has_prefix(text, "closing idle device "))
+    g_atomic_int_inc(&log->closed);
+}
+
 GST_START_TEST(test_churn_cycles) {
   limit_arenas();
   check_model_path();
@@ -459,6 +491,11 @@ GST_START_TEST(test_churn_cycles) {
   gint count = 0;
   g_signal_connect(sink, "handoff", G_CALLBACK(count_handoff), &count);
   GstBus *bus = gst_element_get_bus(pipeline);
+  PoolLog pool = {0};
+  /* the element's debug messages to pool_log_func only (not printed) */
+  gst_debug_remove_log_function(gst_debug_log_default);
+  gst_debug_add_log_function(pool_log_func, &pool, NULL);
+  gst_debug_set_threshold_for_name("styletransfer", GST_LEVEL_DEBUG);
 
   /* warm-up: a tenth of the cycles, at least 2 */
   const gint warmup = MAX(2, cycles / 10);
@@ -502,7 +539,18 @@ GST_START_TEST(test_churn_cycles) {
   mem_track_free(mem);
   gst_object_unref(bus);
   gst_object_unref(sink);
+  /* one device for all the cycles, kept idle between them, closed with the element */
+  fail_unless_equals_int(g_atomic_int_get(&pool.kept), cycles);
+  fail_unless_equals_int(g_atomic_int_get(&pool.reused), cycles - 1);
+  fail_unless_equals_int(g_atomic_int_get(&pool.closed), 0);
   gst_object_unref(pipeline);
+  fail_unless_equals_int(g_atomic_int_get(&pool.closed), 1);
+  g_print("churn: one Vulkan device for the %d cycles (kept idle %d times, reused %d times), "
+          "closed with the pipeline\n",
+          cycles, pool.kept, pool.reused);
+  gst_debug_remove_log_function(pool_log_func);
+  gst_debug_unset_threshold_for_name("styletransfer");
+  gst_debug_add_log_function(gst_debug_log_default, NULL, NULL);
   g_free(desc);
   g_free(style);
 }

@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
+#include "ops.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -619,6 +620,7 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
     return NULL;
   }
   device_env_settings(dev->env_settings, sizeof dev->env_settings);
+  st_ops_read_env(dev);
   dev->validation_fatal = env_is_1("ST_VALIDATION_FATAL");
   dev->timeout_ns = 120ull * 1000000000ull;
   const char *to = getenv("ST_GPU_TIMEOUT_MS");

@@ -49,7 +49,8 @@ struct StDevice {
   /* A fence wait timed out: submitted work may still be running and reading or writing buffers.
    * Whatever frees device objects first waits for the device (st_device_settle). */
   bool unfinished;
-  bool lost;      /* VK_ERROR_DEVICE_LOST was returned: nothing more is submitted */
+  bool lost; /* VK_ERROR_DEVICE_LOST was returned: nothing more is submitted */
+  int conv_force, gram_force, linear_force; /* ops.c's kernel choices (st_ops_read_env) */
   bool timed_out; /* a fence wait ever timed out (st_device_reusable: never reused) */
   /* The environment settings read when the device was opened (device_env_settings) */
   char env_settings[256];

@@ -6,6 +6,7 @@
  */
 #include "ops.h"
 #include "format.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -131,10 +132,43 @@ static bool check_cmd(StDevice *dev, StCmd *cmd, const char *op, StError *err) {
  * - CONV_TILED (conv2d_tiled.comp): shared-memory tiles, any k/stride/size; the choice for GPUs
  *   and for the shapes CONV_SG does not take.
  * - CONV_GENERIC (conv2d.comp): simple reference-like kernel.
- * ST_CONV_KERNEL=sg|tiled|generic forces one where it applies (tests, benchmarks; sg falls back
- * to tiled for shapes or devices it does not support); ST_CONV_GENERIC=1 is the same as
- * ST_CONV_KERNEL=generic. */
+ * ST_CONV_KERNEL=sg|tiled|generic, read when the device is opened, forces one where it applies
+ * (tests, benchmarks; sg falls back to tiled for shapes or devices it does not support);
+ * ST_CONV_GENERIC=1 is the same as ST_CONV_KERNEL=generic. st_op_force_conv_kernel changes it on
+ * an open device. */
 typedef enum { CONV_GENERIC = 0, CONV_TILED, CONV_SG } ConvKernel;
+enum {
+  FORCE_AUTO = 0,
+  FORCE_CONV_GENERIC,
+  FORCE_CONV_TILED,
+  FORCE_GRAM_MATMUL,
+  FORCE_LINEAR_ROWS,
+  FORCE_LINEAR_REDUCE
+};
+
+void st_op_force_conv_kernel(StDevice *dev, const char *name) {
+  dev->conv_force = name && strcmp(name, "generic") == 0 ? FORCE_CONV_GENERIC
+                    : name && strcmp(name, "tiled") == 0 ? FORCE_CONV_TILED
+                                                         : FORCE_AUTO; /* "sg" is the default */
+}
+
+void st_op_force_gram_kernel(StDevice *dev, const char *name) {
+  dev->gram_force = name && strcmp(name, "matmul") == 0 ? FORCE_GRAM_MATMUL : FORCE_AUTO;
+}
+
+void st_op_force_linear_kernel(StDevice *dev, const char *name) {
+  dev->linear_force = name && strcmp(name, "rows") == 0     ? FORCE_LINEAR_ROWS
+                      : name && strcmp(name, "reduce") == 0 ? FORCE_LINEAR_REDUCE
+                                                            : FORCE_AUTO;
+}
+
+void st_ops_read_env(StDevice *dev) {
+  const char *generic = getenv("ST_CONV_GENERIC");
+  st_op_force_conv_kernel(
+      dev, generic && *generic && strcmp(generic, "0") != 0 ? "generic" : getenv("ST_CONV_KERNEL"));
+  st_op_force_gram_kernel(dev, getenv("ST_GRAM_KERNEL"));
+  st_op_force_linear_kernel(dev, getenv("ST_LINEAR_KERNEL"));
+}
 
 /* The sg kernels are written for subgroups of exactly 8 invocations (one per workgroup) with
  * subgroupShuffle in compute shaders; device.c queries both once. They are the default on every
@@ -159,18 +193,11 @@ static bool conv_sg_supported(StDevice *dev, int ci, int h, int w, int k, int st
 static ConvKernel conv_kernel_choice(StDevice *dev, int ci, int h, int w, int co, int k,
                                      int stride) {
   (void)co;
-  const char *genv = getenv("ST_CONV_GENERIC");
-  if (genv && *genv && strcmp(genv, "0") != 0)
+  if (dev->conv_force == FORCE_CONV_GENERIC)
     return CONV_GENERIC;
-  const char *kenv = getenv("ST_CONV_KERNEL");
-  if (kenv && strcmp(kenv, "generic") == 0)
-    return CONV_GENERIC;
-  if (kenv && strcmp(kenv, "tiled") == 0)
+  if (dev->conv_force == FORCE_CONV_TILED)
     return CONV_TILED;
-  bool sg_ok = conv_sg_supported(dev, ci, h, w, k, stride);
-  if (kenv && strcmp(kenv, "sg") == 0)
-    return sg_ok ? CONV_SG : CONV_TILED;
-  return sg_ok ? CONV_SG : CONV_TILED;
+  return conv_sg_supported(dev, ci, h, w, k, stride) ? CONV_SG : CONV_TILED;
 }
 
 /* Output channels per workgroup of the sg kernels: the largest tile without much waste (input
@@ -526,14 +553,12 @@ static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StT
 
 /* Gram kernel: gram_sg.comp on devices with 8-wide subgroups and subgroupAdd (lavapipe: 20-50x
  * the shared-memory matmul there, whose 256-invocation workgroups with barriers run as coroutines
- * on one CPU thread); matmul.comp elsewhere. ST_GRAM_KERNEL=sg|matmul forces one (tests; sg falls
- * back to matmul where it is not supported). */
+ * on one CPU thread); matmul.comp elsewhere. ST_GRAM_KERNEL=sg|matmul (read when the device is
+ * opened; st_op_force_gram_kernel) forces one (tests; sg falls back to matmul where it is not
+ * supported). */
 static bool gram_sg_choice(StDevice *dev) {
-  bool ok = sg8_device(dev, VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
-  const char *env = getenv("ST_GRAM_KERNEL");
-  if (env && strcmp(env, "matmul") == 0)
-    return false;
-  return ok;
+  return dev->gram_force != FORCE_GRAM_MATMUL &&
+         sg8_device(dev, VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
 }
 
 bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, bool center,
@@ -597,6 +622,10 @@ bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *
   return matmul_dispatch(dev, cmd, op, a, b, c, m, n, k, ta, tb, false, false, 1.0f, err);
 }
 
+/* The longest row linear_rows.comp sums: llvmpipe's loop limiter ends a shader loop after 65535
+ * iterations (see the shader). */
+#define LINEAR_ROWS_MAX_K 32768
+
 bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
                   const StTensor *b, StAct act, float alpha, const StTensor *y, StError *err) {
   const char *op = "linear";
@@ -622,9 +651,17 @@ bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
   } pc = {(uint32_t)n, (uint32_t)k, alpha};
   const StTensor *bind[4] = {x, w, b ? b : w, y};
   int32_t spec[3] = {0, (int32_t)act, b != NULL};
-  StKernel *kern = get_kernel(dev, "linear", bind, 4, spec, 3, sizeof pc, err);
+  /* linear_rows.comp (one invocation per output) on CPU drivers and for short rows, up to
+   * LINEAR_ROWS_MAX_K; linear.comp (one workgroup per output, a parallel reduction over k)
+   * otherwise. ST_LINEAR_KERNEL=rows|reduce forces one (read when the device is opened; rows
+   * falls back to reduce past LINEAR_ROWS_MAX_K). */
+  bool rows =
+      k <= LINEAR_ROWS_MAX_K && (dev->linear_force == FORCE_LINEAR_ROWS ||
+                                 (dev->linear_force == FORCE_AUTO && (dev->is_cpu || k <= 256)));
+  StKernel *kern =
+      get_kernel(dev, rows ? "linear_rows" : "linear", bind, 4, spec, 3, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
-  if (!kern || !split_groups((size_t)n, &gx, &gy, op, err))
+  if (!kern || !split_groups(rows ? ((size_t)n + 63) / 64 : (size_t)n, &gx, &gy, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 4, &pc, sizeof pc, gx, gy, 1);
   return true;

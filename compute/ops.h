@@ -10,6 +10,15 @@
 
 #include "vk.h"
 
+/* Kernel choices of a device (tests, benchmarks), set from $ST_CONV_KERNEL / $ST_CONV_GENERIC,
+ * $ST_GRAM_KERNEL and $ST_LINEAR_KERNEL when it is opened (st_ops_read_env): conv "generic",
+ * "tiled" or "sg", gram "matmul" or "sg", linear "rows" or "reduce"; NULL or anything else: the
+ * automatic choice. The device must be idle. */
+void st_op_force_conv_kernel(StDevice *dev, const char *name);
+void st_op_force_gram_kernel(StDevice *dev, const char *name);
+void st_op_force_linear_kernel(StDevice *dev, const char *name);
+void st_ops_read_env(StDevice *dev);
+
 typedef enum { ST_ACT_NONE = 0, ST_ACT_RELU, ST_ACT_LRELU, ST_ACT_TANH, ST_ACT_SIGMOID } StAct;
 typedef enum { ST_PAD_ZERO = 0, ST_PAD_REFLECT } StPad;
 typedef enum { ST_POOL_AVG = 0, ST_POOL_MAX } StPoolMode;

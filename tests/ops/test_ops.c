@@ -241,8 +241,8 @@ static const char *act_name(StAct a) {
 
 /* ---- conv2d ---------------------------------------------------------------------------- */
 
-/* `kernel`: NULL for the default choice, else the ST_CONV_KERNEL value forcing one ("generic",
- * "tiled", "sg"; see compute/ops.c). */
+/* `kernel`: NULL for the default choice, else the kernel forced with st_op_force_conv_kernel
+ * ("generic", "tiled", "sg"; see compute/ops.c). */
 static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPad pad, bool bias,
                            StAct act, StDType wdt, StDType xdt, const char *kernel) {
   int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
@@ -257,13 +257,13 @@ static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPa
            act_name(act), bias, ci, h, w, co, wdt == ST_F16 ? "f16" : "f32",
            xdt == ST_F16 ? "f16" : "f32");
   if (kernel)
-    setenv("ST_CONV_KERNEL", kernel, 1);
+    st_op_force_conv_kernel(dev, kernel);
   StError err = {0};
   StCmd *cmd = begin();
   bool ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, b ? &b->t : NULL, k, stride, pad, act, 0.2f,
                          &y->t, &err);
   if (kernel)
-    unsetenv("ST_CONV_KERNEL");
+    st_op_force_conv_kernel(dev, NULL);
   if (finish(cmd, ok, &err, what)) {
     size_t n = (size_t)co * oh * ow;
     float *got = fmalloc(n), *ref = fmalloc(n);
@@ -651,8 +651,8 @@ static void test_moments(void) {
     }
 }
 
-/* `kernel`: NULL for the default choice, else the ST_GRAM_KERNEL value ("sg": gram_sg.comp
- * where supported, "matmul": matmul.comp). */
+/* `kernel`: NULL for the default choice, else the kernel forced with st_op_force_gram_kernel
+ * ("sg": gram_sg.comp where supported, "matmul": matmul.comp). */
 static void test_gram_case(int c, int d, int h, int w, bool withy, bool center, bool sq, StDType dt,
                            const char *kernel) {
   float *hx, *hy = NULL;
@@ -666,12 +666,12 @@ static void test_gram_case(int c, int d, int h, int w, bool withy, bool center, 
            kernel ? kernel : "default", c, h, w, withy ? " y" : "", center, sq,
            dt == ST_F16 ? "f16" : "f32");
   if (kernel)
-    setenv("ST_GRAM_KERNEL", kernel, 1);
+    st_op_force_gram_kernel(dev, kernel);
   StError err = {0};
   StCmd *cmd = begin();
   bool ok = st_op_gram(dev, cmd, &x->t, y ? &y->t : NULL, center, sq, &g->t, &err);
   if (kernel)
-    unsetenv("ST_GRAM_KERNEL");
+    st_op_force_gram_kernel(dev, NULL);
   if (finish(cmd, ok, &err, what)) {
     size_t n = (size_t)c * d;
     float *got = fmalloc(n), *ref = fmalloc(n);
@@ -773,40 +773,48 @@ static void test_matmul(void) {
       }
 }
 
+/* Both kernels (linear_rows.comp, linear.comp) on every shape; {1024, 128} and {128, 1024} are
+ * the EFA's layers; k = 32768 is the longest row of linear_rows, past it (65537: llvmpipe's loop
+ * limit) "rows" falls back to linear.comp. */
 static void test_linear(void) {
-  static const int shapes[][2] = {{1, 1}, {5, 7}, {300, 1000}, {3, 66049}};
-  for (size_t s = 0; s < 4; s++)
-    for (int bias = 0; bias < 2; bias++)
-      for (int act = 0; act < 3; act++) {
-        int n = shapes[s][0], k = shapes[s][1];
-        float *hx, *hw, *hb = NULL;
-        DT *x = dt_random(ST_F32, 3, 1, 1, k, -1, 1, &hx);
-        DT *w = dt_random(ST_F32, 2, n, k, 1, -1, 1, &hw);
-        DT *b = bias ? dt_random(ST_F32, 1, n, 1, 1, -1, 1, &hb) : NULL;
-        DT *y = dt_new(ST_F32, 1, n, 1, 1);
-        char what[128];
-        snprintf(what, sizeof what, "linear n=%d k=%d bias=%d act=%s", n, k, bias,
-                 act_name((StAct)act));
-        StError err = {0};
-        StCmd *cmd = begin();
-        bool ok =
-            st_op_linear(dev, cmd, &x->t, &w->t, b ? &b->t : NULL, (StAct)act, 0.2f, &y->t, &err);
-        if (finish(cmd, ok, &err, what)) {
-          float *got = fmalloc((size_t)n), *ref = fmalloc((size_t)n);
-          dt_read(y, got);
-          st_ref_linear(hx, hw, hb, n, (size_t)k, (StAct)act, 0.2f, ref);
-          compare(what, got, ref, (size_t)n, 1e-4f, 1e-6f);
-          free(got);
-          free(ref);
+  static const int shapes[][2] = {{1, 1},      {5, 7},      {300, 1000}, {3, 66049},
+                                  {1024, 128}, {128, 1024}, {3, 32768},  {3, 65537}};
+  static const char *const kernels[] = {"rows", "reduce"};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (size_t kk = 0; kk < 2; kk++)
+      for (int bias = 0; bias < 2; bias++)
+        for (int act = 0; act < 3; act++) {
+          int n = shapes[s][0], k = shapes[s][1];
+          float *hx, *hw, *hb = NULL;
+          DT *x = dt_random(ST_F32, 3, 1, 1, k, -1, 1, &hx);
+          DT *w = dt_random(ST_F32, 2, n, k, 1, -1, 1, &hw);
+          DT *b = bias ? dt_random(ST_F32, 1, n, 1, 1, -1, 1, &hb) : NULL;
+          DT *y = dt_new(ST_F32, 1, n, 1, 1);
+          char what[128];
+          snprintf(what, sizeof what, "linear(%s) n=%d k=%d bias=%d act=%s", kernels[kk], n, k,
+                   bias, act_name((StAct)act));
+          StError err = {0};
+          StCmd *cmd = begin();
+          st_op_force_linear_kernel(dev, kernels[kk]);
+          bool ok =
+              st_op_linear(dev, cmd, &x->t, &w->t, b ? &b->t : NULL, (StAct)act, 0.2f, &y->t, &err);
+          st_op_force_linear_kernel(dev, NULL);
+          if (finish(cmd, ok, &err, what)) {
+            float *got = fmalloc((size_t)n), *ref = fmalloc((size_t)n);
+            dt_read(y, got);
+            st_ref_linear(hx, hw, hb, n, (size_t)k, (StAct)act, 0.2f, ref);
+            compare(what, got, ref, (size_t)n, 1e-4f, 1e-6f);
+            free(got);
+            free(ref);
+          }
+          free(hx);
+          free(hw);
+          free(hb);
+          dt_free(x);
+          dt_free(w);
+          dt_free(b);
+          dt_free(y);
         }
-        free(hx);
-        free(hw);
-        free(hb);
-        dt_free(x);
-        dt_free(w);
-        dt_free(b);
-        dt_free(y);
-      }
 }
 
 static void test_softmax(void) {
@@ -1083,7 +1091,7 @@ static void bench_conv(int ci, int co, int h, int w, int k, int stride, StDType 
   int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
   DT *y = dt_new(dt, 3, co, oh, ow);
   if (kernel)
-    setenv("ST_CONV_KERNEL", kernel, 1);
+    st_op_force_conv_kernel(dev, kernel);
   double wall[32], cpu[32];
   int n = 0;
   if (reps > 32)
@@ -1101,7 +1109,7 @@ static void bench_conv(int ci, int co, int h, int w, int k, int stride, StDType 
       cpu[n++] = cpu_s() - c0;
     }
   }
-  unsetenv("ST_CONV_KERNEL");
+  st_op_force_conv_kernel(dev, NULL);
   if (n > 0) {
     qsort(wall, (size_t)n, sizeof wall[0], cmp_double);
     qsort(cpu, (size_t)n, sizeof cpu[0], cmp_double);

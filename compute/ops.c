@@ -859,6 +859,22 @@ bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFram
   return true;
 }
 
+/* A one-plane format of four one-byte components per pixel, each at its own byte of the pixel's
+ * word, with a word-aligned plane: float_to_frame.comp's PACKED32 path. */
+static int packed32(const StFormatInfo *fi, int np, const PlaneGeom *pg) {
+  if (np != 1 || fi->ncomp != 4 || fi->depth != 8 || pg[0].off % 4 || pg[0].stride % 4)
+    return 0;
+  unsigned seen = 0;
+  for (int c = 0; c < 4; c++) {
+    const StComponent *k = &fi->comp[c];
+    if (k->plane != 0 || k->pstride != 4 || k->bytes != 1 || k->shift || k->wsub || k->hsub ||
+        k->offset > 3 || (seen & (1u << k->offset)))
+      return 0;
+    seen |= 1u << k->offset;
+  }
+  return 1;
+}
+
 bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *orig,
                           bool preserve_colors, StBuffer *dst, const StFrameLayout *layout,
                           StError *err) {
@@ -895,8 +911,8 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
     return false;
   StTensor raw = {dst, 0, ST_F32, 1, {(int)(dst->size / 4), 1, 1}};
   const StTensor *bind[3] = {x, preserve_colors ? orig : x, &raw};
-  int32_t spec[1];
-  StKernel *kern = get_kernel(dev, "float_to_frame", bind, 3, spec, 1, sizeof pc, err);
+  int32_t spec[2] = {0, packed32(fi, np, pg)};
+  StKernel *kern = get_kernel(dev, "float_to_frame", bind, 3, spec, 2, sizeof pc, err);
   if (!kern)
     return false;
   pc.fw = (uint32_t)layout->width;

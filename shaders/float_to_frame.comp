@@ -13,6 +13,10 @@
 #include "frame.glsl"
 
 layout(local_size_x = 64) in;
+// 1: a one-plane format of 4 one-byte components per pixel (RGBA, BGRA, RGBx, BGRx, ...) whose
+// plane offset and stride are multiples of 4: every word is one pixel, found with one division
+// instead of the generic per-byte component search (on lavapipe 4-5x less time per frame).
+layout(constant_id = 1) const int PACKED32 = 0;
 
 ST_IN(0, x)
 ST_IN(1, orig)
@@ -41,6 +45,8 @@ vec3 tap(uint i) {
 
 // RGB of frame pixel (px, py), resized from x and clamped.
 vec3 sample_rgb(uint px, uint py) {
+  if (p.xw == p.fw && p.xh == p.fh) // no resize: the same value as the bilinear taps' (weights 1, 0)
+    return clamp(tap(py * p.xw + px), 0.0, 1.0);
   float fx = max((float(px) + 0.5) * p.sx - 0.5, 0.0);
   float fy = max((float(py) + 0.5) * p.sy - 0.5, 0.0);
   uint x0 = min(uint(fx), p.xw - 1u), y0 = min(uint(fy), p.xh - 1u);
@@ -82,11 +88,32 @@ float code_value(uint c, vec3 rgb) {
   return p.range[2] + p.range[3] * dot(rgb, k);
 }
 
+// PACKED32: the pixel of one word (its 4 bytes are the 4 components of one pixel).
+void write_packed32(uint word) {
+  uint rel = word * 4u - p.plane_off;
+  uint row = rel / p.stride, col = rel - row * p.stride;
+  if (row >= p.rows || col >= p.rowbytes)
+    return; // row padding: left as it is
+  vec3 rgb = sample_rgb(col >> 2u, row);
+  uint bits = 0u, maxcode = flag_maxcode(p.flags);
+  for (uint i = 0u; i < 4u; i++) {
+    uint d = p.comp[i];
+    uint code =
+        i < 3u ? uint(clamp(floor(code_value(i, rgb) + 0.5), 0.0, float(maxcode))) : maxcode;
+    bits |= code << (8u * comp_offset(d));
+  }
+  dst[word] = bits;
+}
+
 void main() {
   uint wi = st_group_linear() * 64u + gl_LocalInvocationID.x;
   if (wi >= p.nwords)
     return;
   uint word = p.word0 + wi;
+  if (PACKED32 != 0) {
+    write_packed32(word);
+    return;
+  }
   uint plane = flag_plane(p.flags), ncomp = flag_ncomp(p.flags), maxcode = flag_maxcode(p.flags);
   uint end = p.plane_off + (p.rows - 1u) * p.stride + p.rowbytes;
   uint mask = 0u, bits = 0u;

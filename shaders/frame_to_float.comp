@@ -48,6 +48,14 @@ void main() {
   uint ox = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y;
   if (ox >= p.tw)
     return;
+  uint plane = p.th * p.tw, i = oy * p.tw + ox;
+  if (p.tw == p.fw && p.th == p.fh) { // no resize: the bilinear taps' value (weights 1 and 0)
+    vec3 v = decode(ox, oy);
+    st_y(i, v.r);
+    st_y(plane + i, v.g);
+    st_y(2u * plane + i, v.b);
+    return;
+  }
   float fx = max((float(ox) + 0.5) * p.sx - 0.5, 0.0);
   float fy = max((float(oy) + 0.5) * p.sy - 0.5, 0.0);
   uint x0 = min(uint(fx), p.fw - 1u), y0 = min(uint(fy), p.fh - 1u);
@@ -56,7 +64,6 @@ void main() {
   vec3 r0 = (1.0 - lx) * decode(x0, y0) + lx * decode(x1, y0);
   vec3 r1 = (1.0 - lx) * decode(x0, y1) + lx * decode(x1, y1);
   vec3 c = (1.0 - ly) * r0 + ly * r1;
-  uint plane = p.th * p.tw, i = oy * p.tw + ox;
   st_y(i, c.r);
   st_y(plane + i, c.g);
   st_y(2u * plane + i, c.b);

@@ -804,6 +804,23 @@ static bool frame_coeffs(const StFrameLayout *l, const StFormatInfo *fi, uint32_
   return true;
 }
 
+/* A one-plane format of four one-byte components per pixel, each at its own byte of the pixel's
+ * word, with a word-aligned plane: the PACKED32 paths of frame_to_float.comp and
+ * float_to_frame.comp. */
+static int packed32(const StFormatInfo *fi, int np, const PlaneGeom *pg) {
+  if (np != 1 || fi->ncomp != 4 || fi->depth != 8 || pg[0].off % 4 || pg[0].stride % 4)
+    return 0;
+  unsigned seen = 0;
+  for (int c = 0; c < 4; c++) {
+    const StComponent *k = &fi->comp[c];
+    if (k->plane != 0 || k->pstride != 4 || k->bytes != 1 || k->shift || k->wsub || k->hsub ||
+        k->offset > 3 || (seen & (1u << k->offset)))
+      return 0;
+    seen |= 1u << k->offset;
+  }
+  return 1;
+}
+
 bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
                           const StTensor *y, StError *err) {
   const char *op = "frame_to_float";
@@ -850,29 +867,13 @@ bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFram
   pc.sy = (float)layout->height / (float)th;
   StTensor raw = {src, 0, ST_F32, 1, {(int)(src->size / 4), 1, 1}};
   const StTensor *bind[2] = {&raw, y};
-  int32_t spec[1];
-  StKernel *kern = get_kernel(dev, "frame_to_float", bind, 2, spec, 1, sizeof pc, err);
+  int32_t spec[2] = {0, packed32(fi, np, pg)};
+  StKernel *kern = get_kernel(dev, "frame_to_float", bind, 2, spec, 2, sizeof pc, err);
   uint32_t gx = (uint32_t)((tw + 63) / 64), gy = (uint32_t)th;
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);
   return true;
-}
-
-/* A one-plane format of four one-byte components per pixel, each at its own byte of the pixel's
- * word, with a word-aligned plane: float_to_frame.comp's PACKED32 path. */
-static int packed32(const StFormatInfo *fi, int np, const PlaneGeom *pg) {
-  if (np != 1 || fi->ncomp != 4 || fi->depth != 8 || pg[0].off % 4 || pg[0].stride % 4)
-    return 0;
-  unsigned seen = 0;
-  for (int c = 0; c < 4; c++) {
-    const StComponent *k = &fi->comp[c];
-    if (k->plane != 0 || k->pstride != 4 || k->bytes != 1 || k->shift || k->wsub || k->hsub ||
-        k->offset > 3 || (seen & (1u << k->offset)))
-      return 0;
-    seen |= 1u << k->offset;
-  }
-  return 1;
 }
 
 bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *orig,

@@ -9,6 +9,9 @@
 #include "frame.glsl"
 
 layout(local_size_x = 64) in;
+// 1: a one-plane format of 4 one-byte components per pixel at a word-aligned plane (ops.c
+// packed32): each pixel is one word, read once instead of once per component.
+layout(constant_id = 1) const int PACKED32 = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Src { uint src[]; };
 ST_OUT(1, y)
@@ -36,7 +39,15 @@ float code(uint c, uint x, uint y) {
 }
 
 vec3 decode(uint x, uint y) {
-  vec3 v = vec3(code(0u, x, y), code(1u, x, y), code(2u, x, y));
+  vec3 v;
+  if (PACKED32 != 0) {
+    uint w = src[(p.off[0] + y * p.stride[0]) / 4u + x];
+    v = vec3(float((w >> (8u * comp_offset(p.comp[0]))) & 255u),
+             float((w >> (8u * comp_offset(p.comp[1]))) & 255u),
+             float((w >> (8u * comp_offset(p.comp[2]))) & 255u));
+  } else {
+    v = vec3(code(0u, x, y), code(1u, x, y), code(2u, x, y));
+  }
   if (!flag_yuv(p.flags))
     return clamp((v - p.yoff) * p.yinv, 0.0, 1.0);
   vec3 c = ycc_to_rgb((v.x - p.yoff) * p.yinv, v.y - p.coff, v.z - p.coff,

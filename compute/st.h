@@ -104,8 +104,8 @@ uint64_t st_device_memory_in_use(const StDevice *dev);
  * validation message under ST_VALIDATION_FATAL, and the environment variables it read when it
  * was opened (ST_VALIDATION, ST_VALIDATION_FATAL, ST_GPU_TIMEOUT_MS, ST_DEVICE_MEMORY_LIMIT_MB,
  * ST_FORCE_DEVICE_COPIES, ST_DISABLE_FP16, XDG_CACHE_HOME, ST_CONV_KERNEL, ST_CONV_GENERIC,
- * ST_GRAM_KERNEL, ST_LINEAR_KERNEL) still have the same values. For a pool
- * of idle devices; a device is still used by one thread at a time. */
+ * ST_GRAM_KERNEL, ST_LINEAR_KERNEL) still have the same values. For a pool of idle devices; a
+ * device is still used by one thread at a time. */
 bool st_device_reusable(const StDevice *dev);
 /* Like st_list_devices, with the ids: returns the count (-1 on error), fills up to `max`. */
 int st_list_device_info(StDeviceInfo *out, int max, StError *err);

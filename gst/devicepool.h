@@ -26,8 +26,6 @@ void device_pool_release(StDevice *dev, gint device_index, const gchar *device_i
  * the last drop closes every idle device. */
 void device_pool_hold(void);
 void device_pool_drop(void);
-/* Number of idle devices (tests, debug log). */
-guint device_pool_idle_count(void);
 
 G_END_DECLS
 

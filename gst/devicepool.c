@@ -10,7 +10,6 @@
 #include "devicepool.h"
 
 #include <gst/gst.h>
-#include <stdlib.h>
 
 GST_DEBUG_CATEGORY_EXTERN(gst_style_transfer_debug);
 #define GST_CAT_DEFAULT gst_style_transfer_debug
@@ -24,23 +23,6 @@ typedef struct {
 static GMutex pool_lock;
 static GQueue pool_idle = G_QUEUE_INIT; /* of IdleDevice, the longest idle first */
 static guint pool_users;
-
-static void idle_device_free(IdleDevice *d);
-
-/* Closes every idle device. */
-static void pool_drain(void) {
-  g_mutex_lock(&pool_lock);
-  GQueue idle = pool_idle;
-  g_queue_init(&pool_idle);
-  g_mutex_unlock(&pool_lock);
-  g_queue_clear_full(&idle, (GDestroyNotify)idle_device_free);
-}
-
-/* An element that is never freed (an application that keeps a reference, a message holding it
- * on a bus nobody reads) keeps the pool alive: its idle devices are closed at exit, while the
- * Vulkan loader and driver are still loaded (atexit handlers run before the libraries'
- * destructors), so that a leak checker sees them freed and the driver shuts down cleanly. */
-static void pool_at_exit(void) { pool_drain(); }
 
 static gboolean same_selection(const IdleDevice *d, gint device_index, const gchar *device_id) {
   if (device_id != NULL && device_id[0] != '\0')
@@ -89,11 +71,6 @@ StDevice *device_pool_acquire(gint device_index, const gchar *device_id, StError
 void device_pool_release(StDevice *dev, gint device_index, const gchar *device_id) {
   if (dev == NULL)
     return;
-  static gsize at_exit_set = 0;
-  if (g_once_init_enter(&at_exit_set)) {
-    atexit(pool_at_exit);
-    g_once_init_leave(&at_exit_set, 1);
-  }
   IdleDevice *evicted = NULL;
   g_mutex_lock(&pool_lock);
   gboolean keep = pool_users > 0 && st_device_reusable(dev);
@@ -122,10 +99,13 @@ void device_pool_hold(void) {
 }
 
 void device_pool_drop(void) {
+  GQueue idle = G_QUEUE_INIT;
   g_mutex_lock(&pool_lock);
   g_assert(pool_users > 0);
-  gboolean last = --pool_users == 0;
+  if (--pool_users == 0) {
+    idle = pool_idle;
+    g_queue_init(&pool_idle);
+  }
   g_mutex_unlock(&pool_lock);
-  if (last)
-    pool_drain();
+  g_queue_clear_full(&idle, (GDestroyNotify)idle_device_free);
 }

@@ -23,7 +23,7 @@ StDevice *device_pool_acquire(gint device_index, const gchar *device_id, StError
  * (its network freed): kept idle when reusable, closed otherwise. NULL: nothing. */
 void device_pool_release(StDevice *dev, gint device_index, const gchar *device_id);
 /* The pool lives while one of its users does: each element holds it from init to finalize, and
- * the last drop closes every idle device; so does the process's exit. */
+ * the last drop closes every idle device. */
 void device_pool_hold(void);
 void device_pool_drop(void);
 

@@ -345,6 +345,7 @@ typedef struct {
   bool fp16;
   bool ok;
   double fps, gpu_total;
+  double host_rs, host_other; /* median host ms: record + submit; the rest of the call */
   double col[TABLE_MAX_COLS]; /* median GPU ms per stage column, < 0 when absent */
 } TableRow;
 
@@ -388,9 +389,11 @@ static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int
   p.smoothing = smoothing;
   double *wall = calloc((size_t)frames, sizeof(double));
   double *tot = calloc((size_t)frames, sizeof(double));
+  double *hrs = calloc((size_t)frames, sizeof(double));
+  double *hot = calloc((size_t)frames, sizeof(double));
   double(*v)[TABLE_MAX_COLS] = calloc((size_t)frames, sizeof *v);
   StTiming tm[256];
-  bool ok = in && out && wall && tot && v;
+  bool ok = in && out && wall && tot && hrs && hot && v;
   st_net_reset_temporal(net);
   for (int f = 0; ok && f <= frames; f++) {
     make_frame(in, w, h, f);
@@ -400,6 +403,10 @@ static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int
     if (!ok || f == 0)
       continue;
     wall[f - 1] = t;
+    StHostTiming ht;
+    st_net_last_host_timing(net, &ht);
+    hrs[f - 1] = ht.record_ms + ht.submit_ms;
+    hot[f - 1] = ht.total_ms - ht.wait_ms - hrs[f - 1];
     for (int c = 0; c < TABLE_MAX_COLS; c++)
       v[f - 1][c] = -1;
     int n = st_net_last_timings(net, tm, 256, false);
@@ -414,6 +421,8 @@ static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int
   if (ok) {
     r->fps = 1000.0 / median(wall, frames);
     r->gpu_total = median(tot, frames);
+    r->host_rs = median(hrs, frames);
+    r->host_other = median(hot, frames);
     for (int c = 0; c < TABLE_MAX_COLS; c++) {
       double *cv = calloc((size_t)frames, sizeof(double));
       int n = 0;
@@ -429,6 +438,8 @@ static bool table_row(StNet *net, TableRow *r, int frames, char (*cols)[32], int
   free(out);
   free(wall);
   free(tot);
+  free(hrs);
+  free(hot);
   free(v);
   return ok;
 }
@@ -501,12 +512,14 @@ static int bench_table(StDevice *dev, const char *model, const char *sizes, int 
     }
   printf("Engine (st-bench --table) on %s, processing size = frame size, median of %d frames "
          "after one warm-up frame; fps from wall time per frame (host copies included), stage "
-         "columns are GPU ms (timestamps); output smoothing %.2f.\n\n",
+         "columns are GPU ms (timestamps); host ms: recording + submission of the command "
+         "buffer, and the rest of the call outside the GPU wait (frame copies, motion); output "
+         "smoothing %.2f.\n\n",
          st_device_name(dev), frames, (double)smoothing);
-  printf("| frame | steps | precision | fps | GPU ms |");
+  printf("| frame | steps | precision | fps | GPU ms | host record+submit ms | host other ms |");
   for (int i = 0; i < ncols; i++)
     printf(" %s |", cols[order[i]]);
-  printf("\n|---|---|---|---|---|");
+  printf("\n|---|---|---|---|---|---|---|");
   for (int i = 0; i < ncols; i++)
     printf("---|");
   printf("\n");
@@ -514,8 +527,8 @@ static int bench_table(StDevice *dev, const char *model, const char *sizes, int 
     TableRow *r = &rows[k];
     if (!r->ok)
       continue;
-    printf("| %dx%d | %d | %s | %.2f | %.1f |", r->w, r->h, r->steps, r->fp16 ? "fp16" : "fp32",
-           r->fps, r->gpu_total);
+    printf("| %dx%d | %d | %s | %.2f | %.1f | %.3f | %.3f |", r->w, r->h, r->steps,
+           r->fp16 ? "fp16" : "fp32", r->fps, r->gpu_total, r->host_rs, r->host_other);
     for (int i = 0; i < ncols; i++) {
       double m = r->col[order[i]];
       if (m < 0)

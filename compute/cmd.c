@@ -31,6 +31,7 @@ struct StCmd {
   bool pending; /* submitted and not known complete */
   bool failed;
   StError error;
+  double submit_ms, wait_ms; /* host time of the last submission (st_cmd_host_times) */
 };
 
 static void cmd_fail(StCmd *cmd, StStatus code, const char *fmt, ...)
@@ -364,7 +365,11 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
     return st_set_error(err, ST_ERROR_VULKAN,
                         "the GPU was lost earlier (VK_ERROR_DEVICE_LOST); "
                         "the engine must be created again");
+  double t0 = st_now_ms();
   r = vkQueueSubmit(dev->queue, 1, &si, cmd->fence);
+  double t1 = st_now_ms();
+  cmd->submit_ms = t1 - t0;
+  cmd->wait_ms = 0;
   if (r == VK_ERROR_DEVICE_LOST)
     dev->lost = true;
   if (r != VK_SUCCESS)
@@ -372,6 +377,7 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
                         "vkQueueSubmit failed: %s", st_vk_result_str(r));
   cmd->pending = true;
   r = vkWaitForFences(dev->device, 1, &cmd->fence, VK_TRUE, dev->timeout_ns);
+  cmd->wait_ms = st_now_ms() - t1;
   if (r == VK_TIMEOUT)
     dev->unfinished = dev->timed_out = true;
   if (r == VK_ERROR_DEVICE_LOST)
@@ -420,6 +426,11 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
     free(ts);
   }
   return true;
+}
+
+void st_cmd_host_times(const StCmd *cmd, double *submit_ms, double *wait_ms) {
+  *submit_ms = cmd ? cmd->submit_ms : 0;
+  *wait_ms = cmd ? cmd->wait_ms : 0;
 }
 
 int st_cmd_timings(const StCmd *cmd, StTiming *out, int max) {

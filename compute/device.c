@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ST_VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
@@ -784,6 +785,12 @@ StDevice *st_device_new(const StDeviceOptions *opts_in, StError *err) {
   }
   setup_pipeline_cache(dev, opts_in->pipeline_cache_path);
   return dev;
+}
+
+double st_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 void st_device_settle(StDevice *dev) {

@@ -82,6 +82,10 @@ bool st_device_check_validation(const StDevice *dev, StError *err);
 /* After a timed-out fence wait: waits until the device has finished its work (or reports itself
  * lost) so that buffers and command buffers can be destroyed; nothing otherwise. */
 void st_device_settle(StDevice *dev);
+/* Monotonic clock in milliseconds (host-time figures). */
+double st_now_ms(void);
+/* Host time of the last st_cmd_submit_wait of `cmd`: in vkQueueSubmit and waiting for the fence. */
+void st_cmd_host_times(const StCmd *cmd, double *submit_ms, double *wait_ms);
 
 /* Tests: sets the style from planar float RGB [3,h,w] in [0,1], bound to the style subgraph's
  * input as is (no resize to style_size). */

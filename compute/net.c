@@ -129,6 +129,8 @@ struct StNet {
   bool per_op;
   StTiming *timings;
   int ntimings;
+  StHostTiming host; /* of the last frame */
+  double copy_ms;    /* host time of this frame's copies into the upload buffer */
 };
 
 static bool perr(StError *err, const StModel *m, const char *fmt, ...)
@@ -1154,6 +1156,7 @@ void st_net_reset_temporal(StNet *net) {
   net->blend_valid = false;
 }
 void st_net_set_profiling(StNet *net, bool per_op) { net->per_op = per_op; }
+void st_net_last_host_timing(const StNet *net, StHostTiming *out) { *out = net->host; }
 
 int st_net_last_timings(const StNet *net, StTiming *out, int max, bool per_op) {
   int n = 0;
@@ -1273,11 +1276,13 @@ static bool upload_image(StNet *net, StCmd *cmd, const StImage *img, const Plane
   VkDeviceSize size = frame_layout(img, pi, lay);
   if (!ensure_buffer(net->dev, &net->up, size, ST_MEM_UPLOAD, err))
     return false;
+  double t0 = st_now_ms();
   for (int i = 0; i < pi->nplanes; i++) {
     uint8_t *dst = (uint8_t *)net->up.mapped + lay->offsets[i];
     size_t n = (size_t)img->strides[i] * (size_t)(pi->rows[i] - 1) + pi->rowbytes[i];
     memcpy(dst, img->planes[i], n);
   }
+  net->copy_ms += st_now_ms() - t0;
   *src = &net->up;
   if (net->dev->device_copies) {
     if (!ensure_buffer(net->dev, &net->up_dev, size, ST_MEM_DEVICE, err))
@@ -1671,6 +1676,7 @@ static void processing_size(const StFrameParams *params, int w, int h, int *pw, 
 
 bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFrameParams *params,
                     StError *err) {
+  double t_call = st_now_ms();
   if (!check_frame(net, params, err))
     return false;
   if (!net->has_style)
@@ -1695,6 +1701,8 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   }
   frame_motion(net, params, have_prev_frame(net, params), pw, have_cur);
   StDevice *dev = net->dev;
+  double t_rec = st_now_ms();
+  net->copy_ms = 0;
   StCmd *cmd = st_cmd_begin(dev, err);
   if (!cmd)
     return false;
@@ -1732,6 +1740,7 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   if (dst != &net->down)
     st_cmd_copy(cmd, dst, 0, &net->down, 0, osize);
   st_cmd_mark(cmd, "download");
+  net->host.record_ms = st_now_ms() - t_rec - net->copy_ms;
   if (!st_cmd_submit_wait(cmd, err))
     goto out;
   st_buffer_invalidate(dev, &net->down);
@@ -1743,6 +1752,9 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
   net->state_valid = p->state_src >= 0;
   finish_blend(net, params);
   save_timings(net, cmd);
+  st_cmd_host_times(cmd, &net->host.submit_ms, &net->host.wait_ms);
+  net->host.reused = false;
+  net->host.total_ms = st_now_ms() - t_call;
   ok = true;
 out:
   st_cmd_free(cmd);

@@ -246,6 +246,16 @@ typedef struct {
 int st_net_last_timings(const StNet *net, StTiming *out, int max, bool per_op);
 void st_net_set_profiling(StNet *net, bool per_op);
 
+/* Host time of the last st_net_process/run_float call, in ms. */
+typedef struct {
+  double record_ms; /* recording the frame's command buffer (0 when an earlier one was re-used) */
+  double submit_ms; /* in vkQueueSubmit */
+  double wait_ms;   /* waiting for the GPU (the fence) */
+  double total_ms;  /* the whole call, frame copies, motion estimation and waiting included */
+  bool reused;      /* the command buffer of an earlier frame was submitted again */
+} StHostTiming;
+void st_net_last_host_timing(const StNet *net, StHostTiming *out);
+
 #ifdef __cplusplus
 }
 #endif

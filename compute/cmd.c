@@ -20,6 +20,7 @@ struct StCmd {
   VkFence fence;
   VkDescriptorPool *pools;
   int npools, pools_cap;
+  int pool_cur; /* the pool sets come from (pools after it are free after a reset), or -1 */
   int sets_left, descs_left;
   VkQueryPool *qpools;
   int nqpools;
@@ -74,6 +75,23 @@ static void write_timestamp(StCmd *cmd) {
   cmd->nts++;
 }
 
+/* Starts recording into cmd->cb (new or reset): every query pool it owns is reset first. */
+static bool begin_recording(StCmd *cmd, StError *err) {
+  VkCommandBufferBeginInfo bi = {
+      .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+  };
+  VkResult r = vkBeginCommandBuffer(cmd->cb, &bi);
+  if (r != VK_SUCCESS)
+    return st_set_error(err, ST_ERROR_VULKAN, "vkBeginCommandBuffer failed: %s",
+                        st_vk_result_str(r));
+  cmd->recording = true;
+  for (int i = 0; i < cmd->nqpools; i++)
+    vkCmdResetQueryPool(cmd->cb, cmd->qpools[i], 0, QUERIES_PER_POOL);
+  if (cmd->dev->timestamp_valid_bits)
+    write_timestamp(cmd); /* start reference: the first mark times everything recorded before it */
+  return true;
+}
+
 StCmd *st_cmd_begin(StDevice *dev, StError *err) {
   StCmd *cmd = calloc(1, sizeof *cmd);
   if (!cmd) {
@@ -81,6 +99,7 @@ StCmd *st_cmd_begin(StDevice *dev, StError *err) {
     return NULL;
   }
   cmd->dev = dev;
+  cmd->pool_cur = -1;
   VkCommandBufferAllocateInfo ai = {
       .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
       .commandPool = dev->cmd_pool,
@@ -101,51 +120,76 @@ StCmd *st_cmd_begin(StDevice *dev, StError *err) {
     st_set_error(err, ST_ERROR_VULKAN, "vkCreateFence failed: %s", st_vk_result_str(r));
     return NULL;
   }
-  VkCommandBufferBeginInfo bi = {
-      .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-  };
-  r = vkBeginCommandBuffer(cmd->cb, &bi);
-  if (r != VK_SUCCESS) {
-    st_set_error(err, ST_ERROR_VULKAN, "vkBeginCommandBuffer failed: %s", st_vk_result_str(r));
+  if (!begin_recording(cmd, err)) {
     st_cmd_free(cmd);
     return NULL;
   }
-  cmd->recording = true;
-  if (dev->timestamp_valid_bits)
-    write_timestamp(cmd); /* start reference: the first mark times everything recorded before it */
   return cmd;
+}
+
+bool st_cmd_reset(StCmd *cmd, StError *err) {
+  if (!cmd)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "no command buffer");
+  StDevice *dev = cmd->dev;
+  if (cmd->pending) { /* its fence wait timed out: wait until the device is done with it */
+    st_device_settle(dev);
+    if (dev->lost)
+      return st_set_error(err, ST_ERROR_VULKAN,
+                          "the GPU was lost earlier (VK_ERROR_DEVICE_LOST); "
+                          "the engine must be created again");
+    cmd->pending = false;
+  }
+  VkResult r = vkResetCommandBuffer(cmd->cb, 0);
+  if (r == VK_SUCCESS)
+    r = vkResetFences(dev->device, 1, &cmd->fence);
+  if (r != VK_SUCCESS)
+    return st_set_error(err, ST_ERROR_VULKAN, "resetting a command buffer failed: %s",
+                        st_vk_result_str(r));
+  for (int i = 0; i < cmd->npools; i++)
+    vkResetDescriptorPool(dev->device, cmd->pools[i], 0);
+  cmd->pool_cur = -1;
+  cmd->sets_left = cmd->descs_left = 0;
+  cmd->nts = 0;
+  cmd->ntimings = 0;
+  cmd->recording = false;
+  cmd->failed = false;
+  memset(&cmd->error, 0, sizeof cmd->error);
+  return begin_recording(cmd, err);
 }
 
 static VkDescriptorSet alloc_set(StCmd *cmd, StKernel *k) {
   StDevice *dev = cmd->dev;
   int need = k->nbindings ? k->nbindings : 1;
-  if (cmd->npools == 0 || cmd->sets_left < 1 || cmd->descs_left < need) {
-    if (cmd->npools == cmd->pools_cap) {
-      int cap = cmd->pools_cap ? 2 * cmd->pools_cap : 4;
-      VkDescriptorPool *np = realloc(cmd->pools, sizeof *np * (size_t)cap);
-      if (!np)
+  if (cmd->pool_cur < 0 || cmd->sets_left < 1 || cmd->descs_left < need) {
+    if (cmd->pool_cur + 1 == cmd->npools) { /* no pool left from before a reset: a new one */
+      if (cmd->npools == cmd->pools_cap) {
+        int cap = cmd->pools_cap ? 2 * cmd->pools_cap : 4;
+        VkDescriptorPool *np = realloc(cmd->pools, sizeof *np * (size_t)cap);
+        if (!np)
+          return VK_NULL_HANDLE;
+        cmd->pools = np;
+        cmd->pools_cap = cap;
+      }
+      VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                 .descriptorCount = DESCS_PER_POOL};
+      VkDescriptorPoolCreateInfo pci = {
+          .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+          .maxSets = SETS_PER_POOL,
+          .poolSizeCount = 1,
+          .pPoolSizes = &ps,
+      };
+      VkDescriptorPool pool;
+      if (vkCreateDescriptorPool(dev->device, &pci, NULL, &pool) != VK_SUCCESS)
         return VK_NULL_HANDLE;
-      cmd->pools = np;
-      cmd->pools_cap = cap;
+      cmd->pools[cmd->npools++] = pool;
     }
-    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                               .descriptorCount = DESCS_PER_POOL};
-    VkDescriptorPoolCreateInfo pci = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-        .maxSets = SETS_PER_POOL,
-        .poolSizeCount = 1,
-        .pPoolSizes = &ps,
-    };
-    VkDescriptorPool pool;
-    if (vkCreateDescriptorPool(dev->device, &pci, NULL, &pool) != VK_SUCCESS)
-      return VK_NULL_HANDLE;
-    cmd->pools[cmd->npools++] = pool;
+    cmd->pool_cur++;
     cmd->sets_left = SETS_PER_POOL;
     cmd->descs_left = DESCS_PER_POOL;
   }
   VkDescriptorSetAllocateInfo ai = {
       .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-      .descriptorPool = cmd->pools[cmd->npools - 1],
+      .descriptorPool = cmd->pools[cmd->pool_cur],
       .descriptorSetCount = 1,
       .pSetLayouts = &k->set_layout,
   };
@@ -401,7 +445,8 @@ bool st_cmd_submit_wait(StCmd *cmd, StError *err) {
     if (ts && tm) {
       cmd->timings = tm;
       bool ok = true;
-      for (int p = 0; p < cmd->nqpools && ok; p++) {
+      /* the pools this recording wrote (a reset recording may own more) */
+      for (int p = 0; p < cmd->nqpools && (uint32_t)p * QUERIES_PER_POOL < cmd->nts && ok; p++) {
         uint32_t first = (uint32_t)p * QUERIES_PER_POOL;
         uint32_t count = cmd->nts - first;
         if (count > QUERIES_PER_POOL)

@@ -59,26 +59,64 @@ static float frame_luma(const StFormatInfo *fi, const uint8_t *const planes[3],
   return 0.299f * r + 0.587f * g + 0.114f * b;
 }
 
+/* Whether component c is one byte per sample at full resolution (read directly). */
+static bool direct8(const StFormatInfo *fi, int c) {
+  const StComponent *k = &fi->comp[c];
+  return fi->depth == 8 && k->bytes == 1 && k->shift == 0 && k->wsub == 0 && k->hsub == 0;
+}
+
 bool st_luma_from_image(const StImage *img, int mw, int mh, StLuma *out) {
   const StFormatInfo *fi = st_format_info(img->format);
-  if (!fi || !luma_alloc(out, mw, mh))
+  if (!fi || mw > ST_MOTION_MAX_SIDE || !luma_alloc(out, mw, mh))
     return false;
   const uint8_t *const planes[3] = {img->planes[0], img->planes[1], img->planes[2]};
+  /* 8-bit RGB and the Y plane of 8-bit YUV are read in place, row by row; other formats through
+   * st_format_read. Either way each output pixel sums its footprint row by row, left to right. */
+  int nc = fi->yuv ? 1 : 3;
+  bool direct = true;
+  for (int c = 0; c < nc; c++)
+    direct = direct && direct8(fi, c);
+  int xs[ST_MOTION_MAX_SIDE + 1];
+  for (int mx = 0; mx <= mw; mx++)
+    xs[mx] = (int)((long long)mx * img->width / mw);
+  float acc[ST_MOTION_MAX_SIDE];
   for (int my = 0; my < mh; my++) {
     int y0 = (int)((long long)my * img->height / mh);
     int y1 = (int)((long long)(my + 1) * img->height / mh);
     if (y1 <= y0)
       y1 = y0 + 1;
+    for (int mx = 0; mx < mw; mx++)
+      acc[mx] = 0.0f;
+    for (int y = y0; y < y1; y++) {
+      const uint8_t *px[3] = {NULL, NULL, NULL};
+      int ps[3] = {0, 0, 0};
+      if (direct)
+        for (int c = 0; c < nc; c++) {
+          const StComponent *k = &fi->comp[c];
+          px[c] = planes[k->plane] + (size_t)y * (size_t)img->strides[k->plane] + k->offset;
+          ps[c] = k->pstride;
+        }
+      for (int mx = 0; mx < mw; mx++) {
+        int x0 = xs[mx], x1 = xs[mx + 1] > x0 ? xs[mx + 1] : x0 + 1;
+        float s = acc[mx];
+        if (direct && nc == 1) {
+          for (int x = x0; x < x1; x++)
+            s += (float)px[0][(size_t)x * ps[0]];
+        } else if (direct) {
+          for (int x = x0; x < x1; x++)
+            s += 0.299f * (float)px[0][(size_t)x * ps[0]] +
+                 0.587f * (float)px[1][(size_t)x * ps[1]] +
+                 0.114f * (float)px[2][(size_t)x * ps[2]];
+        } else {
+          for (int x = x0; x < x1; x++)
+            s += frame_luma(fi, planes, img->strides, x, y);
+        }
+        acc[mx] = s;
+      }
+    }
     for (int mx = 0; mx < mw; mx++) {
-      int x0 = (int)((long long)mx * img->width / mw);
-      int x1 = (int)((long long)(mx + 1) * img->width / mw);
-      if (x1 <= x0)
-        x1 = x0 + 1;
-      float s = 0.0f;
-      for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++)
-          s += frame_luma(fi, planes, img->strides, x, y);
-      out->y[(size_t)my * mw + mx] = s / (float)((y1 - y0) * (x1 - x0));
+      int x0 = xs[mx], x1 = xs[mx + 1] > x0 ? xs[mx + 1] : x0 + 1;
+      out->y[(size_t)my * mw + mx] = acc[mx] / (float)((y1 - y0) * (x1 - x0));
     }
   }
   return true;

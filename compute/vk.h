@@ -63,6 +63,11 @@ StKernel *st_kernel_get(StDevice *dev, const char *shader, const int32_t *spec, 
 
 typedef struct StCmd StCmd;
 StCmd *st_cmd_begin(StDevice *dev, StError *err);
+/* Starts recording `cmd` again from the beginning (after a submission, or to discard what was
+ * recorded): its command buffer, fence, descriptor pools and query pools are kept and reset, not
+ * made again. A recording submitted with st_cmd_submit_wait can instead be submitted again as
+ * it is (another st_cmd_submit_wait). */
+bool st_cmd_reset(StCmd *cmd, StError *err);
 /* Binds bindings[i] (whole tensor ranges: buffer, offset, size = numel*dtype size) to binding i. */
 void st_cmd_dispatch(StCmd *cmd, StKernel *k, const StTensor *const *bindings, int nbindings,
                      const void *push, int push_size, uint32_t gx, uint32_t gy, uint32_t gz);

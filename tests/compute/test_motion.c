@@ -154,6 +154,14 @@ static void test_sizes_and_formats(void) {
   CHECK(st_luma_from_float(fa, w, h, mw, mh, &la) && st_luma_from_float(fb, w, h, mw, mh, &lb) &&
             st_motion_estimate(&la, &lb, &dx, &dy) && dx == 4 && dy == -2,
         "float: (%d, %d)", dx, dy);
+  /* the RGBA frame read in place gives the luma of its float copy */
+  StLuma lr = {0};
+  double maxd = 0.0;
+  CHECK(st_luma_from_image(&a, mw, mh, &lr) && lr.w == la.w && lr.h == la.h, "rgba luma");
+  for (int i = 0; lr.y && la.y && i < lr.w * lr.h; i++)
+    maxd = fmax(maxd, fabs((double)lr.y[i] - (double)la.y[i]));
+  CHECK(maxd < 1e-3, "rgba and float luma differ by %g", maxd);
+  st_luma_free(&lr);
   st_luma_free(&la);
   st_luma_free(&lb);
   free(fa);

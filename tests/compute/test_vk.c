@@ -171,6 +171,28 @@ int main(void) {
         res[7]);
   nt = st_cmd_timings(cmd, tm, 8);
   CHECK(nt == 8, "timings truncated to max: %d", nt);
+  /* Reset and record something else into the same StCmd (its command buffer, fence, 3 descriptor
+   * pools and query pools are reused): 2 more adds over the 700, 2 timings. */
+  CHECK(st_cmd_reset(cmd, &err), "reset: %s", err.message);
+  for (int i = 0; i < 2; i++) {
+    st_cmd_dispatch(cmd, k, binds2, 2, &push, sizeof push, (n + 63) / 64, 1, 1);
+    st_cmd_mark(cmd, i ? "second" : "first");
+  }
+  st_cmd_copy(cmd, &b, 0, &down, 0, b.size);
+  CHECK(st_cmd_submit_wait(cmd, &err), "after reset: %s", err.message);
+  st_buffer_invalidate(dev, &down);
+  CHECK(res[7] == 0.5f * (2.0f * (7 * 0.5f - 7.0f) + 1.0f) - 0.25f + 702.0f,
+        "after reset, 702 adds: %g", res[7]);
+  nt = st_cmd_timings(cmd, tm, 8);
+  CHECK(nt == 2 && strcmp(tm[0].name, "first") == 0 && strcmp(tm[1].name, "second") == 0,
+        "timings after reset: %d", nt);
+  /* a recording that failed is discarded by a reset */
+  CHECK(st_cmd_reset(cmd, &err), "reset: %s", err.message);
+  st_cmd_copy(cmd, &a, 0, &b, 0, n * 4 + 1000);
+  CHECK(!st_cmd_submit_wait(cmd, &err) && err.code == ST_ERROR_ARGUMENT, "oversized copy accepted");
+  CHECK(st_cmd_reset(cmd, &err), "reset after a failed recording: %s", err.message);
+  st_cmd_copy(cmd, &b, 0, &down, 0, b.size);
+  CHECK(st_cmd_submit_wait(cmd, &err), "after a failed recording: %s", err.message);
   st_cmd_free(cmd);
 
   st_buffer_destroy(dev, &up);

@@ -59,11 +59,12 @@ float st_half_to_float(uint16_t h) {
   return f;
 }
 
+#define OP_DEF(id, name, min_in, max_in, nout) [ST_GOP_##id] = {#name, min_in, max_in, nout},
+const StGraphOpDef st_graph_ops[ST_GOP_COUNT] = {ST_GRAPH_OPS(OP_DEF)};
+#undef OP_DEF
+
 const char *st_graph_op_name(StGraphOpKind k) {
-  static const char *names[] = {"conv2d",  "pool",    "resize", "add",    "mul",
-                                "div",     "moments", "gram",   "matmul", "linear",
-                                "softmax", "reshape", "concat", "act"};
-  return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+  return (unsigned)k < ST_GOP_COUNT ? st_graph_ops[k].name : "?";
 }
 
 static char *xstrdup(const char *s) {
@@ -361,6 +362,196 @@ static bool file_tensor(const Ctx *c, const StModel *m, const char *where, const
   return true;
 }
 
+static bool attrs_conv2d(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                         StGraphOp *op) {
+  const JsonValue *w = json_get(j, "weight");
+  if (!w || w->type != JSON_STRING)
+    return merr(c, "%s: missing weight", where);
+  int ti = st_model_find_tensor(m, w->string);
+  if (ti >= 0) {
+    const StModelTensor *t = &m->tensors[ti];
+    op->weight = ti;
+    if (t->rank != 4 || t->shape[2] != t->shape[3] || (t->shape[2] != 1 && t->shape[2] != 3))
+      return merr(c, "%s: weight '%s' must be [O, I, k, k] with k 1 or 3", where, t->name);
+    op->k = t->shape[2];
+  } else {
+    op->weight_value = xstrdup(w->string); /* run-time [O,I] matrix; checked when planned */
+    if (!op->weight_value)
+      return merr(c, "out of memory");
+    op->k = 1;
+  }
+  const JsonValue *b = json_get(j, "bias");
+  if (b) {
+    if (!file_tensor(c, m, where, "bias", b, &op->bias))
+      return false;
+    const StModelTensor *t = &m->tensors[op->bias];
+    if (t->rank != 1)
+      return merr(c, "%s: bias '%s' must have rank 1", where, t->name);
+    if (op->weight >= 0 && t->shape[0] != m->tensors[op->weight].shape[0])
+      return merr(c, "%s: bias '%s' has %d entries for %d output channels", where, t->name,
+                  t->shape[0], m->tensors[op->weight].shape[0]);
+  }
+  long long s = 1;
+  const JsonValue *sv = json_get(j, "stride");
+  if (sv && !json_int(sv, 1, 2, &s))
+    return merr(c, "%s: stride must be 1 or 2", where);
+  op->stride = (int)s;
+  const JsonValue *pv = json_get(j, "pad");
+  op->pad = ST_PAD_ZERO;
+  if (pv) {
+    if (pv->type != JSON_STRING)
+      return merr(c, "%s: pad must be a string", where);
+    if (strcmp(pv->string, "zero") == 0)
+      op->pad = ST_PAD_ZERO;
+    else if (strcmp(pv->string, "reflect") == 0)
+      op->pad = ST_PAD_REFLECT;
+    else
+      return merr(c, "%s: unknown pad '%s'", where, pv->string);
+  }
+  return true;
+}
+
+/* pool and resize: the mode */
+static bool parse_mode(const Ctx *c, const char *where, const JsonValue *j, StGraphOp *op,
+                       bool pool) {
+  const JsonValue *mv = json_get(j, "mode");
+  op->mode = pool ? ST_POOL_AVG : ST_RESIZE_BILINEAR;
+  if (mv) {
+    if (mv->type != JSON_STRING)
+      return merr(c, "%s: mode must be a string", where);
+    if (pool && strcmp(mv->string, "avg") == 0)
+      op->mode = ST_POOL_AVG;
+    else if (pool && strcmp(mv->string, "max") == 0)
+      op->mode = ST_POOL_MAX;
+    else if (!pool && strcmp(mv->string, "nearest") == 0)
+      op->mode = ST_RESIZE_NEAREST;
+    else if (!pool && strcmp(mv->string, "bilinear") == 0)
+      op->mode = ST_RESIZE_BILINEAR;
+    else
+      return merr(c, "%s: unknown mode '%s'", where, mv->string);
+  }
+  return true;
+}
+
+static bool attrs_pool(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                       StGraphOp *op) {
+  (void)m;
+  return parse_mode(c, where, j, op, true);
+}
+
+static bool attrs_resize(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                         StGraphOp *op) {
+  (void)m;
+  return parse_mode(c, where, j, op, false);
+}
+
+static bool attrs_add(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                      StGraphOp *op) {
+  (void)m;
+  if (!parse_scalar(c, where, "ka", j, 1.0f, &op->ka) ||
+      !parse_scalar(c, where, "kb", j, 1.0f, &op->kb))
+    return false;
+  return true;
+}
+
+static bool attrs_moments(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                          StGraphOp *op) {
+  (void)m;
+  if (!parse_float(c, where, "eps", j, 1e-5f, &op->eps))
+    return false;
+  if (!(op->eps >= 0.0f))
+    return merr(c, "%s: eps must be >= 0", where);
+  return true;
+}
+
+static bool attrs_gram(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                       StGraphOp *op) {
+  (void)m;
+  if (!parse_bool(c, where, "center", j, &op->center) ||
+      !parse_bool(c, where, "sqrt", j, &op->sqrt_))
+    return false;
+  return true;
+}
+
+static bool attrs_matmul(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                         StGraphOp *op) {
+  (void)m;
+  if (!parse_bool(c, where, "ta", j, &op->ta) || !parse_bool(c, where, "tb", j, &op->tb))
+    return false;
+  return true;
+}
+
+static bool attrs_linear(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                         StGraphOp *op) {
+  const JsonValue *w = json_get(j, "weight");
+  if (!w)
+    return merr(c, "%s: missing weight", where);
+  if (!file_tensor(c, m, where, "weight", w, &op->weight))
+    return false;
+  const StModelTensor *t = &m->tensors[op->weight];
+  if (t->rank != 2)
+    return merr(c, "%s: weight '%s' must be [N, K]", where, t->name);
+  const JsonValue *b = json_get(j, "bias");
+  if (b) {
+    if (!file_tensor(c, m, where, "bias", b, &op->bias))
+      return false;
+    const StModelTensor *bt = &m->tensors[op->bias];
+    if (bt->rank != 1 || bt->shape[0] != t->shape[0])
+      return merr(c, "%s: bias '%s' must be [%d]", where, bt->name, t->shape[0]);
+  }
+  return true;
+}
+
+static bool attrs_softmax(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                          StGraphOp *op) {
+  (void)m;
+  if (!parse_scalar(c, where, "scale", j, 1.0f, &op->scale))
+    return false;
+  return true;
+}
+
+static bool attrs_reshape(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                          StGraphOp *op) {
+  (void)m;
+  const JsonValue *sv = json_get(j, "shape");
+  if (!sv || sv->type != JSON_ARRAY || sv->len < 1 || sv->len > 3)
+    return merr(c, "%s: shape must be a list of 1 to 3 sizes", where);
+  op->shape_rank = (int)sv->len;
+  size_t numel = 1;
+  for (size_t d = 0; d < sv->len; d++) {
+    long long v;
+    if (!json_int(&sv->items[d], 1, 1 << 28, &v))
+      return merr(c, "%s: shape entry %zu must be a positive integer", where, d);
+    op->shape[d] = (int)v;
+    if (numel > ((size_t)1 << 40) / (size_t)v)
+      return merr(c, "%s: shape has more than 2^40 elements", where);
+    numel *= (size_t)v;
+  }
+  return true;
+}
+
+/* mul, div, concat and act have no attributes of their own (act and alpha are read for every
+ * op). */
+static bool attrs_none(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                       StGraphOp *op) {
+  (void)c;
+  (void)m;
+  (void)where;
+  (void)j;
+  (void)op;
+  return true;
+}
+#define attrs_mul attrs_none
+#define attrs_div attrs_none
+#define attrs_concat attrs_none
+#define attrs_act attrs_none
+
+typedef bool (*ParseAttrs)(const Ctx *c, StModel *m, const char *where, const JsonValue *j,
+                           StGraphOp *op);
+#define PARSE_ENTRY(id, name, min_in, max_in, nout) [ST_GOP_##id] = attrs_##name,
+static const ParseAttrs op_attrs[ST_GOP_COUNT] = {ST_GRAPH_OPS(PARSE_ENTRY)};
+#undef PARSE_ENTRY
+
 static bool parse_op(const Ctx *c, StModel *m, const char *sgname, int idx, const JsonValue *j,
                      StGraphOp *op) {
   char where[300];
@@ -373,34 +564,21 @@ static bool parse_op(const Ctx *c, StModel *m, const char *sgname, int idx, cons
     return merr(c, "%s: not an object", where);
   if (!kind || kind->type != JSON_STRING)
     return merr(c, "%s: missing \"op\"", where);
-  static const struct {
-    const char *name;
-    StGraphOpKind kind;
-    int min_in, max_in, nout;
-  } kinds[] = {
-      {"conv2d", ST_GOP_CONV2D, 1, 1, 1},   {"pool", ST_GOP_POOL, 1, 1, 1},
-      {"resize", ST_GOP_RESIZE, 2, 2, 1},   {"add", ST_GOP_ADD, 2, 2, 1},
-      {"mul", ST_GOP_MUL, 2, 2, 1},         {"div", ST_GOP_DIV, 2, 2, 1},
-      {"moments", ST_GOP_MOMENTS, 1, 1, 2}, {"gram", ST_GOP_GRAM, 1, 2, 1},
-      {"matmul", ST_GOP_MATMUL, 2, 2, 1},   {"linear", ST_GOP_LINEAR, 1, 1, 1},
-      {"softmax", ST_GOP_SOFTMAX, 1, 1, 1}, {"reshape", ST_GOP_RESHAPE, 1, 1, 1},
-      {"concat", ST_GOP_CONCAT, 1, 64, 1},  {"act", ST_GOP_ACT, 1, 1, 1},
-  };
   int ki = -1;
-  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-    if (strcmp(kinds[i].name, kind->string) == 0)
-      ki = (int)i;
+  for (int i = 0; i < ST_GOP_COUNT; i++)
+    if (strcmp(st_graph_ops[i].name, kind->string) == 0)
+      ki = i;
   if (ki < 0)
     return merr(c, "%s: unknown op '%s'", where, kind->string);
-  op->kind = kinds[ki].kind;
+  op->kind = (StGraphOpKind)ki;
+  const StGraphOpDef *def = &st_graph_ops[ki];
   const JsonValue *in = json_get(j, "in");
   if (!string_list(c, in, where, &op->in, &op->nin))
     return false;
-  if (op->nin < kinds[ki].min_in || op->nin > kinds[ki].max_in)
-    return merr(c, "%s: %d inputs, expected %d to %d", where, op->nin, kinds[ki].min_in,
-                kinds[ki].max_in);
+  if (op->nin < def->min_in || op->nin > def->max_in)
+    return merr(c, "%s: %d inputs, expected %d to %d", where, op->nin, def->min_in, def->max_in);
   const JsonValue *out = json_get(j, "out");
-  if (kinds[ki].nout == 1) {
+  if (def->nout == 1) {
     if (!out || out->type != JSON_STRING || out->len == 0)
       return merr(c, "%s: \"out\" must be a name", where);
     op->out[0] = xstrdup(out->string);
@@ -422,139 +600,7 @@ static bool parse_op(const Ctx *c, StModel *m, const char *sgname, int idx, cons
   if (!parse_float(c, where, "alpha", j, 0.2f, &op->alpha))
     return false;
 
-  switch (op->kind) {
-  case ST_GOP_CONV2D: {
-    const JsonValue *w = json_get(j, "weight");
-    if (!w || w->type != JSON_STRING)
-      return merr(c, "%s: missing weight", where);
-    int ti = st_model_find_tensor(m, w->string);
-    if (ti >= 0) {
-      const StModelTensor *t = &m->tensors[ti];
-      op->weight = ti;
-      if (t->rank != 4 || t->shape[2] != t->shape[3] || (t->shape[2] != 1 && t->shape[2] != 3))
-        return merr(c, "%s: weight '%s' must be [O, I, k, k] with k 1 or 3", where, t->name);
-      op->k = t->shape[2];
-    } else {
-      op->weight_value = xstrdup(w->string); /* run-time [O,I] matrix; checked when planned */
-      if (!op->weight_value)
-        return merr(c, "out of memory");
-      op->k = 1;
-    }
-    const JsonValue *b = json_get(j, "bias");
-    if (b) {
-      if (!file_tensor(c, m, where, "bias", b, &op->bias))
-        return false;
-      const StModelTensor *t = &m->tensors[op->bias];
-      if (t->rank != 1)
-        return merr(c, "%s: bias '%s' must have rank 1", where, t->name);
-      if (op->weight >= 0 && t->shape[0] != m->tensors[op->weight].shape[0])
-        return merr(c, "%s: bias '%s' has %d entries for %d output channels", where, t->name,
-                    t->shape[0], m->tensors[op->weight].shape[0]);
-    }
-    long long s = 1;
-    const JsonValue *sv = json_get(j, "stride");
-    if (sv && !json_int(sv, 1, 2, &s))
-      return merr(c, "%s: stride must be 1 or 2", where);
-    op->stride = (int)s;
-    const JsonValue *pv = json_get(j, "pad");
-    op->pad = ST_PAD_ZERO;
-    if (pv) {
-      if (pv->type != JSON_STRING)
-        return merr(c, "%s: pad must be a string", where);
-      if (strcmp(pv->string, "zero") == 0)
-        op->pad = ST_PAD_ZERO;
-      else if (strcmp(pv->string, "reflect") == 0)
-        op->pad = ST_PAD_REFLECT;
-      else
-        return merr(c, "%s: unknown pad '%s'", where, pv->string);
-    }
-    break;
-  }
-  case ST_GOP_POOL:
-  case ST_GOP_RESIZE: {
-    const JsonValue *mv = json_get(j, "mode");
-    bool pool = op->kind == ST_GOP_POOL;
-    op->mode = pool ? ST_POOL_AVG : ST_RESIZE_BILINEAR;
-    if (mv) {
-      if (mv->type != JSON_STRING)
-        return merr(c, "%s: mode must be a string", where);
-      if (pool && strcmp(mv->string, "avg") == 0)
-        op->mode = ST_POOL_AVG;
-      else if (pool && strcmp(mv->string, "max") == 0)
-        op->mode = ST_POOL_MAX;
-      else if (!pool && strcmp(mv->string, "nearest") == 0)
-        op->mode = ST_RESIZE_NEAREST;
-      else if (!pool && strcmp(mv->string, "bilinear") == 0)
-        op->mode = ST_RESIZE_BILINEAR;
-      else
-        return merr(c, "%s: unknown mode '%s'", where, mv->string);
-    }
-    break;
-  }
-  case ST_GOP_ADD:
-    if (!parse_scalar(c, where, "ka", j, 1.0f, &op->ka) ||
-        !parse_scalar(c, where, "kb", j, 1.0f, &op->kb))
-      return false;
-    break;
-  case ST_GOP_MOMENTS:
-    if (!parse_float(c, where, "eps", j, 1e-5f, &op->eps))
-      return false;
-    if (!(op->eps >= 0.0f))
-      return merr(c, "%s: eps must be >= 0", where);
-    break;
-  case ST_GOP_GRAM:
-    if (!parse_bool(c, where, "center", j, &op->center) ||
-        !parse_bool(c, where, "sqrt", j, &op->sqrt_))
-      return false;
-    break;
-  case ST_GOP_MATMUL:
-    if (!parse_bool(c, where, "ta", j, &op->ta) || !parse_bool(c, where, "tb", j, &op->tb))
-      return false;
-    break;
-  case ST_GOP_LINEAR: {
-    const JsonValue *w = json_get(j, "weight");
-    if (!w)
-      return merr(c, "%s: missing weight", where);
-    if (!file_tensor(c, m, where, "weight", w, &op->weight))
-      return false;
-    const StModelTensor *t = &m->tensors[op->weight];
-    if (t->rank != 2)
-      return merr(c, "%s: weight '%s' must be [N, K]", where, t->name);
-    const JsonValue *b = json_get(j, "bias");
-    if (b) {
-      if (!file_tensor(c, m, where, "bias", b, &op->bias))
-        return false;
-      const StModelTensor *bt = &m->tensors[op->bias];
-      if (bt->rank != 1 || bt->shape[0] != t->shape[0])
-        return merr(c, "%s: bias '%s' must be [%d]", where, bt->name, t->shape[0]);
-    }
-    break;
-  }
-  case ST_GOP_SOFTMAX:
-    if (!parse_scalar(c, where, "scale", j, 1.0f, &op->scale))
-      return false;
-    break;
-  case ST_GOP_RESHAPE: {
-    const JsonValue *sv = json_get(j, "shape");
-    if (!sv || sv->type != JSON_ARRAY || sv->len < 1 || sv->len > 3)
-      return merr(c, "%s: shape must be a list of 1 to 3 sizes", where);
-    op->shape_rank = (int)sv->len;
-    size_t numel = 1;
-    for (size_t d = 0; d < sv->len; d++) {
-      long long v;
-      if (!json_int(&sv->items[d], 1, 1 << 28, &v))
-        return merr(c, "%s: shape entry %zu must be a positive integer", where, d);
-      op->shape[d] = (int)v;
-      if (numel > ((size_t)1 << 40) / (size_t)v)
-        return merr(c, "%s: shape has more than 2^40 elements", where);
-      numel *= (size_t)v;
-    }
-    break;
-  }
-  default:
-    break;
-  }
-  return true;
+  return op_attrs[op->kind](c, m, where, j, op);
 }
 
 static bool parse_subgraph(const Ctx *c, StModel *m, const JsonValue *subgraphs, const char *name,

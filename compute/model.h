@@ -6,6 +6,7 @@
 #ifndef ST_MODEL_H
 #define ST_MODEL_H
 
+#include "graph_ops.h"
 #include "ops.h"
 
 typedef struct {
@@ -18,22 +19,16 @@ typedef struct {
   size_t nbytes;
 } StModelTensor;
 
-typedef enum {
-  ST_GOP_CONV2D = 0,
-  ST_GOP_POOL,
-  ST_GOP_RESIZE,
-  ST_GOP_ADD,
-  ST_GOP_MUL,
-  ST_GOP_DIV,
-  ST_GOP_MOMENTS,
-  ST_GOP_GRAM,
-  ST_GOP_MATMUL,
-  ST_GOP_LINEAR,
-  ST_GOP_SOFTMAX,
-  ST_GOP_RESHAPE,
-  ST_GOP_CONCAT,
-  ST_GOP_ACT,
-} StGraphOpKind;
+#define ST_GOP_ENUM(id, name, min_in, max_in, nout) ST_GOP_##id,
+typedef enum { ST_GRAPH_OPS(ST_GOP_ENUM) ST_GOP_COUNT } StGraphOpKind;
+#undef ST_GOP_ENUM
+
+/* An operation's name in the file and its arity (graph_ops.h). */
+typedef struct {
+  const char *name;
+  int min_in, max_in, nout;
+} StGraphOpDef;
+extern const StGraphOpDef st_graph_ops[ST_GOP_COUNT];
 
 typedef enum {
   ST_SCALAR_CONST = 0,

@@ -8,159 +8,264 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One op's inputs, for its shape inference. */
+typedef struct {
+  const StModel *m;
+  const StGraphOp *op;
+  const Plan *p;
+  const int *in;
+  int wval;
+  const char *where;   /* "subgraph 's', op i (kind -> out)" */
+  const PVal *a, *b;   /* the first two inputs (b NULL with one) */
+  const char *sa, *sb; /* their shapes as text */
+  StError *err;
+} Infer;
+
+static bool infer_conv2d(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const Plan *p = x->p;
+  int wval = x->wval;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const char *sa = x->sa;
+  StError *err = x->err;
+  if (a->rank != 3)
+    return st_net_perr(err, m, "%s: input '%s' is %s, not [C,H,W]", where, op->in[0], sa);
+  int o, i;
+  if (op->weight >= 0) {
+    const StModelTensor *t = &m->tensors[op->weight];
+    o = t->shape[0];
+    i = t->shape[1];
+  } else {
+    const PVal *w = &p->vals[wval];
+    if (w->rank != 2)
+      return st_net_perr(err, m, "%s: run-time weight '%s' must be an [O,I] matrix", where,
+                         op->weight_value);
+    o = w->shape[0];
+    i = w->shape[1];
+  }
+  if (i != a->shape[0])
+    return st_net_perr(err, m, "%s: weight expects %d input channels, input '%s' is %s", where, i,
+                       op->in[0], sa);
+  if (op->bias >= 0 && m->tensors[op->bias].shape[0] != o)
+    return st_net_perr(err, m, "%s: bias has %d entries for %d output channels", where,
+                       m->tensors[op->bias].shape[0], o);
+  rank[0] = 3;
+  shape[0][0] = o;
+  shape[0][1] = (a->shape[1] + op->stride - 1) / op->stride;
+  shape[0][2] = (a->shape[2] + op->stride - 1) / op->stride;
+  return true;
+}
+
+static bool infer_pool(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const char *sa = x->sa;
+  StError *err = x->err;
+  if (a->rank != 3)
+    return st_net_perr(err, m, "%s: input '%s' is %s, not [C,H,W]", where, op->in[0], sa);
+  rank[0] = 3;
+  shape[0][0] = a->shape[0];
+  shape[0][1] = (a->shape[1] + 1) / 2;
+  shape[0][2] = (a->shape[2] + 1) / 2;
+  return true;
+}
+
+static bool infer_resize(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const PVal *b = x->b;
+  const char *sa = x->sa;
+  const char *sb = x->sb;
+  StError *err = x->err;
+  if (a->rank != 3 || b->rank != 3)
+    return st_net_perr(err, m, "%s: inputs %s and %s must both be [C,H,W]", where, sa, sb);
+  rank[0] = 3;
+  shape[0][0] = a->shape[0];
+  shape[0][1] = b->shape[1];
+  shape[0][2] = b->shape[2];
+  return true;
+}
+
+/* add, mul, div */
+static bool infer_elementwise(const Infer *x, int *rank, int shape[2][3]) {
+  const PVal *a = x->a, *b = x->b;
+  bool same = a->rank == b->rank && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->rank) == 0;
+  bool bcast = a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0];
+  if (!same && !bcast)
+    return st_net_perr(x->err, x->m,
+                       "%s: '%s' %s and '%s' %s do not match (same shape or [C] expected)",
+                       x->where, x->op->in[0], x->sa, x->op->in[1], x->sb);
+  rank[0] = a->rank;
+  memcpy(shape[0], a->shape, sizeof(int) * 3);
+  return true;
+}
+
+static bool infer_moments(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const char *sa = x->sa;
+  StError *err = x->err;
+  if (a->rank != 3)
+    return st_net_perr(err, m, "%s: input '%s' is %s, not [C,H,W]", where, op->in[0], sa);
+  rank[0] = rank[1] = 1;
+  shape[0][0] = shape[1][0] = a->shape[0];
+  return true;
+}
+
+static bool infer_gram(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const PVal *b = x->b;
+  const char *sa = x->sa;
+  const char *sb = x->sb;
+  StError *err = x->err;
+  if (a->rank != 3 ||
+      (b && (b->rank != 3 || b->shape[1] != a->shape[1] || b->shape[2] != a->shape[2])))
+    return st_net_perr(err, m, "%s: inputs must be [C,H,W] and [D,H,W] (got %s%s%s)", where, sa,
+                       b ? " and " : "", b ? sb : "");
+  rank[0] = 2;
+  shape[0][0] = a->shape[0];
+  shape[0][1] = b ? b->shape[0] : a->shape[0];
+  return true;
+}
+
+static bool infer_matmul(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const PVal *b = x->b;
+  const char *sa = x->sa;
+  const char *sb = x->sb;
+  StError *err = x->err;
+  if (a->rank != 2 || b->rank != 2)
+    return st_net_perr(err, m, "%s: inputs %s and %s must be matrices", where, sa, sb);
+  int am = op->ta ? a->shape[1] : a->shape[0], ak = op->ta ? a->shape[0] : a->shape[1];
+  int bk = op->tb ? b->shape[1] : b->shape[0], bn = op->tb ? b->shape[0] : b->shape[1];
+  if (ak != bk)
+    return st_net_perr(err, m, "%s: inner sizes differ (%s x %s, ta %d tb %d)", where, sa, sb,
+                       op->ta, op->tb);
+  rank[0] = 2;
+  shape[0][0] = am;
+  shape[0][1] = bn;
+  return true;
+}
+
+static bool infer_linear(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const char *sa = x->sa;
+  StError *err = x->err;
+  const StModelTensor *t = &m->tensors[op->weight];
+  size_t k = st_net_numel(a->rank, a->shape);
+  if ((size_t)t->shape[1] != k)
+    return st_net_perr(err, m, "%s: weight '%s' is [%d,%d] but the input '%s' %s has %zu elements",
+                       where, t->name, t->shape[0], t->shape[1], op->in[0], sa, k);
+  rank[0] = 1;
+  shape[0][0] = t->shape[0];
+  return true;
+}
+
+static bool infer_softmax(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const char *sa = x->sa;
+  StError *err = x->err;
+  if (a->rank != 2)
+    return st_net_perr(err, m, "%s: input '%s' is %s, not a matrix", where, op->in[0], sa);
+  rank[0] = 2;
+  memcpy(shape[0], a->shape, sizeof(int) * 3);
+  return true;
+}
+
+static bool infer_reshape(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  const char *sa = x->sa;
+  StError *err = x->err;
+  size_t n = st_net_numel(a->rank, a->shape), k = st_net_numel(op->shape_rank, op->shape);
+  if (n != k) {
+    char sr[64];
+    st_net_shape_str(sr, sizeof sr, op->shape_rank, op->shape);
+    return st_net_perr(err, m, "%s: cannot reshape %s to %s", where, sa, sr);
+  }
+  rank[0] = op->shape_rank;
+  memcpy(shape[0], op->shape, sizeof(int) * 3);
+  return true;
+}
+
+static bool infer_concat(const Infer *x, int *rank, int shape[2][3]) {
+  const StModel *m = x->m;
+  const StGraphOp *op = x->op;
+  const Plan *p = x->p;
+  const int *in = x->in;
+  const char *where = x->where;
+  const PVal *a = x->a;
+  StError *err = x->err;
+  long long c = 0; /* up to 64 inputs of up to INT_MAX channels each */
+  for (int i = 0; i < op->nin; i++) {
+    const PVal *v = &p->vals[in[i]];
+    if (v->rank != 3 || v->shape[1] != a->shape[1] || v->shape[2] != a->shape[2]) {
+      char sv[64];
+      st_net_shape_str(sv, sizeof sv, v->rank, v->shape);
+      return st_net_perr(err, m, "%s: input '%s' %s does not match [C,%d,%d]", where, op->in[i], sv,
+                         a->rank == 3 ? a->shape[1] : 0, a->rank == 3 ? a->shape[2] : 0);
+    }
+    c += v->shape[0];
+  }
+  if (c > INT_MAX)
+    return st_net_perr(err, m, "%s: %lld channels, more than %d", where, c, INT_MAX);
+  rank[0] = 3;
+  shape[0][0] = (int)c;
+  shape[0][1] = a->shape[1];
+  shape[0][2] = a->shape[2];
+  return true;
+}
+
+static bool infer_act(const Infer *x, int *rank, int shape[2][3]) {
+  const PVal *a = x->a;
+  rank[0] = a->rank;
+  memcpy(shape[0], a->shape, sizeof(int) * 3);
+  return true;
+}
+
+typedef bool (*InferFn)(const Infer *x, int *rank, int shape[2][3]);
+#define INFER_ENTRY(id, name, min_in, max_in, nout) [ST_GOP_##id] = infer_##name,
+#define infer_add infer_elementwise
+#define infer_mul infer_elementwise
+#define infer_div infer_elementwise
+static const InferFn infer_fns[ST_GOP_COUNT] = {ST_GRAPH_OPS(INFER_ENTRY)};
+#undef INFER_ENTRY
+
 bool st_net_infer(const StNet *net, const Plan *p, const StSubgraph *sg, int opi,
                   const StGraphOp *op, const int *in, int wval, int *rank, int shape[2][3],
                   StError *err) {
-  const StModel *m = net->model;
   char where[256];
   snprintf(where, sizeof where, "subgraph '%s', op %d (%s -> %s)", sg->name, opi,
            st_graph_op_name(op->kind), op->out[0]);
   const PVal *a = &p->vals[in[0]];
   const PVal *b = op->nin > 1 ? &p->vals[in[1]] : NULL;
-  char sa[64], sb[64];
+  char sa[64], sb[64] = "";
   st_net_shape_str(sa, sizeof sa, a->rank, a->shape);
   if (b)
     st_net_shape_str(sb, sizeof sb, b->rank, b->shape);
   rank[0] = rank[1] = 0;
-  switch (op->kind) {
-  case ST_GOP_CONV2D: {
-    if (a->rank != 3)
-      return st_net_perr(err, m, "%s: input '%s' is %s, not [C,H,W]", where, op->in[0], sa);
-    int o, i;
-    if (op->weight >= 0) {
-      const StModelTensor *t = &m->tensors[op->weight];
-      o = t->shape[0];
-      i = t->shape[1];
-    } else {
-      const PVal *w = &p->vals[wval];
-      if (w->rank != 2)
-        return st_net_perr(err, m, "%s: run-time weight '%s' must be an [O,I] matrix", where,
-                           op->weight_value);
-      o = w->shape[0];
-      i = w->shape[1];
-    }
-    if (i != a->shape[0])
-      return st_net_perr(err, m, "%s: weight expects %d input channels, input '%s' is %s", where, i,
-                         op->in[0], sa);
-    if (op->bias >= 0 && m->tensors[op->bias].shape[0] != o)
-      return st_net_perr(err, m, "%s: bias has %d entries for %d output channels", where,
-                         m->tensors[op->bias].shape[0], o);
-    rank[0] = 3;
-    shape[0][0] = o;
-    shape[0][1] = (a->shape[1] + op->stride - 1) / op->stride;
-    shape[0][2] = (a->shape[2] + op->stride - 1) / op->stride;
-    return true;
-  }
-  case ST_GOP_POOL:
-    if (a->rank != 3)
-      return st_net_perr(err, m, "%s: input '%s' is %s, not [C,H,W]", where, op->in[0], sa);
-    rank[0] = 3;
-    shape[0][0] = a->shape[0];
-    shape[0][1] = (a->shape[1] + 1) / 2;
-    shape[0][2] = (a->shape[2] + 1) / 2;
-    return true;
-  case ST_GOP_RESIZE:
-    if (a->rank != 3 || b->rank != 3)
-      return st_net_perr(err, m, "%s: inputs %s and %s must both be [C,H,W]", where, sa, sb);
-    rank[0] = 3;
-    shape[0][0] = a->shape[0];
-    shape[0][1] = b->shape[1];
-    shape[0][2] = b->shape[2];
-    return true;
-  case ST_GOP_ADD:
-  case ST_GOP_MUL:
-  case ST_GOP_DIV: {
-    bool same =
-        a->rank == b->rank && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->rank) == 0;
-    bool bcast = a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0];
-    if (!same && !bcast)
-      return st_net_perr(err, m,
-                         "%s: '%s' %s and '%s' %s do not match (same shape or [C] expected)", where,
-                         op->in[0], sa, op->in[1], sb);
-    rank[0] = a->rank;
-    memcpy(shape[0], a->shape, sizeof(int) * 3);
-    return true;
-  }
-  case ST_GOP_MOMENTS:
-    if (a->rank != 3)
-      return st_net_perr(err, m, "%s: input '%s' is %s, not [C,H,W]", where, op->in[0], sa);
-    rank[0] = rank[1] = 1;
-    shape[0][0] = shape[1][0] = a->shape[0];
-    return true;
-  case ST_GOP_GRAM:
-    if (a->rank != 3 ||
-        (b && (b->rank != 3 || b->shape[1] != a->shape[1] || b->shape[2] != a->shape[2])))
-      return st_net_perr(err, m, "%s: inputs must be [C,H,W] and [D,H,W] (got %s%s%s)", where, sa,
-                         b ? " and " : "", b ? sb : "");
-    rank[0] = 2;
-    shape[0][0] = a->shape[0];
-    shape[0][1] = b ? b->shape[0] : a->shape[0];
-    return true;
-  case ST_GOP_MATMUL: {
-    if (a->rank != 2 || b->rank != 2)
-      return st_net_perr(err, m, "%s: inputs %s and %s must be matrices", where, sa, sb);
-    int am = op->ta ? a->shape[1] : a->shape[0], ak = op->ta ? a->shape[0] : a->shape[1];
-    int bk = op->tb ? b->shape[1] : b->shape[0], bn = op->tb ? b->shape[0] : b->shape[1];
-    if (ak != bk)
-      return st_net_perr(err, m, "%s: inner sizes differ (%s x %s, ta %d tb %d)", where, sa, sb,
-                         op->ta, op->tb);
-    rank[0] = 2;
-    shape[0][0] = am;
-    shape[0][1] = bn;
-    return true;
-  }
-  case ST_GOP_LINEAR: {
-    const StModelTensor *t = &m->tensors[op->weight];
-    size_t k = st_net_numel(a->rank, a->shape);
-    if ((size_t)t->shape[1] != k)
-      return st_net_perr(err, m,
-                         "%s: weight '%s' is [%d,%d] but the input '%s' %s has %zu elements", where,
-                         t->name, t->shape[0], t->shape[1], op->in[0], sa, k);
-    rank[0] = 1;
-    shape[0][0] = t->shape[0];
-    return true;
-  }
-  case ST_GOP_SOFTMAX:
-    if (a->rank != 2)
-      return st_net_perr(err, m, "%s: input '%s' is %s, not a matrix", where, op->in[0], sa);
-    rank[0] = 2;
-    memcpy(shape[0], a->shape, sizeof(int) * 3);
-    return true;
-  case ST_GOP_RESHAPE: {
-    size_t n = st_net_numel(a->rank, a->shape), k = st_net_numel(op->shape_rank, op->shape);
-    if (n != k) {
-      char sr[64];
-      st_net_shape_str(sr, sizeof sr, op->shape_rank, op->shape);
-      return st_net_perr(err, m, "%s: cannot reshape %s to %s", where, sa, sr);
-    }
-    rank[0] = op->shape_rank;
-    memcpy(shape[0], op->shape, sizeof(int) * 3);
-    return true;
-  }
-  case ST_GOP_CONCAT: {
-    long long c = 0; /* up to 64 inputs of up to INT_MAX channels each */
-    for (int i = 0; i < op->nin; i++) {
-      const PVal *v = &p->vals[in[i]];
-      if (v->rank != 3 || v->shape[1] != a->shape[1] || v->shape[2] != a->shape[2]) {
-        char sv[64];
-        st_net_shape_str(sv, sizeof sv, v->rank, v->shape);
-        return st_net_perr(err, m, "%s: input '%s' %s does not match [C,%d,%d]", where, op->in[i],
-                           sv, a->rank == 3 ? a->shape[1] : 0, a->rank == 3 ? a->shape[2] : 0);
-      }
-      c += v->shape[0];
-    }
-    if (c > INT_MAX)
-      return st_net_perr(err, m, "%s: %lld channels, more than %d", where, c, INT_MAX);
-    rank[0] = 3;
-    shape[0][0] = (int)c;
-    shape[0][1] = a->shape[1];
-    shape[0][2] = a->shape[2];
-    return true;
-  }
-  case ST_GOP_ACT:
-    rank[0] = a->rank;
-    memcpy(shape[0], a->shape, sizeof(int) * 3);
-    return true;
-  }
-  return st_net_perr(err, m, "%s: unknown op", where);
+  if ((unsigned)op->kind >= ST_GOP_COUNT)
+    return st_net_perr(err, net->model, "%s: unknown op", where);
+  const Infer x = {net->model, op, p, in, wval, where, a, b, sa, sb, err};
+  return infer_fns[op->kind](&x, rank, shape);
 }

@@ -23,85 +23,129 @@ static float scalar(StScalar s, const Scalars *sc) {
   }
 }
 
+/* One step's operands, for its recorder. */
+typedef struct {
+  StNet *net;
+  StDevice *dev;
+  StCmd *cmd;
+  const Plan *p;
+  const PStep *s;
+  const StGraphOp *op;
+  const Scalars *sc;
+  const StTensor *a, *b, *y; /* first two inputs (b NULL with one), first output */
+  StError *err;
+} Rec;
+
+static const StTensor *bias_of(const Rec *r) {
+  return r->op->bias >= 0 ? &r->net->wt[r->op->bias] : NULL;
+}
+
+static bool record_conv2d(const Rec *r) {
+  const StGraphOp *op = r->op;
+  StTensor wv;
+  const StTensor *w;
+  if (op->weight >= 0) {
+    wv = r->net->wt[op->weight];
+    /* [O,I,k,k] as rank 3 [O, I, k*k] (StTensor holds rank <= 3; data is identical) */
+    const StModelTensor *mt = &r->net->model->tensors[op->weight];
+    wv.rank = 3;
+    wv.shape[0] = mt->shape[0];
+    wv.shape[1] = mt->shape[1];
+    wv.shape[2] = mt->shape[2] * mt->shape[3];
+    w = &wv;
+  } else {
+    w = &r->p->vals[r->s->wval].t;
+  }
+  return st_op_conv2d(r->dev, r->cmd, r->a, w, bias_of(r), op->k, op->stride, op->pad, op->act,
+                      op->alpha, r->y, r->err);
+}
+
+static bool record_pool(const Rec *r) {
+  return st_op_pool(r->dev, r->cmd, r->a, (StPoolMode)r->op->mode, r->y, r->err);
+}
+
+static bool record_resize(const Rec *r) {
+  return st_op_resize(r->dev, r->cmd, r->a, (StResizeMode)r->op->mode, r->y, r->err);
+}
+
+static bool record_add(const Rec *r) {
+  const StGraphOp *op = r->op;
+  return st_op_add(r->dev, r->cmd, r->a, r->b, scalar(op->ka, r->sc), scalar(op->kb, r->sc),
+                   op->act, op->alpha, r->y, r->err);
+}
+
+static bool record_mul(const Rec *r) {
+  return st_op_mul(r->dev, r->cmd, r->a, r->b, r->op->act, r->op->alpha, r->y, r->err);
+}
+
+static bool record_div(const Rec *r) {
+  return st_op_div(r->dev, r->cmd, r->a, r->b, r->op->act, r->op->alpha, r->y, r->err);
+}
+
+static bool record_moments(const Rec *r) {
+  return st_op_moments(r->dev, r->cmd, r->a, r->op->eps, r->y, &r->p->vals[r->s->out[1]].t, r->err);
+}
+
+static bool record_gram(const Rec *r) {
+  return st_op_gram(r->dev, r->cmd, r->a, r->b, r->op->center, r->op->sqrt_, r->y, r->err);
+}
+
+static bool record_matmul(const Rec *r) {
+  return st_op_matmul(r->dev, r->cmd, r->a, r->b, r->op->ta, r->op->tb, r->y, r->err);
+}
+
+static bool record_linear(const Rec *r) {
+  return st_op_linear(r->dev, r->cmd, r->a, &r->net->wt[r->op->weight], bias_of(r), r->op->act,
+                      r->op->alpha, r->y, r->err);
+}
+
+static bool record_softmax(const Rec *r) {
+  return st_op_softmax(r->dev, r->cmd, r->a, scalar(r->op->scale, r->sc), r->y, r->err);
+}
+
+/* an alias of its input's memory (net_plan.c): no work */
+static bool record_reshape(const Rec *r) {
+  (void)r;
+  return true;
+}
+
+static bool record_concat(const Rec *r) {
+  const StTensor *xs[64];
+  for (int i = 0; i < r->s->nin; i++)
+    xs[i] = &r->p->vals[r->s->in[i]].t;
+  return st_op_concat(r->dev, r->cmd, xs, r->s->nin, r->y, r->err);
+}
+
+static bool record_act(const Rec *r) {
+  return st_op_act(r->dev, r->cmd, r->a, r->op->act, r->op->alpha, r->y, r->err);
+}
+
+typedef bool (*RecordFn)(const Rec *r);
+#define RECORD_ENTRY(id, name, min_in, max_in, nout) [ST_GOP_##id] = record_##name,
+static const RecordFn record_fns[ST_GOP_COUNT] = {ST_GRAPH_OPS(RECORD_ENTRY)};
+#undef RECORD_ENTRY
+
 static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Scalars *sc,
                       StError *err) {
-  StDevice *dev = net->dev;
-  const StGraphOp *op = s->op;
-  const StTensor *a = &p->vals[s->in[0]].t;
-  const StTensor *b = s->nin > 1 ? &p->vals[s->in[1]].t : NULL;
-  const StTensor *y = s->out[0] >= 0 ? &p->vals[s->out[0]].t : NULL;
-  bool ok = true;
-  switch (op->kind) {
-  case ST_GOP_CONV2D: {
-    StTensor wv;
-    const StTensor *w;
-    if (op->weight >= 0) {
-      wv = net->wt[op->weight];
-      /* [O,I,k,k] as rank 3 [O, I, k*k] (StTensor holds rank <= 3; data is identical) */
-      const StModelTensor *mt = &net->model->tensors[op->weight];
-      wv.rank = 3;
-      wv.shape[0] = mt->shape[0];
-      wv.shape[1] = mt->shape[1];
-      wv.shape[2] = mt->shape[2] * mt->shape[3];
-      w = &wv;
-    } else {
-      w = &p->vals[s->wval].t;
-    }
-    ok = st_op_conv2d(dev, cmd, a, w, op->bias >= 0 ? &net->wt[op->bias] : NULL, op->k, op->stride,
-                      op->pad, op->act, op->alpha, y, err);
-    break;
-  }
-  case ST_GOP_POOL:
-    ok = st_op_pool(dev, cmd, a, (StPoolMode)op->mode, y, err);
-    break;
-  case ST_GOP_RESIZE:
-    ok = st_op_resize(dev, cmd, a, (StResizeMode)op->mode, y, err);
-    break;
-  case ST_GOP_ADD:
-    ok = st_op_add(dev, cmd, a, b, scalar(op->ka, sc), scalar(op->kb, sc), op->act, op->alpha, y,
-                   err);
-    break;
-  case ST_GOP_MUL:
-    ok = st_op_mul(dev, cmd, a, b, op->act, op->alpha, y, err);
-    break;
-  case ST_GOP_DIV:
-    ok = st_op_div(dev, cmd, a, b, op->act, op->alpha, y, err);
-    break;
-  case ST_GOP_MOMENTS:
-    ok = st_op_moments(dev, cmd, a, op->eps, y, &p->vals[s->out[1]].t, err);
-    break;
-  case ST_GOP_GRAM:
-    ok = st_op_gram(dev, cmd, a, b, op->center, op->sqrt_, y, err);
-    break;
-  case ST_GOP_MATMUL:
-    ok = st_op_matmul(dev, cmd, a, b, op->ta, op->tb, y, err);
-    break;
-  case ST_GOP_LINEAR:
-    ok = st_op_linear(dev, cmd, a, &net->wt[op->weight], op->bias >= 0 ? &net->wt[op->bias] : NULL,
-                      op->act, op->alpha, y, err);
-    break;
-  case ST_GOP_SOFTMAX:
-    ok = st_op_softmax(dev, cmd, a, scalar(op->scale, sc), y, err);
-    break;
-  case ST_GOP_RESHAPE:
-    break; /* an alias: no work */
-  case ST_GOP_CONCAT: {
-    const StTensor *xs[64];
-    for (int i = 0; i < s->nin; i++)
-      xs[i] = &p->vals[s->in[i]].t;
-    ok = st_op_concat(dev, cmd, xs, s->nin, y, err);
-    break;
-  }
-  case ST_GOP_ACT:
-    ok = st_op_act(dev, cmd, a, op->act, op->alpha, y, err);
-    break;
-  }
-  if (!ok) {
-    char pre[96];
-    snprintf(pre, sizeof pre, "%s: ", s->label);
-    st_net_prefix_error(err, pre);
-  }
-  return ok;
+  const Rec r = {
+      .net = net,
+      .dev = net->dev,
+      .cmd = cmd,
+      .p = p,
+      .s = s,
+      .op = s->op,
+      .sc = sc,
+      .a = &p->vals[s->in[0]].t,
+      .b = s->nin > 1 ? &p->vals[s->in[1]].t : NULL,
+      .y = s->out[0] >= 0 ? &p->vals[s->out[0]].t : NULL,
+      .err = err,
+  };
+  if (record_fns[s->op->kind](&r))
+    return true;
+  char pre[96];
+  snprintf(pre, sizeof pre, "%s: ", s->label);
+  st_net_prefix_error(err, pre);
+  return false;
 }
 
 bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err) {

@@ -8,7 +8,7 @@
 
 struct StKernel {
   char shader[64];
-  int32_t spec[16];
+  int32_t spec[32];
   int nspec;
   int nbindings;
   int push_size;

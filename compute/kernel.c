@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "st_shaders.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +45,7 @@ static StKernel *lookup(StDevice *dev, const char *name, const int32_t *spec, in
 StKernel *st_kernel_get_spirv(StDevice *dev, const char *name, const uint32_t *code,
                               size_t code_size, const int32_t *spec, int nspec, int nbindings,
                               int push_size, StError *err) {
-  if (nspec < 0 || nspec > 16 || nbindings < 0 || nbindings > 16 || push_size < 0 ||
+  if (nspec < 0 || nspec > 32 || nbindings < 0 || nbindings > 16 || push_size < 0 ||
       push_size > 128 || (push_size & 3) || strlen(name) >= sizeof(((StKernel *)0)->shader)) {
     st_set_error(err, ST_ERROR_ARGUMENT,
                  "kernel %s: bad parameters (nspec %d, nbindings %d, push_size %d)", name, nspec,
@@ -171,4 +172,21 @@ StKernel *st_kernel_get(StDevice *dev, const char *shader, const int32_t *spec, 
     return NULL;
   }
   return st_kernel_get_spirv(dev, shader, code, size, spec, nspec, nbindings, push_size, err);
+}
+
+StKernel *st_kernel_get_id(StDevice *dev, StShaderId id, bool f16, const int32_t *spec, int nspec,
+                           int nbindings, int push_size, StError *err) {
+  const char *base = st_shader_name(id);
+  if (!base) {
+    st_set_error(err, ST_ERROR_ARGUMENT, "unknown shader id %d", (int)id);
+    return NULL;
+  }
+  char name[64];
+  snprintf(name, sizeof name, f16 ? "%s_f16" : "%s", base);
+  StKernel *k = lookup(dev, name, spec, nspec, nbindings, push_size);
+  if (k)
+    return k;
+  size_t size = 0;
+  const uint32_t *code = st_shader_code(id, f16, &size);
+  return st_kernel_get_spirv(dev, name, code, size, spec, nspec, nbindings, push_size, err);
 }

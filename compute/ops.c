@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "format.h"
 #include "internal.h"
+#include "spec_ids.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -61,27 +62,22 @@ static bool is_shape3(const StTensor *t, int c, int h, int w) {
   return t->rank == 3 && t->shape[0] == c && t->shape[1] == h && t->shape[2] == w;
 }
 
-/* Looks up `base` or `base_f16` with spec[0] = the fp16 mask of the bindings. */
-static StKernel *get_kernel(StDevice *dev, const char *base, const StTensor *const *bind, int nb,
-                            int32_t *spec, int nspec, int push_size, StError *err) {
+/* Looks up shader `id` (its _f16 variant for fp16 bindings) with spec[ST_SPEC_DT_MASK] = the fp16
+ * mask of the bindings; the other entries of spec are named by shaders/spec_ids.h. */
+static StKernel *get_kernel(StDevice *dev, StShaderId id, const StTensor *const *bind, int nb,
+                            int32_t spec[ST_SPEC_COUNT], int push_size, StError *err) {
   int32_t mask = 0;
   for (int i = 0; i < nb; i++)
     if (bind[i] && bind[i]->dtype == ST_F16)
       mask |= 1 << i;
-  char name[64];
-  if (mask) {
-    if (!st_device_has_fp16_storage(dev)) {
-      st_set_error(err, ST_ERROR_ARGUMENT,
-                   "%s: fp16 tensors need 16-bit storage buffer support, which %s lacks", base,
-                   st_device_name(dev));
-      return NULL;
-    }
-    snprintf(name, sizeof name, "%s_f16", base);
-  } else {
-    snprintf(name, sizeof name, "%s", base);
+  if (mask && !st_device_has_fp16_storage(dev)) {
+    st_set_error(err, ST_ERROR_ARGUMENT,
+                 "%s: fp16 tensors need 16-bit storage buffer support, which %s lacks",
+                 st_shader_name(id), st_device_name(dev));
+    return NULL;
   }
-  spec[0] = mask;
-  return st_kernel_get(dev, name, spec, nspec, nb, push_size, err);
+  spec[ST_SPEC_DT_MASK] = mask;
+  return st_kernel_get_id(dev, id, mask != 0, spec, ST_SPEC_COUNT, nb, push_size, err);
 }
 
 /* Splits `groups` workgroups of a 1D problem over x and y (shaders use st_group_linear()). */
@@ -252,7 +248,10 @@ bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
     float alpha;
   } pc = {(uint32_t)ci, (uint32_t)h, (uint32_t)wd, (uint32_t)co, (uint32_t)oh, (uint32_t)ow, alpha};
   const StTensor *bind[4] = {x, w, b ? b : w, y};
-  int32_t spec[6];
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_ACT] = (int32_t)act;
+  spec[ST_SPEC_HAS_BIAS] = b != NULL;
+  spec[ST_SPEC_REFLECT] = pad == ST_PAD_REFLECT;
   StKernel *kern;
   uint32_t gx = 1, gy = 1, gz = 1;
   ConvKernel ck = conv_kernel_choice(dev, ci, h, wd, co, k, stride);
@@ -260,46 +259,38 @@ bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
     /* conv1x1_sg_o{8,16,32}: workgroup = one 8-wide subgroup, 128 pixels of the flattened
      * plane x OB; the strips are spread over x and y. */
     int ob = conv_sg_ob(co, k);
-    char name[32];
-    snprintf(name, sizeof name, "conv1x1_sg_o%d", ob);
-    spec[1] = (int32_t)act;
-    spec[2] = b != NULL;
-    spec[3] = ci % 4 == 0; /* vec4 weight loads */
-    kern = get_kernel(dev, name, bind, 4, spec, 4, sizeof pc, err);
+    StShaderId id = ob == 32   ? ST_SHADER_CONV1X1_SG_O32
+                    : ob == 16 ? ST_SHADER_CONV1X1_SG_O16
+                               : ST_SHADER_CONV1X1_SG_O8;
+    spec[ST_SPEC_WVEC] = ci % 4 == 0; /* vec4 weight loads */
+    kern = get_kernel(dev, id, bind, 4, spec, sizeof pc, err);
     if (!kern || !split_groups(((size_t)oh * ow + 127) / 128, &gx, &gy, op, err))
       return false;
     gz = (uint32_t)((co + ob - 1) / ob);
   } else if (ck == CONV_SG) {
     /* conv3x3_sg_o{8,16,32}: workgroup = one 8-wide subgroup, tile 32 px x 4 rows x OB. */
     int ob = conv_sg_ob(co, k);
-    char name[32];
-    snprintf(name, sizeof name, "conv3x3_sg_o%d", ob);
-    spec[1] = (int32_t)act;
-    spec[2] = b != NULL;
-    spec[3] = pad == ST_PAD_REFLECT;
-    spec[4] = ci % 4 == 0; /* vec4 weight loads */
-    spec[5] = wd % 4 == 0; /* vec4 row loads and stores */
-    kern = get_kernel(dev, name, bind, 4, spec, 6, sizeof pc, err);
+    StShaderId id = ob == 32   ? ST_SHADER_CONV3X3_SG_O32
+                    : ob == 16 ? ST_SHADER_CONV3X3_SG_O16
+                    : ob == 8  ? ST_SHADER_CONV3X3_SG_O8
+                               : ST_SHADER_CONV3X3_SG_O4;
+    spec[ST_SPEC_WVEC] = ci % 4 == 0; /* vec4 weight loads */
+    spec[ST_SPEC_XVEC] = wd % 4 == 0; /* vec4 row loads and stores */
+    kern = get_kernel(dev, id, bind, 4, spec, sizeof pc, err);
     gx = (uint32_t)((ow + 31) / 32);
     gy = (uint32_t)((oh + 3) / 4);
     gz = (uint32_t)((co + ob - 1) / ob);
   } else if (ck == CONV_TILED) {
-    spec[1] = stride;
-    spec[2] = pad == ST_PAD_REFLECT;
-    spec[3] = (int32_t)act;
-    spec[4] = b != NULL;
-    spec[5] = k;
-    kern = get_kernel(dev, "conv2d_tiled", bind, 4, spec, 6, sizeof pc, err);
+    spec[ST_SPEC_K] = k;
+    spec[ST_SPEC_STRIDE] = stride;
+    kern = get_kernel(dev, ST_SHADER_CONV2D_TILED, bind, 4, spec, sizeof pc, err);
     gx = (uint32_t)((ow + 63) / 64); /* tile: 64x8 pixels x 8 output channels */
     gy = (uint32_t)((oh + 7) / 8);
     gz = (uint32_t)((co + 7) / 8);
   } else {
-    spec[1] = k;
-    spec[2] = stride;
-    spec[3] = pad == ST_PAD_REFLECT;
-    spec[4] = (int32_t)act;
-    spec[5] = b != NULL;
-    kern = get_kernel(dev, "conv2d", bind, 4, spec, 6, sizeof pc, err);
+    spec[ST_SPEC_K] = k;
+    spec[ST_SPEC_STRIDE] = stride;
+    kern = get_kernel(dev, ST_SHADER_CONV2D, bind, 4, spec, sizeof pc, err);
     gx = (uint32_t)((ow + 63) / 64);
     gy = (uint32_t)oh;
     gz = (uint32_t)((co + 3) / 4);
@@ -332,8 +323,9 @@ bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, c
     uint32_t h, w, oh, ow;
   } pc = {(uint32_t)h, (uint32_t)w, (uint32_t)oh, (uint32_t)ow};
   const StTensor *bind[2] = {x, y};
-  int32_t spec[2] = {0, mode == ST_POOL_MAX};
-  StKernel *kern = get_kernel(dev, "pool", bind, 2, spec, 2, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_MODE] = mode == ST_POOL_MAX;
+  StKernel *kern = get_kernel(dev, ST_SHADER_POOL, bind, 2, spec, sizeof pc, err);
   uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
   if (!kern || !check_grid(gx, gy, gz, op, err))
     return false;
@@ -352,8 +344,9 @@ static bool resample(StDevice *dev, StCmd *cmd, const StTensor *x, const StTenso
   } pc = {(uint32_t)h,          (uint32_t)w,          (uint32_t)oh, (uint32_t)ow,
           (float)h / (float)oh, (float)w / (float)ow, ty,           tx};
   const StTensor *bind[2] = {x, y};
-  int32_t spec[2] = {0, mode};
-  StKernel *kern = get_kernel(dev, "resize", bind, 2, spec, 2, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_MODE] = mode;
+  StKernel *kern = get_kernel(dev, ST_SHADER_RESIZE, bind, 2, spec, sizeof pc, err);
   uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
   if (!kern || !check_grid(gx, gy, gz, mode == 2 ? "translate" : "resize", err))
     return false;
@@ -432,8 +425,8 @@ bool st_op_temporal_blend(StDevice *dev, StCmd *cmd, const StTensor *x, const St
           bp->keep,
           1.0f / bp->thr};
   const StTensor *bind[6] = {x, prev_out, cur_in, prev_in, flow, y};
-  int32_t spec[1] = {0};
-  StKernel *kern = get_kernel(dev, op, bind, 6, spec, 1, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  StKernel *kern = get_kernel(dev, ST_SHADER_TEMPORAL_BLEND, bind, 6, spec, sizeof pc, err);
   uint32_t gx = (pc.w + 63) / 64, gy = pc.h;
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
@@ -474,8 +467,11 @@ static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const S
     float ka, kb, alpha;
   } pc = {(uint32_t)n, hw, ka, kb, alpha};
   const StTensor *bind[3] = {a, kind != 0 ? b : a, y};
-  int32_t spec[4] = {0, kind, (int32_t)act, bcast};
-  StKernel *kern = get_kernel(dev, "eltwise", bind, 3, spec, 4, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_ELT_OP] = kind;
+  spec[ST_SPEC_ACT] = (int32_t)act;
+  spec[ST_SPEC_BCAST] = bcast;
+  StKernel *kern = get_kernel(dev, ST_SHADER_ELTWISE, bind, 3, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups((n + 255) / 256, &gx, &gy, op, err))
     return false;
@@ -525,8 +521,8 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, cons
     float eps;
   } pc = {(uint32_t)c, (uint32_t)x->shape[1] * (uint32_t)x->shape[2], eps};
   const StTensor *bind[3] = {x, mean, std};
-  int32_t spec[1];
-  StKernel *kern = get_kernel(dev, "moments", bind, 3, spec, 1, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  StKernel *kern = get_kernel(dev, ST_SHADER_MOMENTS, bind, 3, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups((size_t)c, &gx, &gy, op, err))
     return false;
@@ -542,8 +538,12 @@ static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StT
     float scale;
   } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, scale};
   const StTensor *bind[3] = {a, b, c};
-  int32_t spec[5] = {0, ta, tb, center, sqrt_};
-  StKernel *kern = get_kernel(dev, "matmul", bind, 3, spec, 5, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_TA] = ta;
+  spec[ST_SPEC_TB] = tb;
+  spec[ST_SPEC_CENTER] = center;
+  spec[ST_SPEC_SQRT] = sqrt_;
+  StKernel *kern = get_kernel(dev, ST_SHADER_MATMUL, bind, 3, spec, sizeof pc, err);
   uint32_t gx = (uint32_t)((n + 31) / 32), gy = (uint32_t)((m + 31) / 32);
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
@@ -588,8 +588,11 @@ bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y,
       float scale;
     } pc = {(uint32_t)c, (uint32_t)d, (uint32_t)hw, 1.0f / (float)hw};
     const StTensor *bind[3] = {x, y, g};
-    int32_t spec[4] = {0, center, sqrt_, hw % 4 == 0};
-    StKernel *kern = get_kernel(dev, "gram_sg", bind, 3, spec, 4, sizeof pc, err);
+    int32_t spec[ST_SPEC_COUNT] = {0};
+    spec[ST_SPEC_CENTER] = center;
+    spec[ST_SPEC_SQRT] = sqrt_;
+    spec[ST_SPEC_KVEC] = hw % 4 == 0;
+    StKernel *kern = get_kernel(dev, ST_SHADER_GRAM_SG, bind, 3, spec, sizeof pc, err);
     uint32_t gx = (uint32_t)((d + 15) / 16), gy = (uint32_t)((c + 15) / 16);
     if (!kern || !check_grid(gx, gy, 1, op, err))
       return false;
@@ -650,7 +653,9 @@ bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
     float alpha;
   } pc = {(uint32_t)n, (uint32_t)k, alpha};
   const StTensor *bind[4] = {x, w, b ? b : w, y};
-  int32_t spec[3] = {0, (int32_t)act, b != NULL};
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_ACT] = (int32_t)act;
+  spec[ST_SPEC_HAS_BIAS] = b != NULL;
   /* linear_rows.comp (one invocation per output) on CPU drivers and for short rows, up to
    * LINEAR_ROWS_MAX_K; linear.comp (one workgroup per output, a parallel reduction over k)
    * otherwise. ST_LINEAR_KERNEL=rows|reduce forces one (read when the device is opened; rows
@@ -658,8 +663,8 @@ bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
   bool rows =
       k <= LINEAR_ROWS_MAX_K && (dev->linear_force == FORCE_LINEAR_ROWS ||
                                  (dev->linear_force == FORCE_AUTO && (dev->is_cpu || k <= 256)));
-  StKernel *kern =
-      get_kernel(dev, rows ? "linear_rows" : "linear", bind, 4, spec, 3, sizeof pc, err);
+  StKernel *kern = get_kernel(dev, rows ? ST_SHADER_LINEAR_ROWS : ST_SHADER_LINEAR, bind, 4, spec,
+                              sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups(rows ? ((size_t)n + 63) / 64 : (size_t)n, &gx, &gy, op, err))
     return false;
@@ -685,8 +690,8 @@ bool st_op_softmax(StDevice *dev, StCmd *cmd, const StTensor *x, float scale, co
     float scale;
   } pc = {(uint32_t)x->shape[0], (uint32_t)x->shape[1], scale};
   const StTensor *bind[2] = {x, y};
-  int32_t spec[1];
-  StKernel *kern = get_kernel(dev, "softmax", bind, 2, spec, 1, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  StKernel *kern = get_kernel(dev, ST_SHADER_SOFTMAX, bind, 2, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups((size_t)x->shape[0], &gx, &gy, op, err))
     return false;
@@ -727,8 +732,8 @@ bool st_op_concat(StDevice *dev, StCmd *cmd, const StTensor *const *xs, int n, c
       uint32_t n, dst_off;
     } pc = {(uint32_t)cnt, off};
     const StTensor *bind[2] = {xs[i], y};
-    int32_t spec[1];
-    StKernel *kern = get_kernel(dev, "copy", bind, 2, spec, 1, sizeof pc, err);
+    int32_t spec[ST_SPEC_COUNT] = {0};
+    StKernel *kern = get_kernel(dev, ST_SHADER_COPY, bind, 2, spec, sizeof pc, err);
     uint32_t gx = 0, gy = 0;
     if (!kern || !split_groups((cnt + 255) / 256, &gx, &gy, op, err))
       return false;
@@ -867,8 +872,9 @@ bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFram
   pc.sy = (float)layout->height / (float)th;
   StTensor raw = {src, 0, ST_F32, 1, {(int)(src->size / 4), 1, 1}};
   const StTensor *bind[2] = {&raw, y};
-  int32_t spec[2] = {0, packed32(fi, np, pg)};
-  StKernel *kern = get_kernel(dev, "frame_to_float", bind, 2, spec, 2, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
+  StKernel *kern = get_kernel(dev, ST_SHADER_FRAME_TO_FLOAT, bind, 2, spec, sizeof pc, err);
   uint32_t gx = (uint32_t)((tw + 63) / 64), gy = (uint32_t)th;
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
@@ -912,8 +918,9 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
     return false;
   StTensor raw = {dst, 0, ST_F32, 1, {(int)(dst->size / 4), 1, 1}};
   const StTensor *bind[3] = {x, preserve_colors ? orig : x, &raw};
-  int32_t spec[2] = {0, packed32(fi, np, pg)};
-  StKernel *kern = get_kernel(dev, "float_to_frame", bind, 3, spec, 2, sizeof pc, err);
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
+  StKernel *kern = get_kernel(dev, ST_SHADER_FLOAT_TO_FRAME, bind, 3, spec, sizeof pc, err);
   if (!kern)
     return false;
   pc.fw = (uint32_t)layout->width;

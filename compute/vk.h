@@ -11,6 +11,7 @@
 #define ST_VK_H
 
 #include "st.h"
+#include "st_shaders.h"
 #include <vulkan/vulkan.h>
 
 typedef enum {
@@ -60,6 +61,10 @@ static inline size_t st_tensor_numel(const StTensor *t) {
 typedef struct StKernel StKernel;
 StKernel *st_kernel_get(StDevice *dev, const char *shader, const int32_t *spec, int nspec,
                         int nbindings, int push_size, StError *err);
+
+/* The same for shader `id` (st_shaders.h), its _f16 variant with f16. */
+StKernel *st_kernel_get_id(StDevice *dev, StShaderId id, bool f16, const int32_t *spec, int nspec,
+                           int nbindings, int push_size, StError *err);
 
 typedef struct StCmd StCmd;
 StCmd *st_cmd_begin(StDevice *dev, StError *err);

@@ -9,11 +9,14 @@
 // selection is a specialization constant, so the driver removes the unused view's code.
 // Arithmetic is always fp32.
 
+#extension GL_GOOGLE_include_directive : require
 #ifdef ST_F16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
 
-layout(constant_id = 0) const int DT_MASK = 0;
+#include "spec_ids.h"
+
+layout(constant_id = ST_SPEC_DT_MASK) const int DT_MASK = 0;
 
 #define ACT_NONE 0
 #define ACT_RELU 1
@@ -63,6 +66,60 @@ float st_act(float v, int act, float alpha) {
 #define ST_OUT(B, n)                                                                             \
   layout(std430, set = 0, binding = B) writeonly buffer n##_F { float n##_f[]; };                \
   void st_##n(uint i, float v) { n##_f[i] = v; }
+#endif
+
+// ST_IN4(B, n): read-only tensor `n` at binding B, read four elements at a time with
+// ld_n4(i) (elements 4i .. 4i+3) or one at a time with ld_n(i). ST_OUT4(B, n): written with
+// st_n4(i, v) and st_n(i, v). fp16 storage is read as packed halves (uvec2 = 4 halves: as many
+// loads as fp32; on llvmpipe every storage-buffer load runs lane by lane and component by
+// component); single fp16 elements are written as float16_t (a packed write would race with the
+// neighbouring element's).
+#ifdef ST_F16
+#define ST_IN4(B, n)                                                                             \
+  layout(std430, set = 0, binding = B) readonly buffer n##_F { float n##_f[]; };                 \
+  layout(std430, set = 0, binding = B) readonly buffer n##_F4 { vec4 n##_f4[]; };                \
+  layout(std430, set = 0, binding = B) readonly buffer n##_H { uint n##_h[]; };                  \
+  layout(std430, set = 0, binding = B) readonly buffer n##_H4 { uvec2 n##_h4[]; };               \
+  float ld_##n(uint i) {                                                                         \
+    if (((DT_MASK >> B) & 1) != 0)                                                               \
+      return unpackHalf2x16(n##_h[i >> 1])[i & 1u];                                              \
+    return n##_f[i];                                                                             \
+  }                                                                                              \
+  vec4 ld_##n##4(uint i) {                                                                       \
+    if (((DT_MASK >> B) & 1) != 0) {                                                             \
+      uvec2 u = n##_h4[i];                                                                       \
+      return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));                                     \
+    }                                                                                            \
+    return n##_f4[i];                                                                            \
+  }
+#define ST_OUT4(B, n)                                                                            \
+  layout(std430, set = 0, binding = B) writeonly buffer n##_F { float n##_f[]; };                \
+  layout(std430, set = 0, binding = B) writeonly buffer n##_F4 { vec4 n##_f4[]; };               \
+  layout(std430, set = 0, binding = B) writeonly buffer n##_H { float16_t n##_h[]; };            \
+  layout(std430, set = 0, binding = B) writeonly buffer n##_H4 { uvec2 n##_h4[]; };              \
+  void st_##n(uint i, float v) {                                                                 \
+    if (((DT_MASK >> B) & 1) != 0)                                                               \
+      n##_h[i] = float16_t(v);                                                                   \
+    else                                                                                         \
+      n##_f[i] = v;                                                                              \
+  }                                                                                              \
+  void st_##n##4(uint i, vec4 v) {                                                               \
+    if (((DT_MASK >> B) & 1) != 0)                                                               \
+      n##_h4[i] = uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));                                 \
+    else                                                                                         \
+      n##_f4[i] = v;                                                                             \
+  }
+#else
+#define ST_IN4(B, n)                                                                             \
+  layout(std430, set = 0, binding = B) readonly buffer n##_F { float n##_f[]; };                 \
+  layout(std430, set = 0, binding = B) readonly buffer n##_F4 { vec4 n##_f4[]; };                \
+  float ld_##n(uint i) { return n##_f[i]; }                                                      \
+  vec4 ld_##n##4(uint i) { return n##_f4[i]; }
+#define ST_OUT4(B, n)                                                                            \
+  layout(std430, set = 0, binding = B) writeonly buffer n##_F { float n##_f[]; };                \
+  layout(std430, set = 0, binding = B) writeonly buffer n##_F4 { vec4 n##_f4[]; };               \
+  void st_##n(uint i, float v) { n##_f[i] = v; }                                                 \
+  void st_##n##4(uint i, vec4 v) { n##_f4[i] = v; }
 #endif
 
 // Linear workgroup index of a 2D dispatch (ops.c splits large 1D dispatches over x and y).

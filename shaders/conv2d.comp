@@ -10,11 +10,11 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-layout(constant_id = 1) const int K = 3;
-layout(constant_id = 2) const int STRIDE = 1;
-layout(constant_id = 3) const int REFLECT = 0;
-layout(constant_id = 4) const int ACT = 0;
-layout(constant_id = 5) const int HAS_BIAS = 0;
+layout(constant_id = ST_SPEC_K) const int K = 3;
+layout(constant_id = ST_SPEC_STRIDE) const int STRIDE = 1;
+layout(constant_id = ST_SPEC_REFLECT) const int REFLECT = 0;
+layout(constant_id = ST_SPEC_ACT) const int ACT = 0;
+layout(constant_id = ST_SPEC_HAS_BIAS) const int HAS_BIAS = 0;
 
 ST_IN(0, x)
 ST_IN(1, w)

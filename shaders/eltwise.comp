@@ -7,9 +7,9 @@
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
-layout(constant_id = 1) const int OP = 0; // 0 act(a), 1 add, 2 mul, 3 div
-layout(constant_id = 2) const int ACT = 0;
-layout(constant_id = 3) const int BCAST = 0; // b is [C], index = i / hw
+layout(constant_id = ST_SPEC_ELT_OP) const int OP = 0; // 0 act(a), 1 add, 2 mul, 3 div
+layout(constant_id = ST_SPEC_ACT) const int ACT = 0;
+layout(constant_id = ST_SPEC_BCAST) const int BCAST = 0; // b is [C], index = i / hw
 
 ST_IN(0, a)
 ST_IN(1, b)

@@ -16,7 +16,7 @@ layout(local_size_x = 64) in;
 // 1: a one-plane format of 4 one-byte components per pixel (RGBA, BGRA, RGBx, BGRx, ...) whose
 // plane offset and stride are multiples of 4: every word is one pixel, found with one division
 // instead of the generic per-byte component search (on lavapipe 4-5x less time per frame).
-layout(constant_id = 1) const int PACKED32 = 0;
+layout(constant_id = ST_SPEC_PACKED32) const int PACKED32 = 0;
 
 ST_IN(0, x)
 ST_IN(1, orig)

@@ -11,7 +11,7 @@
 layout(local_size_x = 64) in;
 // 1: a one-plane format of 4 one-byte components per pixel at a word-aligned plane (ops.c
 // packed32): each pixel is one word, read once instead of once per component.
-layout(constant_id = 1) const int PACKED32 = 0;
+layout(constant_id = ST_SPEC_PACKED32) const int PACKED32 = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Src { uint src[]; };
 ST_OUT(1, y)

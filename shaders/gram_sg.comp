@@ -18,83 +18,26 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
-#ifdef ST_F16
-#extension GL_EXT_shader_16bit_storage : require
-#endif
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
 
 #define TC 16
 #define TD 16
 
-layout(constant_id = 0) const int DT_MASK = 0;
-layout(constant_id = 1) const int CENTER = 0;
-layout(constant_id = 2) const int SQRT = 0;
-layout(constant_id = 3) const int KVEC = 1;
+layout(constant_id = ST_SPEC_CENTER) const int CENTER = 0;
+layout(constant_id = ST_SPEC_SQRT) const int SQRT = 0;
+layout(constant_id = ST_SPEC_KVEC) const int KVEC = 1;
 
 layout(local_size_x = 8) in;
 
-layout(std430, set = 0, binding = 0) readonly buffer XF { float x_f[]; };
-layout(std430, set = 0, binding = 0) readonly buffer XF4 { vec4 x_f4[]; };
-layout(std430, set = 0, binding = 1) readonly buffer YF { float y_f[]; };
-layout(std430, set = 0, binding = 1) readonly buffer YF4 { vec4 y_f4[]; };
-layout(std430, set = 0, binding = 2) writeonly buffer GF { float g_f[]; };
-#ifdef ST_F16
-layout(std430, set = 0, binding = 0) readonly buffer XH { uint x_h[]; };
-layout(std430, set = 0, binding = 0) readonly buffer XH4 { uvec2 x_h4[]; };
-layout(std430, set = 0, binding = 1) readonly buffer YH { uint y_h[]; };
-layout(std430, set = 0, binding = 1) readonly buffer YH4 { uvec2 y_h4[]; };
-layout(std430, set = 0, binding = 2) writeonly buffer GH { float16_t g_h[]; };
-#endif
+ST_IN4(0, x)
+ST_IN4(1, y)
+ST_OUT(2, g)
 
 layout(push_constant) uniform P {
   uint c, d, k;
   float scale;
 } p;
-
-const bool XH16 = (DT_MASK & 1) != 0;
-const bool YH16 = (DT_MASK & 2) != 0;
-const bool GH16 = (DT_MASK & 4) != 0;
-
-float ld_x(uint i) {
-#ifdef ST_F16
-  if (XH16)
-    return unpackHalf2x16(x_h[i >> 1])[i & 1u];
-#endif
-  return x_f[i];
-}
-vec4 ld_x4(uint i) {
-#ifdef ST_F16
-  if (XH16) {
-    uvec2 u = x_h4[i];
-    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-  }
-#endif
-  return x_f4[i];
-}
-float ld_y(uint i) {
-#ifdef ST_F16
-  if (YH16)
-    return unpackHalf2x16(y_h[i >> 1])[i & 1u];
-#endif
-  return y_f[i];
-}
-vec4 ld_y4(uint i) {
-#ifdef ST_F16
-  if (YH16) {
-    uvec2 u = y_h4[i];
-    return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-  }
-#endif
-  return y_f4[i];
-}
-void st_g(uint i, float v) {
-#ifdef ST_F16
-  if (GH16) {
-    g_h[i] = float16_t(v);
-    return;
-  }
-#endif
-  g_f[i] = v;
-}
 
 void main() {
   const uint l = gl_SubgroupInvocationID;

@@ -8,8 +8,8 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-layout(constant_id = 1) const int ACT = 0;
-layout(constant_id = 2) const int HAS_BIAS = 0;
+layout(constant_id = ST_SPEC_ACT) const int ACT = 0;
+layout(constant_id = ST_SPEC_HAS_BIAS) const int HAS_BIAS = 0;
 
 ST_IN(0, x)
 ST_IN(1, w)

@@ -9,10 +9,10 @@
 #include "common.glsl"
 
 layout(local_size_x = 16, local_size_y = 16) in;
-layout(constant_id = 1) const int TA = 0;
-layout(constant_id = 2) const int TB = 0;
-layout(constant_id = 3) const int CENTER = 0; // requires TA == 0 && TB == 1
-layout(constant_id = 4) const int SQRT = 0;
+layout(constant_id = ST_SPEC_TA) const int TA = 0;
+layout(constant_id = ST_SPEC_TB) const int TB = 0;
+layout(constant_id = ST_SPEC_CENTER) const int CENTER = 0; // requires TA == 0 && TB == 1
+layout(constant_id = ST_SPEC_SQRT) const int SQRT = 0;
 
 ST_IN(0, a)
 ST_IN(1, b)

@@ -6,7 +6,7 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-layout(constant_id = 1) const int MODE = 0; // 0 avg, 1 max
+layout(constant_id = ST_SPEC_MODE) const int MODE = 0; // 0 avg, 1 max
 
 ST_IN(0, x)
 ST_OUT(1, y)

@@ -8,7 +8,7 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-layout(constant_id = 1) const int MODE = 0; // 0 nearest, 1 bilinear, 2 translate
+layout(constant_id = ST_SPEC_MODE) const int MODE = 0; // 0 nearest, 1 bilinear, 2 translate
 
 ST_IN(0, x)
 ST_OUT(1, y)

@@ -10,12 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "st_shader_ids.h" /* generated: StShaderId, one ST_SHADER_<NAME> per shader */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Returns the SPIR-V words of shader `name` (file stem, plus "_f16" for the fp16 variant) and
- * its size in bytes, or NULL (size 0) if there is no such shader. */
+/* The shader's name (its file stem or tile variant, shaders/meson.build); NULL for a bad id. */
+const char *st_shader_name(StShaderId id);
+/* SPIR-V words of a shader (f16: the -DST_F16 variant) and its size in bytes; NULL for a bad id. */
+const uint32_t *st_shader_code(StShaderId id, int f16, size_t *size_bytes);
+/* By name (file stem, plus "_f16" for the fp16 variant), or NULL (size 0) if there is none. */
 const uint32_t *st_shader_find(const char *name, size_t *size_bytes);
 
 #ifdef __cplusplus

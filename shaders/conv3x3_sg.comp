@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // 3x3 convolution, stride 1, pad 1 (zero or reflect), for CPU Vulkan drivers with 8-wide
 // subgroups (lavapipe/llvmpipe on 256-bit SIMD): y = act(conv(pad(x), w) + b), w [O,I,3,3].
-// Included by conv3x3_sg_*.comp, which define the register tile:
+// Compiled once per register tile by shaders/meson.build (shader_tiles: conv3x3_sg_o4, _o8, _o16,
+// _o32), which defines:
 //   OB  output channels per workgroup (4 or a multiple of 8),
 //   PX  consecutive pixels per invocation (multiple of 4),
 //   RB  output rows per workgroup.
@@ -23,38 +24,24 @@
 //   vec4 loads) are loaded by lane j; each weight is then distributed by a shuffle from lane j;
 // - every invocation accumulates OB x RB x PX outputs; each input value feeds 3*OB FMAs per
 //   kernel row, each weight RB*PX FMAs.
-// Bindings, fp16 storage (packed halves) and the shared helpers: conv_sg_common.glsl.
+// Bindings, fp16 storage (packed halves) and the shared helpers: conv_sg_common.glsl and
+// common.glsl (ld_x reads single elements for W % 4 != 0 and the halo columns).
+#version 450
 #extension GL_GOOGLE_include_directive : require
+#ifndef OB
+#error "conv3x3_sg.comp is compiled with -DOB=... (shaders/meson.build, shader_tiles)"
+#endif
+#ifndef PX
+#error "conv3x3_sg.comp is compiled with -DPX=... (shaders/meson.build, shader_tiles)"
+#endif
+#ifndef RB
+#error "conv3x3_sg.comp is compiled with -DRB=... (shaders/meson.build, shader_tiles)"
+#endif
 #include "conv_sg_common.glsl"
 
-layout(constant_id = 3) const int REFLECT = 0;
-layout(constant_id = 4) const int WVEC = 1;
-layout(constant_id = 5) const int XVEC = 1;
-
-// Element-wise views (W % 4 != 0 and the halo columns).
-layout(std430, set = 0, binding = 0) readonly buffer XF { float x_f[]; };
-layout(std430, set = 0, binding = 3) writeonly buffer YF { float y_f[]; };
-#ifdef ST_F16
-layout(std430, set = 0, binding = 0) readonly buffer XH { uint x_h[]; };
-layout(std430, set = 0, binding = 3) writeonly buffer YH { float16_t y_h[]; };
-#endif
-
-float ld_x(uint i) {
-#ifdef ST_F16
-  if (XH16)
-    return unpackHalf2x16(x_h[i >> 1])[i & 1u];
-#endif
-  return x_f[i];
-}
-void st_y(uint i, float v) {
-#ifdef ST_F16
-  if (YH16) {
-    y_h[i] = float16_t(v);
-    return;
-  }
-#endif
-  y_f[i] = v;
-}
+layout(constant_id = ST_SPEC_REFLECT) const int REFLECT = 0;
+layout(constant_id = ST_SPEC_WVEC) const int WVEC = 1;
+layout(constant_id = ST_SPEC_XVEC) const int XVEC = 1;
 
 // Reflect padding index (pad 1); a size-1 axis repeats its only element.
 int refl(int i, int n) {

@@ -4,15 +4,23 @@
 // conv3x3_sg.glsl (see there for the measurements behind it), on the flattened H*W plane:
 // invocation `l` owns NP consecutive pixels, read with vec4 loads; lane j loads the weights of
 // output channel o0 + j + 8s for 4 input channels (one vec4) and shuffles distribute them; every
-// invocation accumulates OB x NP outputs. Included by conv1x1_sg_*.comp, which define OB (output
-// channels per workgroup, multiple of 8) and NP (pixels per invocation, multiple of 4).
+// invocation accumulates OB x NP outputs. Compiled once per tile by shaders/meson.build
+// (shader_tiles: conv1x1_sg_o8, _o16, _o32), which defines OB (output channels per workgroup,
+// multiple of 8) and NP (pixels per invocation, multiple of 4).
 // Requirements checked by ops.c: subgroup size 8 (one workgroup = one subgroup), H*W % 4 == 0.
 // WVEC (I % 4 == 0) selects vec4 weight loads, otherwise scalar loads with the last block of 4
 // input channels padded by zero weights. Bindings, fp16 storage and helpers: conv_sg_common.glsl.
+#version 450
 #extension GL_GOOGLE_include_directive : require
+#ifndef OB
+#error "conv1x1_sg.comp is compiled with -DOB=... (shaders/meson.build, shader_tiles)"
+#endif
+#ifndef NP
+#error "conv1x1_sg.comp is compiled with -DNP=... (shaders/meson.build, shader_tiles)"
+#endif
 #include "conv_sg_common.glsl"
 
-layout(constant_id = 3) const int WVEC = 1;
+layout(constant_id = ST_SPEC_WVEC) const int WVEC = 1;
 
 const int NS = OB / 8;
 

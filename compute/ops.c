@@ -199,6 +199,29 @@ static ConvKernel conv_kernel_choice(StDevice *dev, int ci, int h, int w, int co
 /* Output channels per workgroup of the sg kernels: the largest tile without much waste (input
  * loads are shared by OB channels; 32 is the best measured, 8 the least wasteful for few, 4 for
  * an RGB output (3x3 only), about 25 % faster than 8 there). */
+/* Loop iterations per lane of one gram_sg dispatch at most (llvmpipe's limit is 65535 for all
+ * the loops of an invocation together). */
+#define GRAM_SG_ITERATIONS 60000
+/* On CPU devices, whether an invocation's loops stay within llvmpipe's limit (65535 iterations
+ * for all the loops of an invocation together, past which they end silently: test_ops found
+ * lost terms in linear_rows, gram_sg and matmul). Ops whose reductions cannot be split are
+ * refused with a message past it; gram and matmul split theirs into dispatches. */
+#define CPU_LOOP_ITERATIONS 65000
+static bool cpu_loops_fit(StDevice *dev, size_t iterations, const char *op, const char *what,
+                          size_t n, StError *err) {
+  if (!dev->is_cpu || iterations <= CPU_LOOP_ITERATIONS)
+    return true;
+  return st_set_error(err, ST_ERROR_ARGUMENT,
+                      "%s: a %s of %zu elements is longer than %s can reduce in one shader "
+                      "invocation (its loops stop after 65535 iterations); use a smaller "
+                      "processing size",
+                      op, what, n, st_device_name(dev));
+}
+
+/* Elements of K per matmul.comp dispatch on CPU devices: 60,000 of its 16-element steps (its
+ * inner loops have constant bounds and are unrolled; the steps are what llvmpipe counts). */
+#define MATMUL_CPU_CHUNK (16 * 60000)
+
 static int conv_sg_ob(int co, int k) {
   if (co % 32 == 0)
     return 32;
@@ -520,6 +543,9 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, cons
     uint32_t c, hw;
     float eps;
   } pc = {(uint32_t)c, (uint32_t)x->shape[1] * (uint32_t)x->shape[2], eps};
+  /* two passes of hw / 256 steps per invocation, and the two 8-step tree reductions */
+  if (!cpu_loops_fit(dev, 2 * (((size_t)pc.hw + 255) / 256) + 16, op, "channel", pc.hw, err))
+    return false;
   const StTensor *bind[3] = {x, mean, std};
   int32_t spec[ST_SPEC_COUNT] = {0};
   StKernel *kern = get_kernel(dev, ST_SHADER_MOMENTS, bind, 3, spec, sizeof pc, err);
@@ -533,10 +559,22 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, cons
 static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
                             const StTensor *b, const StTensor *c, int m, int n, int k, bool ta,
                             bool tb, bool center, bool sqrt_, float scale, StError *err) {
+  /* On CPU devices K is split into chunks of MATMUL_CPU_CHUNK (llvmpipe ends longer loops
+   * silently: K = 1.1M lost terms in test_ops); one pass elsewhere. */
+  uint32_t chunk = dev->is_cpu ? MATMUL_CPU_CHUNK : (uint32_t)k;
+  uint32_t nchunks = ((uint32_t)k + chunk - 1) / chunk;
+  if (nchunks < 1)
+    nchunks = 1;
+  if (nchunks > 1 && (center || c->dtype != ST_F32))
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "%s: a reduction over %d elements needs %u passes on %s, which the %s form "
+                        "does not support (use a smaller processing size)",
+                        op, k, nchunks, st_device_name(dev), center ? "centred" : "fp16-output");
   struct {
     uint32_t m, n, k;
     float scale;
-  } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, scale};
+    uint32_t k0, k1, flags;
+  } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, scale, 0, 0, 0};
   const StTensor *bind[3] = {a, b, c};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_TA] = ta;
@@ -547,7 +585,12 @@ static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StT
   uint32_t gx = (uint32_t)((n + 31) / 32), gy = (uint32_t)((m + 31) / 32);
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
-  st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  for (uint32_t i = 0; i < nchunks; i++) {
+    pc.k0 = i * chunk;
+    pc.k1 = i + 1 == nchunks ? (uint32_t)k : (i + 1) * chunk;
+    pc.flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
+    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  }
   return true;
 }
 
@@ -582,21 +625,37 @@ bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y,
     return shape_error(err, op, "output", g, exp);
   }
   if (gram_sg_choice(dev)) {
-    /* gram_sg: one 8-wide subgroup per 16x16 tile of g over the whole reduction. */
+    /* gram_sg: one 8-wide subgroup per 16x16 tile of g over the whole reduction, in chunks of at
+     * most GRAM_SG_ITERATIONS loop iterations per lane (K / 32 with vec4 loads, K / 8 without):
+     * llvmpipe silently ends longer loops (LP_MAX_TGSI_LOOP_ITERATIONS = 65535). */
+    bool kvec = hw % 4 == 0;
+    size_t chunk = (size_t)GRAM_SG_ITERATIONS * (kvec ? 32 : 8);
+    uint32_t nchunks = (uint32_t)(((size_t)hw + chunk - 1) / chunk);
+    if (nchunks > 1 && (center || g->dtype != ST_F32))
+      return st_set_error(err, ST_ERROR_ARGUMENT,
+                          "gram: %d elements per channel need %u passes on %s, which the %s "
+                          "form does not support (use a smaller processing size)",
+                          hw, nchunks, st_device_name(dev), center ? "centred" : "fp16-output");
     struct {
       uint32_t c, d, k;
       float scale;
-    } pc = {(uint32_t)c, (uint32_t)d, (uint32_t)hw, 1.0f / (float)hw};
+      uint32_t k0, k1, flags;
+    } pc = {(uint32_t)c, (uint32_t)d, (uint32_t)hw, 1.0f / (float)hw, 0, 0, 0};
     const StTensor *bind[3] = {x, y, g};
     int32_t spec[ST_SPEC_COUNT] = {0};
     spec[ST_SPEC_CENTER] = center;
     spec[ST_SPEC_SQRT] = sqrt_;
-    spec[ST_SPEC_KVEC] = hw % 4 == 0;
+    spec[ST_SPEC_KVEC] = kvec;
     StKernel *kern = get_kernel(dev, ST_SHADER_GRAM_SG, bind, 3, spec, sizeof pc, err);
     uint32_t gx = (uint32_t)((d + 15) / 16), gy = (uint32_t)((c + 15) / 16);
     if (!kern || !check_grid(gx, gy, 1, op, err))
       return false;
-    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+    for (uint32_t i = 0; i < nchunks; i++) {
+      pc.k0 = (uint32_t)(i * chunk);
+      pc.k1 = i + 1 == nchunks ? (uint32_t)hw : (uint32_t)((i + 1) * chunk);
+      pc.flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
+      st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+    }
     return true;
   }
   return matmul_dispatch(dev, cmd, op, x, y, g, c, d, hw, false, true, center, sqrt_,
@@ -663,6 +722,9 @@ bool st_op_linear(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
   bool rows =
       k <= LINEAR_ROWS_MAX_K && (dev->linear_force == FORCE_LINEAR_ROWS ||
                                  (dev->linear_force == FORCE_AUTO && (dev->is_cpu || k <= 256)));
+  /* reduce: k / 256 steps per invocation and the 8-step tree reduction */
+  if (!rows && !cpu_loops_fit(dev, ((size_t)k + 255) / 256 + 8, op, "row", k, err))
+    return false;
   StKernel *kern = get_kernel(dev, rows ? ST_SHADER_LINEAR_ROWS : ST_SHADER_LINEAR, bind, 4, spec,
                               sizeof pc, err);
   uint32_t gx = 0, gy = 0;
@@ -689,6 +751,9 @@ bool st_op_softmax(StDevice *dev, StCmd *cmd, const StTensor *x, float scale, co
     uint32_t m, n;
     float scale;
   } pc = {(uint32_t)x->shape[0], (uint32_t)x->shape[1], scale};
+  /* three passes of n / 256 steps per invocation, and the two 8-step tree reductions */
+  if (!cpu_loops_fit(dev, 3 * (((size_t)pc.n + 255) / 256) + 16, op, "row", pc.n, err))
+    return false;
   const StTensor *bind[2] = {x, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   StKernel *kern = get_kernel(dev, ST_SHADER_SOFTMAX, bind, 2, spec, sizeof pc, err);

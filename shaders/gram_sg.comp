@@ -14,6 +14,9 @@
 // ops are not centred; this path is for completeness and costs one more pass over x and y.
 // fp16 storage (ST_F16, DT_MASK bit 0: x, bit 1: y) is read as packed halves (uvec2 = 4 halves);
 // g is fp32 or fp16 (bit 2).
+// Chunks: llvmpipe ends every loop of an invocation after 65535 iterations in all, silently, so a
+// long reduction is split into dispatches over [k0, k1), each adding to the previous one's sums
+// (fp32 g, no CENTER; ops.c decides).
 #version 450
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -33,10 +36,15 @@ layout(local_size_x = 8) in;
 ST_IN4(0, x)
 ST_IN4(1, y)
 ST_OUT(2, g)
+// The previous chunk's sums (fp32 g only), read by the lane that then writes the same element.
+layout(std430, set = 0, binding = 2) readonly buffer GP { float g_prev[]; };
 
+// k: the row length K; [k0, k1): this dispatch's chunk of the reduction (k0 % 32 == 0). flags
+// bit 0: add g's previous value (a later chunk); bit 1: the last chunk (SQRT applies).
 layout(push_constant) uniform P {
   uint c, d, k;
   float scale;
+  uint k0, k1, flags;
 } p;
 
 void main() {
@@ -55,7 +63,7 @@ void main() {
     ys[j] = vec4(0.0);
     sy[j] = vec4(0.0);
   }
-  const uint nfull = KVEC != 0 ? p.k / 4u : 0u; // vec4 blocks
+  const uint nfull = KVEC != 0 ? p.k1 / 4u : 0u; // vec4 blocks up to the chunk's end
 
   if (CENTER != 0) {
     for (uint q = l; q < nfull; q += 8u) {
@@ -86,7 +94,7 @@ void main() {
   [[unroll]] for (int i = 0; i < TC; i++)
     [[unroll]] for (int j = 0; j < TD; j++)
       acc[i][j] = 0.0;
-  for (uint q = l; q < nfull; q += 8u) {
+  for (uint q = p.k0 / 4u + l; q < nfull; q += 8u) {
     vec4 xv[TC], yv[TD];
     [[unroll]] for (int i = 0; i < TC; i++) {
       xv[i] = ld_x4(xrow[i] / 4u + q) - xs[i];
@@ -103,8 +111,8 @@ void main() {
         acc[i][j] += dot(xv[i], yv[j]);
   }
   if (KVEC == 0) {
-    // Element by element: lane l takes k = l, l + 8, ...
-    for (uint k = l; k < p.k; k += 8u) {
+    // Element by element: lane l takes k = k0 + l, k0 + l + 8, ...
+    for (uint k = p.k0 + l; k < p.k1; k += 8u) {
       float xv[TC], yv[TD];
       [[unroll]] for (int i = 0; i < TC; i++) {
         xv[i] = ld_x(xrow[i] + k) - xs[i].x;
@@ -130,11 +138,14 @@ void main() {
   [[unroll]] for (int i = 0; i < TC; i++)
     [[unroll]] for (int j = 0; j < TD; j++) {
       float v = subgroupAdd(acc[i][j]) * p.scale - mx[i] * my[j];
-      if (SQRT != 0)
-        v = sqrt(max(v, 0.0) + 1e-8);
       uint row = c0 + uint(i), col = d0 + uint(j);
       // One lane per output: lane (i * TD + j) % 8.
-      if (row < p.c && col < p.d && uint((i * TD + j) % 8) == l)
+      if (row < p.c && col < p.d && uint((i * TD + j) % 8) == l) {
+        if ((p.flags & 1u) != 0u)
+          v += g_prev[row * p.d + col];
+        if (SQRT != 0 && (p.flags & 2u) != 0u)
+          v = sqrt(max(v, 0.0) + 1e-8);
         st_g(row * p.d + col, v);
+      }
     }
 }

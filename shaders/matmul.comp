@@ -17,10 +17,16 @@ layout(constant_id = ST_SPEC_SQRT) const int SQRT = 0;
 ST_IN(0, a)
 ST_IN(1, b)
 ST_OUT(2, c)
+// The previous chunk's sums (fp32 c only), read by the invocation that then writes the element.
+layout(std430, set = 0, binding = 2) readonly buffer CP { float c_prev[]; };
 
+// [k0, k1): this dispatch's chunk of the reduction (k0 % 16 == 0); flags bit 0: add c's previous
+// value (a later chunk), bit 1: the last chunk (SQRT applies). Chunks exist because llvmpipe
+// silently ends the loops of an invocation after 65535 iterations in all (ops.c splits K there).
 layout(push_constant) uniform P {
   uint m, n, k;
   float scale;
+  uint k0, k1, flags;
 } p;
 
 shared float As[16][33]; // [k][m]
@@ -75,7 +81,7 @@ void main() {
   }
 
   float acc00 = 0.0, acc01 = 0.0, acc10 = 0.0, acc11 = 0.0;
-  for (uint k0 = 0u; k0 < p.k; k0 += 16u) {
+  for (uint k0 = p.k0; k0 < p.k1; k0 += 16u) {
     // Each invocation loads 2 elements of the a tile and 2 of the b tile, with the contiguous
     // index of the source running over neighbouring invocations.
     for (uint j = 0u; j < 2u; j++) {
@@ -122,7 +128,9 @@ void main() {
     uint row = m0 + ty + 16u * (i >> 1u), col = n0 + tx + 16u * (i & 1u);
     if (row < p.m && col < p.n) {
       float v = accs[i] * p.scale;
-      if (SQRT != 0)
+      if ((p.flags & 1u) != 0u)
+        v += c_prev[row * p.n + col];
+      if (SQRT != 0 && (p.flags & 2u) != 0u)
         v = sqrt(max(v, 0.0) + 1e-8);
       st_c(row * p.n + col, v);
     }

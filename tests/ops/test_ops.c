@@ -649,6 +649,23 @@ static void test_moments(void) {
       dt_free(m);
       dt_free(sd);
     }
+  /* A channel longer than one invocation may loop over on llvmpipe (2 x 32,813 steps: more than
+   * 65,000 in all) is refused on CPU devices with a message, never a silently wrong result. */
+  if (st_device_is_cpu(dev)) {
+    DT *x = dt_new(ST_F32, 3, 1, 1, 8400000), *m = dt_new(ST_F32, 1, 1, 1, 1),
+       *sd = dt_new(ST_F32, 1, 1, 1, 1);
+    StError err = {0};
+    StCmd *cmd = st_cmd_begin(dev, &err);
+    bool ok = st_op_moments(dev, cmd, &x->t, 1e-5f, &m->t, &sd->t, &err);
+    checks++;
+    if (ok || err.code != ST_ERROR_ARGUMENT || !strstr(err.message, "smaller processing size"))
+      fail("moments over 8.4M elements on a CPU device: %s", ok ? "accepted" : err.message);
+    printf("moments [1,1,8400000] on %s: %s\n", st_device_name(dev), err.message);
+    st_cmd_free(cmd);
+    dt_free(x);
+    dt_free(m);
+    dt_free(sd);
+  }
 }
 
 /* `kernel`: NULL for the default choice, else the kernel forced with st_op_force_gram_kernel
@@ -712,6 +729,11 @@ static void test_gram(void) {
   test_gram_case(16, 16, 90, 160, false, false, true, ST_F32, "sg");
   test_gram_case(17, 33, 5, 7, true, true, false, ST_F32, "sg");
   test_gram_case(32, 3, 12, 12, true, true, true, ST_F32, "sg");
+  /* K long enough that one pass over it would take a lane past llvmpipe's 65535 loop iterations
+   * (K / 8 element-wise, K / 32 with vec4 loads): gram_sg splits K into chunks there. */
+  test_gram_case(2, 2, 1, 600001, true, false, true, ST_F32, "sg");
+  test_gram_case(3, 3, 2, 1100000, false, false, false, ST_F32, "sg");
+  test_gram_case(2, 3, 1, 1100001, true, false, true, ST_F32, "matmul"); /* 2 chunks on CPUs */
   if (have_f16) {
     test_gram_case(20, 9, 8, 20, true, true, true, ST_F16, "sg");
     test_gram_case(16, 16, 45, 80, false, false, true, ST_F16, NULL);
@@ -740,8 +762,10 @@ static void test_gram(void) {
 }
 
 static void test_matmul(void) {
-  static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 129}, {100, 37, 300}};
-  for (size_t s = 0; s < 4; s++)
+  /* the last: K past what one pass may loop over on llvmpipe (split into chunks there) */
+  static const int shapes[][3] = {
+      {1, 1, 1}, {7, 5, 3}, {33, 65, 129}, {100, 37, 300}, {3, 2, 1100000}};
+  for (size_t s = 0; s < 5; s++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];

@@ -145,6 +145,14 @@ static GstHarness *new_harness(GstElement *element, GstCaps *caps) {
   return h;
 }
 
+/* Tears a harness down together with the bus new_harness gave its element: the messages queued
+ * there hold references to the element, which holds the bus, so the element would never be
+ * freed (and the device pool would keep its idle device open until the process ends). */
+static void teardown_harness(GstHarness *h) {
+  gst_element_set_bus(h->element, NULL);
+  gst_harness_teardown(h);
+}
+
 /* Pushes `in` through the harness and returns the output buffer. */
 static GstBuffer *process(GstHarness *h, GstBuffer *in) {
   GstFlowReturn ret = gst_harness_push(h, gst_buffer_ref(in));
@@ -381,7 +389,7 @@ static void check_format_sizes(const gchar *format, const gint (*sizes)[2], guin
     gst_caps_unref(outcaps);
     gst_sample_unref(in);
   }
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
 }
 
@@ -749,7 +757,7 @@ GST_START_TEST(test_style_change_playing) {
   g_free(other);
   g_free(first);
   g_free(bad);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 }
@@ -802,7 +810,7 @@ GST_START_TEST(test_style_change_nonblocking) {
   set_at_once(e, "style", first);
   set_at_once(e, "style", slow);
   t0 = g_get_monotonic_time();
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gdouble stop_s = (g_get_monotonic_time() - t0) / 1e6;
   g_print("stopped during a decode in %.2f s\n", stop_s);
   fail_unless(stop_s < 10, "stopping waited %.1f s for the decode", stop_s);
@@ -908,7 +916,7 @@ GST_START_TEST(test_property_change_playing) {
   unwatch_bus(e, bus);
 
   gst_buffer_unref(base);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 }
@@ -934,7 +942,7 @@ static void process_on_device(const gchar *id, const gchar *uuid, const gchar *n
   g_free(got_uuid);
   g_free(got_name);
   gst_buffer_unref(out);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 }
@@ -970,7 +978,7 @@ GST_START_TEST(test_device_id) {
   gst_buffer_unref(process(h, gst_sample_get_buffer(in)));
   gst_element_set_bus(e, NULL);
   gst_object_unref(bus);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 
@@ -1034,7 +1042,7 @@ GST_START_TEST(test_temporal) {
   gst_buffer_unref(disc);
   gst_buffer_unref(first);
   gst_buffer_unref(second);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 }
@@ -1077,7 +1085,7 @@ GST_START_TEST(test_temporal_smoothing) {
     GstHarness *h = new_harness(e, caps);
     for (int i = 0; i <= N; i++)
       outs[run][i] = process(h, frames[i]);
-    gst_harness_teardown(h);
+    teardown_harness(h);
     gst_object_unref(e);
   }
   gdouble change[2] = {0, 0};
@@ -1148,7 +1156,7 @@ GST_START_TEST(test_qos_drops_late_frames) {
   gst_object_unref(bus);
   for (int i = 0; i < 3; i++)
     gst_buffer_unref(bufs[i]);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 }
@@ -1195,7 +1203,7 @@ GST_START_TEST(test_controller) {
   gst_buffer_unref(o0);
   gst_buffer_unref(o1);
   gst_object_unref(cs);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 }
@@ -1223,7 +1231,7 @@ GST_START_TEST(test_renegotiate) {
   GstCaps *outcaps = gst_pad_get_current_caps(h->sinkpad);
   fail_unless(gst_caps_is_equal(outcaps, gst_sample_get_caps(a)));
   gst_caps_unref(outcaps);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(a);
   gst_sample_unref(b);
@@ -1396,7 +1404,7 @@ GST_START_TEST(test_colorimetry_from_caps) {
   check_colorimetry(h, "I420_10LE", "bt709", "bt2020");
   check_colorimetry(h, "I420_10LE", "1:3:0:0", "bt709"); /* full-range BT.709 */
   check_colorimetry(h, "RGBA", "2:1:0:0", "1:1:0:0");    /* limited-range RGB */
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(pic);
 }
@@ -1419,7 +1427,7 @@ GST_START_TEST(test_colorimetry_defaults) {
     GstElement *e;
     GstHarness *h = new_stateless_harness(&e, bare);
     GstBuffer *a = stylize(h, buf, bare), *b = stylize(h, buf, same), *c = stylize(h, buf, other);
-    gst_harness_teardown(h);
+    teardown_harness(h);
     gst_object_unref(e);
     FrameStats sb = compare_frames(bare, a, b), sc = compare_frames(bare, a, c);
     GST_INFO("%dx%d without colorimetry: mad %.3f to %s, %.3f to %s", cases[i].w, cases[i].h,
@@ -1626,7 +1634,7 @@ GST_START_TEST(test_absurd_sizes) {
   push_frame_of(h, uhd, "4K steps=8 at processing-size=256");
   gst_sample_unref(uhd);
 
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   for (guint i = 0; i < G_N_ELEMENTS(sizes); i++)
     gst_sample_unref(frames[i]);
@@ -1651,7 +1659,7 @@ GST_START_TEST(test_device_memory_exhausted) {
   g_free(text);
   g_object_set(e, "processing-size", 128, NULL);
   push_frame_of(h, frame, "processing-size=128 under a 30 MiB cap");
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(frame);
 }
@@ -1753,7 +1761,7 @@ GST_START_TEST(test_error_device_id) {
   gst_buffer_unref(process(h, gst_sample_get_buffer(in)));
   gchar *uuid = NULL;
   g_object_get(e, "device-uuid", &uuid, NULL);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   gst_object_unref(e);
   gst_sample_unref(in);
 

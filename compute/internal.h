@@ -6,9 +6,11 @@
 
 #include "vk.h"
 
+#define ST_KERNEL_MAX_SPEC 32 /* specialization constants of a kernel at most */
+
 struct StKernel {
   char shader[64];
-  int32_t spec[32];
+  int32_t spec[ST_KERNEL_MAX_SPEC];
   int nspec;
   int nbindings;
   int push_size;

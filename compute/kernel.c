@@ -45,7 +45,7 @@ static StKernel *lookup(StDevice *dev, const char *name, const int32_t *spec, in
 StKernel *st_kernel_get_spirv(StDevice *dev, const char *name, const uint32_t *code,
                               size_t code_size, const int32_t *spec, int nspec, int nbindings,
                               int push_size, StError *err) {
-  if (nspec < 0 || nspec > 32 || nbindings < 0 || nbindings > 16 || push_size < 0 ||
+  if (nspec < 0 || nspec > ST_KERNEL_MAX_SPEC || nbindings < 0 || nbindings > 16 || push_size < 0 ||
       push_size > 128 || (push_size & 3) || strlen(name) >= sizeof(((StKernel *)0)->shader)) {
     st_set_error(err, ST_ERROR_ARGUMENT,
                  "kernel %s: bad parameters (nspec %d, nbindings %d, push_size %d)", name, nspec,
@@ -122,7 +122,7 @@ StKernel *st_kernel_get_spirv(StDevice *dev, const char *name, const uint32_t *c
     k->layout = VK_NULL_HANDLE;
     goto fail;
   }
-  VkSpecializationMapEntry entries[16];
+  VkSpecializationMapEntry entries[ST_KERNEL_MAX_SPEC];
   for (int i = 0; i < nspec; i++)
     entries[i] = (VkSpecializationMapEntry){
         .constantID = (uint32_t)i, .offset = (uint32_t)(4 * i), .size = 4};

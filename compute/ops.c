@@ -64,6 +64,8 @@ static bool is_shape3(const StTensor *t, int c, int h, int w) {
 
 /* Looks up shader `id` (its _f16 variant for fp16 bindings) with spec[ST_SPEC_DT_MASK] = the fp16
  * mask of the bindings; the other entries of spec are named by shaders/spec_ids.h. */
+_Static_assert(ST_SPEC_COUNT <= ST_KERNEL_MAX_SPEC, "spec_ids.h: too many ids for StKernel");
+
 static StKernel *get_kernel(StDevice *dev, StShaderId id, const StTensor *const *bind, int nb,
                             int32_t spec[ST_SPEC_COUNT], int push_size, StError *err) {
   int32_t mask = 0;

@@ -92,6 +92,9 @@ void st_cmd_host_times(const StCmd *cmd, double *submit_ms, double *wait_ms);
 /* Tests: sets the style from planar float RGB [3,h,w] in [0,1], bound to the style subgraph's
  * input as is (no resize to style_size). */
 bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError *err);
+/* The same for any slot, with st_net_set_style_slot's flags. */
+bool st_net_set_style_slot_float(StNet *net, StStyleSlot slot, const float *rgb, int w, int h,
+                                 unsigned flags, StError *err);
 /* Bytes of device memory of the current frame plan's arena (0 before the first frame). */
 VkDeviceSize st_net_arena_bytes(const StNet *net);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later
- * Graph executor, public API (st.h): loading (weights on the device), the style, accessors and
- * timings. Plans, recording, frames and the temporal state are in the net_*.c files
- * (net_private.h, compute/README.md).
+ * Graph executor, public API (st.h): loading (weights on the device), accessors and timings. Plans,
+ * recording, frames and the temporal state are in the net_*.c files (net_private.h,
+ * compute/README.md).
  */
 #include "net_private.h"
 
@@ -79,6 +79,7 @@ void st_frame_params_init(StFrameParams *p) {
   p->preserve_colors = false;
   p->temporal = true;
   p->motion = ST_MOTION_ESTIMATE;
+  p->style_fade = 1.0f;
 }
 
 void st_net_free(StNet *net) {
@@ -89,7 +90,7 @@ void st_net_free(StNet *net) {
   st_recordings_free(net);
   st_plan_free(dev, net->plan);
   st_buffer_destroy(dev, &net->weights);
-  st_buffer_destroy(dev, &net->style_buf);
+  st_styles_free(net);
   st_buffer_destroy(dev, &net->state_buf);
   st_buffer_destroy(dev, &net->state_tmp);
   st_luma_free(&net->luma_prev);
@@ -104,7 +105,6 @@ void st_net_free(StNet *net) {
   st_buffer_destroy(dev, &net->up_dev);
   st_buffer_destroy(dev, &net->down);
   st_buffer_destroy(dev, &net->down_dev);
-  st_style_vals_free(net->style_vals, net->nstyle);
   free(net->wt);
   free(net->timings);
   st_model_free(net->model);
@@ -173,105 +173,4 @@ int st_net_last_timings(const StNet *net, StTiming *out, int max, bool per_op) {
     out[j].ms += net->timings[i].ms;
   }
   return n;
-}
-
-static void style_size(int w, int h, int s, int *sw, int *sh) {
-  if (w >= h) {
-    *sw = s;
-    *sh = (int)lround((double)h * s / w);
-  } else {
-    *sh = s;
-    *sw = (int)lround((double)w * s / h);
-  }
-  if (*sw < 1)
-    *sw = 1;
-  if (*sh < 1)
-    *sh = 1;
-}
-
-/* Either `style` (any format, resized to style_size) or `rgb` (planar float [3,fh,fw], bound as
- * is). */
-static bool set_style_impl(StNet *net, const StImage *style, const float *rgb, int fw, int fh,
-                           StError *err) {
-  StDevice *dev = net->dev;
-  st_device_settle(dev);
-  PlaneInfo pi;
-  int sw = fw, sh = fh;
-  if (style) {
-    if (!st_net_image_info(net->dev, style, "style image", &pi, err))
-      return false;
-    style_size(style->width, style->height, net->model->style_size, &sw, &sh);
-  } else if (!rgb || fw < 1 || fh < 1 || fw > MAX_SIDE || fh > MAX_SIDE) {
-    return st_set_error(err, ST_ERROR_ARGUMENT, "bad style image (%dx%d)", fw, fh);
-  }
-  Plan *p = st_plan_style(net, sw, sh, err);
-  if (!p)
-    return false;
-  StBuffer persist = {0};
-  StCmd *cmd = NULL;
-  StyleVal *sv = NULL;
-  int nsv = 0;
-  bool ok = false;
-  if (!st_buffer_create(dev, p->persist_size ? p->persist_size : 16, ST_MEM_DEVICE, &persist,
-                        err) ||
-      !st_buffer_create(dev, p->arena_size, ST_MEM_DEVICE, &p->arena, err))
-    goto out;
-  st_plan_bind(net, p, &persist);
-  cmd = st_cmd_begin(dev, err);
-  if (!cmd)
-    goto out;
-  if (style) {
-    StFrameLayout lay;
-    VkDeviceSize size;
-    if (!st_net_stage_image(net, style, &pi, &lay, &size, err))
-      goto out;
-    StBuffer *src = st_net_record_image_upload(net, cmd, size);
-    if (!st_op_frame_to_float(dev, cmd, src, &lay, &p->vals[p->input].t, err))
-      goto out;
-  } else {
-    VkDeviceSize bytes = (VkDeviceSize)3 * fw * fh * 4;
-    if (!st_net_buffer(net, &net->up, bytes, ST_MEM_UPLOAD, err))
-      goto out;
-    memcpy(net->up.mapped, rgb, bytes);
-    const StTensor *t = &p->vals[p->input].t;
-    st_cmd_copy(cmd, &net->up, 0, t->buf, t->offset, bytes);
-  }
-  st_cmd_mark(cmd, "upload");
-  const Scalars style_sc = {1.0f, 0.0f};
-  if (!st_record_steps(net, cmd, p, &style_sc, err))
-    goto out;
-  if (!st_cmd_submit_wait(cmd, err))
-    goto out;
-  st_net_save_timings(net, cmd);
-  sv = st_style_vals_of(net, p, &nsv, err);
-  if (!sv)
-    goto out;
-  /* success: swap in the new style state */
-  st_buffer_destroy(dev, &net->style_buf);
-  net->style_buf = persist;
-  memset(&persist, 0, sizeof persist);
-  st_style_vals_free(net->style_vals, net->nstyle);
-  net->style_vals = sv;
-  net->nstyle = nsv;
-  net->has_style = true;
-  net->style_gen++;
-  net->state_valid = false;
-  ok = true;
-out:
-  st_cmd_free(cmd);
-  st_buffer_destroy(dev, &persist);
-  st_plan_free(dev, p);
-  return ok;
-}
-
-bool st_net_set_style(StNet *net, const StImage *style, StError *err) {
-  if (!net)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
-  return set_style_impl(net, style, NULL, 0, 0, err);
-}
-
-bool st_net_set_style_float(StNet *net, const float *rgb, int w, int h, StError *err) {
-  if (!net)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "no network");
-  return set_style_impl(net, NULL, rgb, w, h, err);
 }

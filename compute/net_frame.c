@@ -128,6 +128,10 @@ static bool check_frame(StNet *net, const StFrameParams *params, StError *err) {
   if (!(params->smoothing >= 0.0f && params->smoothing <= ST_MAX_SMOOTHING))
     return st_set_error(err, ST_ERROR_ARGUMENT, "smoothing %g out of range (0..%g)",
                         (double)params->smoothing, (double)ST_MAX_SMOOTHING);
+  if (!(params->style_mix >= 0.0f && params->style_mix <= 1.0f) ||
+      !(params->style_fade >= 0.0f && params->style_fade <= 1.0f))
+    return st_set_error(err, ST_ERROR_ARGUMENT, "style mix %g / fade %g out of range (0..1)",
+                        (double)params->style_mix, (double)params->style_fade);
   if (abs(params->motion_dx) > MAX_SIDE || abs(params->motion_dy) > MAX_SIDE)
     return st_set_error(err, ST_ERROR_ARGUMENT, "motion (%d, %d) out of range", params->motion_dx,
                         params->motion_dy);
@@ -321,6 +325,8 @@ static bool run_frame(StNet *net, FrameIO *io, const StFrameParams *params, doub
   bool preserve = io->image && params->preserve_colors;
   if (io->image)
     processing_size(params, io->w, io->h, &pw, &ph);
+  if (!st_style_prepare(net, params, err))
+    return false;
   Plan *p = get_plan(net, pw, ph, params->steps, preserve, err);
   if (!p)
     return false;

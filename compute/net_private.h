@@ -6,6 +6,7 @@
  *   net_record.c   recording a plan's steps; the frame's recordings kept and submitted again
  *   net_frame.c    frame I/O (image and float strategies) and the one frame-run path
  *   net_temporal.c the temporal state's motion and the output smoothing
+ *   net_style.c    the style slots and the effective style state (their interpolation)
  */
 #ifndef ST_NET_PRIVATE_H
 #define ST_NET_PRIVATE_H
@@ -108,6 +109,17 @@ typedef struct {
   bool valid; /* recorded from `key` and submittable */
 } Recording;
 
+/* ---- style slots (net_style.c) ------------------------------------------------------------ */
+
+/* The style subgraph's outputs for one style image. */
+typedef struct {
+  StBuffer buf;
+  StyleVal *vals; /* NULL: the slot is empty */
+  int nvals;
+  VkDeviceSize size;
+} StyleSlot;
+enum { STYLE_MAIN = 0, STYLE_SECOND, STYLE_FROM, STYLE_SLOTS };
+
 /* ---- the network -------------------------------------------------------------------------- */
 
 struct StNet {
@@ -116,12 +128,18 @@ struct StNet {
   bool fp16;
   StBuffer weights;
   StTensor *wt; /* per file tensor */
-  /* style state */
+  /* style state: the slots, and the effective state that frame plans read (style_vals, in
+   * style_buf), updated from the slots with the weights mix_w (main, second, from) */
   bool has_style;
-  unsigned style_gen;
+  StyleSlot slots[STYLE_SLOTS];
+  unsigned style_gen;   /* the effective state's layout (frame plans are keyed by it) */
+  unsigned style_epoch; /* a new style without crossfade (the temporal state starts afresh) */
   StyleVal *style_vals;
   int nstyle;
   StBuffer style_buf;
+  float mix_w[STYLE_SLOTS];
+  float mix_fade; /* the crossfade's progress last applied */
+  bool mix_valid; /* style_buf holds the slots' blend with mix_w */
   /* temporal state */
   StBuffer state_buf;
   StBuffer state_tmp; /* the translated state before it is copied back */
@@ -141,7 +159,7 @@ struct StNet {
   StBlendParams blend_bp;
   int blend_w, blend_h, blend_cur;
   bool blend_valid, blend_pending;
-  unsigned blend_style_gen;
+  unsigned blend_style_epoch;
   int blend_steps;
   float blend_strength;
   bool blend_preserve;
@@ -218,6 +236,12 @@ StBuffer *st_net_record_image_upload(StNet *net, StCmd *cmd, VkDeviceSize size);
 /* (Re)allocates one of the net's buffers to hold `size` bytes (headroom added);
  * bumps res_gen when it makes a new buffer. */
 bool st_net_buffer(StNet *net, StBuffer *b, VkDeviceSize size, StMemKind kind, StError *err);
+
+/* net_style.c */
+void st_styles_free(StNet *net);
+/* Brings the effective style state to this frame's style_mix / style_fade (a submission of its
+ * own when they or a slot changed; nothing otherwise). */
+bool st_style_prepare(StNet *net, const StFrameParams *params, StError *err);
 
 /* net_temporal.c */
 bool st_uses_motion(const Plan *p, const StFrameParams *params);

@@ -168,7 +168,7 @@ bool st_blend_prepare(StNet *net, Plan *p, const StFrameParams *params, int pw, 
     net->blend_h = h;
   }
   /* a new look (style, steps, strength, colours) starts afresh rather than fading in */
-  if (net->blend_style_gen != net->style_gen || net->blend_steps != params->steps ||
+  if (net->blend_style_epoch != net->style_epoch || net->blend_steps != params->steps ||
       net->blend_strength != params->strength || net->blend_preserve != params->preserve_colors)
     net->blend_valid = false;
   int cur = net->blend_cur ^ 1, prev = net->blend_cur;
@@ -230,7 +230,7 @@ void st_blend_finish(StNet *net, const StFrameParams *params) {
   net->blend_pending = false;
   net->blend_cur ^= 1;
   net->blend_valid = true;
-  net->blend_style_gen = net->style_gen;
+  net->blend_style_epoch = net->style_epoch;
   net->blend_steps = params->steps;
   net->blend_strength = params->strength;
   net->blend_preserve = params->preserve_colors;

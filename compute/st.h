@@ -189,6 +189,25 @@ bool st_net_has_style(const StNet *net);
  * larger image carries nothing more. */
 int st_net_style_size(const StNet *net);
 
+/* Several styles. A network holds a main style (st_net_set_style) and optionally a second one;
+ * each frame uses their style statistics interpolated by StFrameParams.style_mix (0: the main
+ * style, 1: the second; every output of the style subgraph, e.g. means, standard deviations and
+ * square-root Gram or colouring matrices, is interpolated linearly). A main style set with
+ * ST_STYLE_CROSSFADE keeps the one it replaces, and StFrameParams.style_fade moves the frames from
+ * it (0) to the new one (1; a frame with 1 ends the crossfade and frees the old style); the
+ * temporal state is kept. Without the flag a new main style applies at once and the temporal
+ * state starts afresh. The interpolated statistics are computed only when the weights or a style
+ * change, in a submission of their own (a few small dispatches). */
+typedef enum { ST_STYLE_MAIN = 0, ST_STYLE_SECOND = 1 } StStyleSlot;
+#define ST_STYLE_CROSSFADE 1u /* ST_STYLE_MAIN only */
+bool st_net_set_style_slot(StNet *net, StStyleSlot slot, const StImage *style, unsigned flags,
+                           StError *err);
+/* Forgets the second style (ST_STYLE_SECOND; the main style cannot be cleared). */
+void st_net_clear_style_slot(StNet *net, StStyleSlot slot);
+bool st_net_has_style_slot(const StNet *net, StStyleSlot slot);
+/* Whether a crossfade started by ST_STYLE_CROSSFADE still holds the old style. */
+bool st_net_crossfading(const StNet *net);
+
 /* How the previous frame's residual is moved before it is reused (temporal on). */
 typedef enum {
   ST_MOTION_NONE = 0, /* reused where it is */
@@ -213,12 +232,18 @@ typedef struct {
    * the scene, is kept (an exponential average along the motion); elsewhere the new output is
    * used. 0 = off. Reset when style, steps, strength or preserve_colors change. */
   float smoothing;
+  /* Style interpolation (see st_net_set_style_slot), 0..1: style_mix 0 is the main style alone
+   * (also whenever no second style is set), style_fade 1 the new main style alone (also whenever
+   * no crossfade runs). */
+  float style_mix;
+  float style_fade;
 } StFrameParams;
 #define ST_MAX_SMOOTHING 0.95f
 /* mean absolute RGB difference (0..1 units, 3x3 neighbourhood) at which nothing is kept */
 #define ST_SMOOTHING_THRESHOLD 0.06f
 
-/* steps 2, strength 1, temporal on, size 0, motion ST_MOTION_ESTIMATE, smoothing 0 */
+/* steps 2, strength 1, temporal on, size 0, motion ST_MOTION_ESTIMATE, smoothing 0, style_mix 0,
+ * style_fade 1 */
 void st_frame_params_init(StFrameParams *p);
 /* The motion (processing-size pixels) applied to the temporal state in the last frame. */
 void st_net_last_motion(const StNet *net, int *dx, int *dy);

@@ -225,6 +225,130 @@ static void check_reuse(StNet *net, const JsonValue *cs, bool fp16) {
   free(in);
 }
 
+/* One frame of `in` with `p` (temporal off); the output (3 * w * h floats) or NULL. */
+static float *run_once(StNet *net, const float *in, int w, int h, const StFrameParams *p,
+                       bool *reused, const char *what) {
+  StError err = {0};
+  float *o = NULL;
+  int rw = 0, rh = 0;
+  bool ok = st_net_run_float(net, in, w, h, p, &o, &rw, &rh, &err);
+  CHECK(ok, "%s: %s", what, err.message);
+  StHostTiming ht;
+  st_net_last_host_timing(net, &ht);
+  if (reused)
+    *reused = ht.reused;
+  return ok ? o : NULL;
+}
+
+static bool same(const float *a, const float *b, size_t n) {
+  return a && b && memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+/* Several styles (st_net_set_style_slot): the second style at mix 0 and 1 gives exactly the main
+ * style alone and the second style alone; a mix in between differs from both and re-uses the
+ * frame's recording (the mix is not part of it); a crossfade starts exactly at the old style and
+ * ends exactly at the new one, also when a new crossfade starts in the middle of one; clearing
+ * the second style; bad arguments. The main style is the file's style again at the end. */
+static void check_styles(StNet *net, const JsonValue *cs, const JsonValue *index) {
+  int c, h, w, sc, sh, sw;
+  float *in = read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h, &w);
+  const JsonValue *style = json_get(index, "style");
+  float *sa = read_f32(json_get(style, "file")->string, json_get(style, "shape"), &sc, &sh, &sw);
+  size_t ns = (size_t)3 * sw * sh;
+  float *sb = malloc(ns * sizeof(float));
+  if (!in || !sa || !sb) {
+    free(in);
+    free(sa);
+    free(sb);
+    return;
+  }
+  for (size_t i = 0; i < ns; i++) /* another style: the colours inverted, the rows reversed */
+    sb[i] =
+        1.0f -
+        sa[(i / ((size_t)sw * sh)) * sw * sh + (size_t)(sh - 1 - (int)(i / sw % sh)) * sw + i % sw];
+  StError err = {0};
+  StFrameParams p;
+  st_frame_params_init(&p);
+  p.steps = 1;
+  p.temporal = false;
+  size_t n = 0;
+  {
+    int rw, rh;
+    float *o = NULL;
+    CHECK(st_net_run_float(net, in, w, h, &p, &o, &rw, &rh, &err), "%s", err.message);
+    n = (size_t)3 * rw * rh;
+    free(o);
+  }
+  bool r1, r2;
+  float *oa = run_once(net, in, w, h, &p, NULL, "style A");
+  CHECK(!st_net_has_style_slot(net, ST_STYLE_SECOND), "a second style before one was set");
+  CHECK(st_net_set_style_slot_float(net, ST_STYLE_SECOND, sb, sw, sh, 0, &err), "second: %s",
+        err.message);
+  CHECK(st_net_has_style_slot(net, ST_STYLE_SECOND), "no second style after setting it");
+  float *om0 = run_once(net, in, w, h, &p, NULL, "mix 0");
+  p.style_mix = 1.0f;
+  float *om1 = run_once(net, in, w, h, &p, NULL, "mix 1");
+  p.style_mix = 0.5f;
+  float *omh = run_once(net, in, w, h, &p, NULL, "mix 0.5");
+  p.style_mix = 0.3f;
+  float *om3 = run_once(net, in, w, h, &p, &r1, "mix 0.3");
+  float *om3b = run_once(net, in, w, h, &p, &r2, "mix 0.3 again");
+  CHECK(same(oa, om0, n), "mix 0 is not the main style alone");
+  CHECK(!same(oa, om1, n) && !same(om1, omh, n) && !same(oa, omh, n) && !same(omh, om3, n),
+        "the mix changes nothing");
+  CHECK(r1 && r2 && same(om3, om3b, n), "a new mix re-recorded the frame (%d %d)", r1, r2);
+  st_net_clear_style_slot(net, ST_STYLE_SECOND);
+  float *oc = run_once(net, in, w, h, &p, NULL, "second cleared");
+  CHECK(same(oa, oc, n), "mix 0.3 without a second style is not the main style alone");
+  p.style_mix = 1.5f;
+  float *bad = NULL;
+  CHECK(!st_net_run_float(net, in, w, h, &p, &bad, NULL, NULL, &err) &&
+            err.code == ST_ERROR_ARGUMENT,
+        "style_mix 1.5 accepted");
+  free(bad);
+  p.style_mix = 0.0f;
+  CHECK(!st_net_set_style_slot_float(net, ST_STYLE_SECOND, sb, sw, sh, ST_STYLE_CROSSFADE, &err) &&
+            err.code == ST_ERROR_ARGUMENT,
+        "a crossfade of the second style accepted");
+  CHECK(!st_net_set_style_slot_float(net, (StStyleSlot)2, sb, sw, sh, 0, &err) &&
+            err.code == ST_ERROR_ARGUMENT,
+        "style slot 2 accepted");
+  /* B as the main style alone: exactly the mix-1 result */
+  CHECK(st_net_set_style_float(net, sb, sw, sh, &err), "%s", err.message);
+  float *ob = run_once(net, in, w, h, &p, NULL, "style B");
+  CHECK(same(ob, om1, n), "mix 1 is not the second style alone");
+  /* crossfade B -> A: fade 0 is B, 1 is A */
+  CHECK(st_net_set_style_slot_float(net, ST_STYLE_MAIN, sa, sw, sh, ST_STYLE_CROSSFADE, &err),
+        "crossfade: %s", err.message);
+  CHECK(st_net_crossfading(net), "no crossfade after ST_STYLE_CROSSFADE");
+  p.style_fade = 0.0f;
+  float *of0 = run_once(net, in, w, h, &p, NULL, "fade 0");
+  p.style_fade = 0.5f;
+  float *ofh = run_once(net, in, w, h, &p, NULL, "fade 0.5");
+  /* a new crossfade (to B) in the middle: it starts where the first one was */
+  CHECK(st_net_set_style_slot_float(net, ST_STYLE_MAIN, sb, sw, sh, ST_STYLE_CROSSFADE, &err),
+        "second crossfade: %s", err.message);
+  p.style_fade = 0.0f;
+  float *of2 = run_once(net, in, w, h, &p, NULL, "second crossfade, fade 0");
+  p.style_fade = 1.0f;
+  float *of3 = run_once(net, in, w, h, &p, NULL, "second crossfade, fade 1");
+  CHECK(!st_net_crossfading(net), "the crossfade did not end at fade 1");
+  CHECK(same(of0, ob, n), "a crossfade does not start at the old style");
+  CHECK(!same(ofh, ob, n) && !same(ofh, oa, n), "fade 0.5 is one of the styles");
+  CHECK(same(of2, ofh, n), "a crossfade started during another does not start where it was");
+  CHECK(same(of3, ob, n), "the crossfade does not end at the new style");
+  printf("styles: mix and crossfade end points exact, mix re-uses the recording\n");
+  CHECK(st_net_set_style_float(net, sa, sw, sh, &err), "%s", err.message);
+  float *oa2 = run_once(net, in, w, h, &p, NULL, "style A again");
+  CHECK(same(oa, oa2, n), "style A again: another result");
+  float *outs[] = {oa, om0, om1, omh, om3, om3b, oc, ob, of0, ofh, of2, of3, oa2};
+  for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)
+    free(outs[i]);
+  free(in);
+  free(sa);
+  free(sb);
+}
+
 static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool frame_only) {
   double min_psnr = fp16 ? 35.0 : 40.0;
   StNet *net = load_net(dev, json_get(index, "model")->string, fp16, index);
@@ -276,6 +400,8 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
     printf("%s: worst PSNR over %zu cases: %.2f dB\n", fp16 ? "fp16" : "fp32", cases->len, worst);
   if (!frame_only && cases->len > 0)
     check_reuse(net, &cases->items[0], fp16);
+  if (!frame_only && cases->len > 0)
+    check_styles(net, &cases->items[0], index);
 
   /* Temporal sequences: state carried from frame to frame. */
   const JsonValue *seqs = frame_only ? NULL : json_get(index, "sequences");

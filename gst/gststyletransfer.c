@@ -85,6 +85,9 @@ GST_DEBUG_CATEGORY(gst_style_transfer_debug); /* also devicepool.c's */
 /* processing-size used on CPU Vulkan devices (lavapipe) when the user did not set the property */
 #define CPU_PROCESSING_SIZE 256
 #define DEFAULT_FP16 TRUE
+#define DEFAULT_STYLE_MIX 0.0
+#define DEFAULT_STYLE_TRANSITION 0
+#define MAX_STYLE_TRANSITION 600000 /* ms: ten minutes */
 
 enum {
   PROP_0,
@@ -104,7 +107,14 @@ enum {
   PROP_DEVICE_UUID,
   PROP_DEVICE_PCI_BUS_ID,
   PROP_DEVICE_MEMORY,
+  PROP_STYLE_2,
+  PROP_STYLE_MIX,
+  PROP_STYLE_TRANSITION,
 };
+
+/* The two style properties: `style` (the engine's main style) and `style-2` (its second). */
+enum { SLOT_STYLE = 0, SLOT_STYLE_2, N_SLOTS };
+static const gchar *const slot_property[N_SLOTS] = {"style", "style-2"};
 
 /* The six formats of the first release first (they stay the preferred ones), then the packed
  * 4:2:2 formats of webcams, packed 24-bit RGB and the 10-bit formats of decoders. */
@@ -128,6 +138,10 @@ typedef struct {
   gchar *device_name;
   gboolean is_cpu;
   gboolean fp16; /* fp16 storage in use */
+  /* crossfades (style-transition): started by the loader (fade_serial++), timed by the streaming
+   * thread from the running time of the first frame that sees it */
+  guint fade_serial, fade_seen;
+  GstClockTime fade_start;
 } Engine;
 
 struct _GstStyleTransfer {
@@ -137,6 +151,9 @@ struct _GstStyleTransfer {
    * while decoding an image or while the engine runs. Order: engine_lock, then lock. */
   GMutex lock;
   gchar *style_path;
+  gchar *style2_path;
+  gdouble style_mix;
+  guint style_transition; /* ms */
   gchar *model_path;
   gint steps;
   gdouble strength;
@@ -153,9 +170,11 @@ struct _GstStyleTransfer {
   gchar *device_uuid, *device_pci_bus_id; /* of the device in use, "" when not reported */
   StDevice *active_dev; /* the device of the engine in use (NULL while stopped): device-memory */
   gboolean started;
-  GstSample *style_sample; /* the style in use, RGBA, as decoded for the engine's style size */
-  gchar *style_applied;    /* its path */
-  guint style_serial;      /* number of styles applied since start */
+  GstSample *style_sample;  /* the style in use, RGBA, as decoded for the engine's style size */
+  gchar *style_applied;     /* its path */
+  guint style_serial;       /* number of styles applied since start */
+  GstSample *style2_sample; /* the second style in use (NULL: none), as style_sample */
+  gchar *style2_applied;
   gboolean reset_temporal; /* the next frame starts without temporal state */
   /* the last colorimetry refused by set_info (basetransform retries the caps: one error each) */
   gboolean has_refused;
@@ -167,9 +186,10 @@ struct _GstStyleTransfer {
   GCond loader_cond;
   gboolean loader_quit;
   gboolean want_style;      /* style_path changed while started */
+  gboolean want_style2;     /* style2_path changed while started */
   gboolean want_engine;     /* model_path, device_index or fp16 changed while started */
   GCancellable *job_cancel; /* cancels the loader's current job (stop, or a newer style) */
-  gboolean job_is_style;
+  gint job_style_slot;      /* the slot of the loader's current style job, -1: none */
 
   /* held while the engine is used (streaming thread) or swapped (loader thread) */
   GMutex engine_lock;
@@ -301,8 +321,10 @@ static gboolean image_from_frame(const GstVideoFrame *frame, StImage *img) {
   return TRUE;
 }
 
-/* Sets the style `sample` (RGBA) on the engine's network. */
-static gboolean engine_set_style(Engine *engine, GstSample *sample, GError **error) {
+/* Sets the style `sample` (RGBA) on the engine's network, as its main or second style (`slot`),
+ * with st_net_set_style_slot's `flags`. */
+static gboolean engine_set_style(Engine *engine, GstSample *sample, gint slot, guint flags,
+                                 GError **error) {
   GstVideoInfo info;
   GstVideoFrame frame;
   if (!gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) ||
@@ -313,7 +335,10 @@ static gboolean engine_set_style(Engine *engine, GstSample *sample, GError **err
   }
   StImage img;
   StError serr = {0};
-  gboolean ok = image_from_frame(&frame, &img) && st_net_set_style(engine->net, &img, &serr);
+  gboolean ok =
+      image_from_frame(&frame, &img) &&
+      st_net_set_style_slot(engine->net, slot == SLOT_STYLE_2 ? ST_STYLE_SECOND : ST_STYLE_MAIN,
+                            &img, flags, &serr);
   gst_video_frame_unmap(&frame);
   if (!ok) {
     g_set_error(error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED,
@@ -405,16 +430,18 @@ static void notify_device_properties(GstStyleTransfer *self) {
 /* Decodes the style image at `path` for `engine` (scaled to its style size) and sets it on the
  * engine, under `engine_lock` when the engine is in use (NULL: not yet). Returns the decoded
  * sample, with `info` and `features_ms` (the style subgraph's time) filled. */
-static GstSample *load_style(Engine *engine, GMutex *engine_lock, const gchar *path,
-                             GCancellable *cancel, StyleImageInfo *info, gdouble *features_ms,
-                             GError **error) {
+static GstSample *load_style(Engine *engine, GMutex *engine_lock, const gchar *path, gint slot,
+                             guint flags, GCancellable *cancel, StyleImageInfo *info,
+                             gdouble *features_ms, GError **error) {
   GstSample *sample = style_image_decode(path, st_net_style_size(engine->net), cancel, info, error);
   if (sample == NULL)
     return NULL;
   if (engine_lock != NULL)
     g_mutex_lock(engine_lock);
   gint64 t0 = g_get_monotonic_time();
-  gboolean ok = engine_set_style(engine, sample, error);
+  gboolean ok = engine_set_style(engine, sample, slot, flags, error);
+  if (ok && (flags & ST_STYLE_CROSSFADE))
+    engine->fade_serial++; /* under engine_lock: the next frame starts timing it */
   *features_ms = (g_get_monotonic_time() - t0) / 1000.0;
   if (engine_lock != NULL)
     g_mutex_unlock(engine_lock);
@@ -427,13 +454,14 @@ static GstSample *load_style(Engine *engine, GMutex *engine_lock, const gchar *p
  * Posted without any lock held (a bus sync handler may call back into the element). */
 
 /* "styletransfer-style-applied": the style at `path` is in use from the next frame on. */
-static void post_style_applied(GstStyleTransfer *self, const gchar *path, guint serial,
+static void post_style_applied(GstStyleTransfer *self, gint slot, const gchar *path, guint serial,
                                const StyleImageInfo *info, gdouble features_ms) {
   GstStructure *s = gst_structure_new(
-      "styletransfer-style-applied", "path", G_TYPE_STRING, path, "serial", G_TYPE_UINT, serial,
-      "width", G_TYPE_INT, info->width, "height", G_TYPE_INT, info->height, "style-width",
-      G_TYPE_INT, info->style_width, "style-height", G_TYPE_INT, info->style_height, "decode-ms",
-      G_TYPE_DOUBLE, info->decode_ms, "features-ms", G_TYPE_DOUBLE, features_ms, NULL);
+      "styletransfer-style-applied", "property", G_TYPE_STRING, slot_property[slot], "path",
+      G_TYPE_STRING, path, "serial", G_TYPE_UINT, serial, "width", G_TYPE_INT, info->width,
+      "height", G_TYPE_INT, info->height, "style-width", G_TYPE_INT, info->style_width,
+      "style-height", G_TYPE_INT, info->style_height, "decode-ms", G_TYPE_DOUBLE, info->decode_ms,
+      "features-ms", G_TYPE_DOUBLE, features_ms, NULL);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -465,37 +493,61 @@ static void loader_failed(GstStyleTransfer *self, GError *error, const gchar *ke
   g_error_free(error);
 }
 
-/* The loader's style job: decode the current `style` and set it on the running engine. */
-static void loader_set_style(GstStyleTransfer *self, GCancellable *cancel) {
+/* The loader's style job: decode the current `style` (slot SLOT_STYLE) or `style-2` and set it on
+ * the running engine; an empty `style-2` removes the second style. A new `style` crossfades from
+ * the one in use when `style-transition` is set. */
+static void loader_set_style(GstStyleTransfer *self, gint slot, GCancellable *cancel) {
   g_mutex_lock(&self->lock);
-  gchar *path = g_strdup(self->style_path);
+  gchar *path = g_strdup(slot == SLOT_STYLE ? self->style_path : self->style2_path);
+  guint flags = slot == SLOT_STYLE && self->style_transition > 0 ? ST_STYLE_CROSSFADE : 0;
   g_mutex_unlock(&self->lock);
   /* only this thread swaps engines, and stop() joins it before freeing the engine */
   g_mutex_lock(&self->engine_lock);
   Engine *engine = self->engine;
+  if (slot == SLOT_STYLE_2 && (path == NULL || path[0] == '\0')) {
+    st_net_clear_style_slot(engine->net, ST_STYLE_SECOND);
+    g_mutex_lock(&self->lock);
+    g_clear_pointer(&self->style2_sample, gst_sample_unref);
+    g_clear_pointer(&self->style2_applied, g_free);
+    g_mutex_unlock(&self->lock);
+    g_mutex_unlock(&self->engine_lock);
+    GST_INFO_OBJECT(self, "second style removed");
+    gst_element_post_message(
+        GST_ELEMENT(self),
+        gst_message_new_element(GST_OBJECT(self),
+                                gst_structure_new("styletransfer-style-removed", "property",
+                                                  G_TYPE_STRING, slot_property[slot], NULL)));
+    g_free(path);
+    return;
+  }
   g_mutex_unlock(&self->engine_lock);
 
   GError *error = NULL;
   StyleImageInfo info;
   gdouble features_ms = 0;
-  GstSample *sample =
-      load_style(engine, &self->engine_lock, path, cancel, &info, &features_ms, &error);
+  GstSample *sample = load_style(engine, &self->engine_lock, path, slot, flags, cancel, &info,
+                                 &features_ms, &error);
   if (sample == NULL) {
-    loader_failed(self, error, "the previous style stays in use");
+    loader_failed(self, error,
+                  slot == SLOT_STYLE ? "the previous style stays in use"
+                                     : "the previous style-2 stays in use");
     g_free(path);
     return;
   }
   g_mutex_lock(&self->lock);
-  if (self->style_sample != NULL)
-    gst_sample_unref(self->style_sample);
-  self->style_sample = sample;
-  g_free(self->style_applied);
-  self->style_applied = g_strdup(path);
+  GstSample **in_use = slot == SLOT_STYLE ? &self->style_sample : &self->style2_sample;
+  gchar **applied = slot == SLOT_STYLE ? &self->style_applied : &self->style2_applied;
+  if (*in_use != NULL)
+    gst_sample_unref(*in_use);
+  *in_use = sample;
+  g_free(*applied);
+  *applied = g_strdup(path);
   guint serial = ++self->style_serial;
   g_mutex_unlock(&self->lock);
-  GST_INFO_OBJECT(self, "style %u: %s (%dx%d) in %.0f + %.0f ms", serial, path, info.width,
-                  info.height, info.decode_ms, features_ms);
-  post_style_applied(self, path, serial, &info, features_ms);
+  GST_INFO_OBJECT(self, "%s %u: %s (%dx%d) in %.0f + %.0f ms%s", slot_property[slot], serial, path,
+                  info.width, info.height, info.decode_ms, features_ms,
+                  flags ? ", crossfading" : "");
+  post_style_applied(self, slot, path, serial, &info, features_ms);
   g_free(path);
 }
 
@@ -509,6 +561,8 @@ static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
   gboolean fp16 = self->fp16;
   GstSample *style = gst_sample_ref(self->style_sample);
   gchar *style_path = g_strdup(self->style_applied);
+  GstSample *style2 = self->style2_sample ? gst_sample_ref(self->style2_sample) : NULL;
+  gchar *style2_path = g_strdup(self->style2_applied);
   g_mutex_unlock(&self->lock);
   g_mutex_lock(&self->engine_lock);
   gint old_style_size = st_net_style_size(self->engine->net);
@@ -516,20 +570,28 @@ static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
 
   gint64 t0 = g_get_monotonic_time();
   GError *error = NULL;
-  GstSample *redecoded = NULL;
+  GstSample *redecoded[N_SLOTS] = {NULL, NULL};
   Engine *engine = engine_new(model, device_index, device_id, fp16, &error);
   gboolean ok = engine != NULL;
-  if (ok && st_net_style_size(engine->net) == old_style_size) {
-    ok = engine_set_style(engine, style, &error);
-  } else if (ok) {
-    /* another style size: decode the style again, for the new one */
-    StyleImageInfo info;
-    gdouble features_ms;
-    redecoded = load_style(engine, NULL, style_path, cancel, &info, &features_ms, &error);
-    ok = redecoded != NULL;
+  GstSample *const samples[N_SLOTS] = {style, style2};
+  const gchar *const paths[N_SLOTS] = {style_path, style2_path};
+  for (gint slot = 0; ok && slot < N_SLOTS && samples[slot] != NULL; slot++) {
+    if (st_net_style_size(engine->net) == old_style_size) {
+      ok = engine_set_style(engine, samples[slot], slot, 0, &error);
+    } else {
+      /* another style size: decode the style again, for the new one */
+      StyleImageInfo info;
+      gdouble features_ms;
+      redecoded[slot] =
+          load_style(engine, NULL, paths[slot], slot, 0, cancel, &info, &features_ms, &error);
+      ok = redecoded[slot] != NULL;
+    }
   }
   gst_sample_unref(style);
   g_free(style_path);
+  if (style2 != NULL)
+    gst_sample_unref(style2);
+  g_free(style2_path);
   g_free(model);
   g_free(device_id);
   if (!ok) {
@@ -547,9 +609,13 @@ static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
   }
   Engine *old = self->engine;
   self->engine = engine;
-  if (redecoded != NULL) {
-    gst_sample_unref(self->style_sample);
-    self->style_sample = redecoded;
+  for (gint slot = 0; slot < N_SLOTS; slot++) {
+    GstSample **in_use = slot == SLOT_STYLE ? &self->style_sample : &self->style2_sample;
+    if (redecoded[slot] != NULL) {
+      if (*in_use != NULL)
+        gst_sample_unref(*in_use);
+      *in_use = redecoded[slot];
+    }
   }
   set_device_properties(self, engine);
   g_mutex_unlock(&self->lock);
@@ -562,49 +628,61 @@ static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
 
 discard:
   engine_free(engine);
-  if (redecoded != NULL)
-    gst_sample_unref(redecoded);
+  for (gint slot = 0; slot < N_SLOTS; slot++)
+    if (redecoded[slot] != NULL)
+      gst_sample_unref(redecoded[slot]);
 }
 
 static gpointer loader_main(gpointer data) {
   GstStyleTransfer *self = data;
   g_mutex_lock(&self->lock);
   while (!self->loader_quit) {
-    if (!self->want_engine && !self->want_style) {
+    if (!self->want_engine && !self->want_style && !self->want_style2) {
       g_cond_wait(&self->loader_cond, &self->lock);
       continue;
     }
     /* one job per round, the engine first (a style then goes to the new engine) */
     gboolean engine_job = self->want_engine;
-    if (engine_job)
+    gint slot = -1;
+    if (engine_job) {
       self->want_engine = FALSE;
-    else
+    } else if (self->want_style) {
       self->want_style = FALSE;
+      slot = SLOT_STYLE;
+    } else {
+      self->want_style2 = FALSE;
+      slot = SLOT_STYLE_2;
+    }
     GCancellable *cancel = g_cancellable_new();
     self->job_cancel = g_object_ref(cancel);
-    self->job_is_style = !engine_job;
+    self->job_style_slot = slot;
     g_mutex_unlock(&self->lock);
     if (engine_job)
       loader_swap_engine(self, cancel);
     else
-      loader_set_style(self, cancel);
+      loader_set_style(self, slot, cancel);
     g_mutex_lock(&self->lock);
     g_clear_object(&self->job_cancel);
-    self->job_is_style = FALSE;
+    self->job_style_slot = -1;
     g_object_unref(cancel);
   }
   g_mutex_unlock(&self->lock);
   return NULL;
 }
 
-/* Queues a style or engine job while started; called with `lock` held. Returns FALSE when the
- * request is not for the loader (not started, or the style was cleared). */
-static gboolean loader_request(GstStyleTransfer *self, gboolean style, gboolean engine) {
+/* Queues a style, style-2 or engine job while started; called with `lock` held. Returns FALSE
+ * when the request is not for the loader (not started, or the style was cleared). */
+static gboolean loader_request(GstStyleTransfer *self, gboolean style, gboolean style2,
+                               gboolean engine) {
   if (!self->started || (style && (self->style_path == NULL || self->style_path[0] == '\0')))
     return FALSE;
-  if (style) {
-    self->want_style = TRUE;
-    if (self->job_is_style)
+  if (style || style2) {
+    gint slot = style ? SLOT_STYLE : SLOT_STYLE_2;
+    if (style)
+      self->want_style = TRUE;
+    else
+      self->want_style2 = TRUE;
+    if (self->job_style_slot == slot)
       g_cancellable_cancel(self->job_cancel); /* an older style: not needed any more */
   }
   self->want_engine |= engine;
@@ -629,6 +707,7 @@ static void loader_stop(GstStyleTransfer *self) {
   g_mutex_lock(&self->lock);
   self->loader_quit = FALSE;
   self->want_style = FALSE;
+  self->want_style2 = FALSE;
   self->want_engine = FALSE;
   g_mutex_unlock(&self->lock);
 }
@@ -644,14 +723,16 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
 
   g_mutex_lock(&self->lock);
   gchar *style = g_strdup(self->style_path);
+  gchar *style2 = g_strdup(self->style2_path);
   gchar *model = g_strdup(self->model_path);
   gint device_index = self->device_index;
   gchar *device_id = g_strdup(self->device_id);
   gboolean fp16 = self->fp16;
   g_mutex_unlock(&self->lock);
 
-  GstSample *sample = NULL;
+  GstSample *sample = NULL, *sample2 = NULL;
   Engine *engine = NULL;
+  gboolean has_style2 = style2 != NULL && style2[0] != '\0';
   if (style == NULL || style[0] == '\0') {
     g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
                 "No style set: set the style property to an image file");
@@ -664,6 +745,7 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
     goto fail;
   }
   if (!style_image_check_file(style, "Style image", &error) ||
+      (has_style2 && !style_image_check_file(style2, "Second style image (style-2)", &error)) ||
       !style_image_check_file(model, "Model file", &error))
     goto fail;
   gint64 t0 = g_get_monotonic_time();
@@ -671,11 +753,17 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   if (engine == NULL)
     goto fail;
   gdouble load_ms = (g_get_monotonic_time() - t0) / 1000.0;
-  StyleImageInfo info;
-  gdouble features_ms = 0;
-  sample = load_style(engine, NULL, style, NULL, &info, &features_ms, &error);
+  StyleImageInfo info, info2;
+  gdouble features_ms = 0, features2_ms = 0;
+  sample = load_style(engine, NULL, style, SLOT_STYLE, 0, NULL, &info, &features_ms, &error);
   if (sample == NULL)
     goto fail;
+  if (has_style2) {
+    sample2 =
+        load_style(engine, NULL, style2, SLOT_STYLE_2, 0, NULL, &info2, &features2_ms, &error);
+    if (sample2 == NULL)
+      goto fail;
+  }
 
   g_mutex_lock(&self->lock);
   self->loader_quit = FALSE;
@@ -691,7 +779,12 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   self->style_sample = sample;
   g_free(self->style_applied);
   self->style_applied = g_strdup(style);
-  self->style_serial = 1;
+  if (self->style2_sample != NULL)
+    gst_sample_unref(self->style2_sample);
+  self->style2_sample = sample2;
+  g_free(self->style2_applied);
+  self->style2_applied = has_style2 ? g_strdup(style2) : NULL;
+  self->style_serial = has_style2 ? 2 : 1;
   self->reset_temporal = TRUE;
   set_device_properties(self, engine);
   self->loader = loader;
@@ -704,15 +797,19 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
                   st_device_uuid(engine->dev), st_device_pci_bus_id(engine->dev), style);
   notify_device_properties(self);
   post_engine_applied(self, model, engine->device_name, engine->fp16, load_ms);
-  post_style_applied(self, style, 1, &info, features_ms);
+  post_style_applied(self, SLOT_STYLE, style, 1, &info, features_ms);
+  if (has_style2)
+    post_style_applied(self, SLOT_STYLE_2, style2, 2, &info2, features2_ms);
 
   /* properties set while this function ran were not seen by it */
   g_mutex_lock(&self->lock);
   loader_request(self, g_strcmp0(self->style_path, style) != 0,
+                 g_strcmp0(self->style2_path, style2) != 0,
                  g_strcmp0(self->model_path, model) != 0 || self->device_index != device_index ||
                      g_strcmp0(self->device_id, device_id) != 0 || self->fp16 != fp16);
   g_mutex_unlock(&self->lock);
   g_free(style);
+  g_free(style2);
   g_free(model);
   g_free(device_id);
   return TRUE;
@@ -723,7 +820,10 @@ fail:
   engine_free(engine);
   if (sample != NULL)
     gst_sample_unref(sample);
+  if (sample2 != NULL)
+    gst_sample_unref(sample2);
   g_free(style);
+  g_free(style2);
   g_free(model);
   g_free(device_id);
   return FALSE;
@@ -740,6 +840,8 @@ static gboolean gst_style_transfer_stop(GstBaseTransform *trans) {
   self->active_dev = NULL; /* before the engine is freed */
   g_clear_pointer(&self->style_sample, gst_sample_unref);
   g_clear_pointer(&self->style_applied, g_free);
+  g_clear_pointer(&self->style2_sample, gst_sample_unref);
+  g_clear_pointer(&self->style2_applied, g_free);
   self->style_serial = 0;
   g_mutex_unlock(&self->lock);
   g_mutex_unlock(&self->engine_lock);
@@ -837,6 +939,29 @@ static void processing_dims(gint size, gint width, gint height, gint *pw, gint *
   }
 }
 
+/* How far the crossfade to a new style has come at this frame, 0..1 (1: none runs, or it ended):
+ * the running time since the first frame that saw it, over `style-transition` (a change of the
+ * property applies to a crossfade already running). Buffers without a timestamp count the
+ * monotonic clock. Called with engine_lock held. */
+static gfloat crossfade_progress(GstStyleTransfer *self, Engine *engine, GstBuffer *buf,
+                                 guint transition_ms) {
+  GstBaseTransform *trans = GST_BASE_TRANSFORM(self);
+  GstClockTime now =
+      gst_segment_to_running_time(&trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buf));
+  if (!GST_CLOCK_TIME_IS_VALID(now))
+    now = (GstClockTime)g_get_monotonic_time() * GST_USECOND;
+  if (engine->fade_seen != engine->fade_serial) {
+    engine->fade_seen = engine->fade_serial;
+    engine->fade_start = now;
+  }
+  if (!st_net_crossfading(engine->net) || transition_ms == 0)
+    return 1.0f;
+  if (now <= engine->fade_start)
+    return 0.0f;
+  gdouble t = (gdouble)(now - engine->fade_start) / ((gdouble)transition_ms * GST_MSECOND);
+  return t >= 1.0 ? 1.0f : (gfloat)t;
+}
+
 static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
                                                         GstVideoFrame *inframe,
                                                         GstVideoFrame *outframe) {
@@ -862,6 +987,8 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
   params.temporal = self->temporal;
   params.motion = self->motion_compensation ? ST_MOTION_ESTIMATE : ST_MOTION_NONE;
   params.smoothing = (float)self->temporal_smoothing;
+  params.style_mix = (float)self->style_mix;
+  guint transition_ms = self->style_transition;
   gint size = self->processing_size;
   gboolean size_set = self->processing_size_set;
   gboolean reset = self->reset_temporal;
@@ -878,6 +1005,7 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
     GST_DEBUG_OBJECT(self, "temporal state reset");
     st_net_reset_temporal(engine->net);
   }
+  params.style_fade = crossfade_progress(self, engine, inframe->buffer, transition_ms);
 
   StImage in, out;
   if (!image_from_frame(inframe, &in) || !image_from_frame(outframe, &out)) {
@@ -924,6 +1052,16 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
   case PROP_STYLE:
     g_free(self->style_path);
     self->style_path = g_value_dup_string(value);
+    break;
+  case PROP_STYLE_2:
+    g_free(self->style2_path);
+    self->style2_path = g_value_dup_string(value);
+    break;
+  case PROP_STYLE_MIX:
+    self->style_mix = g_value_get_double(value);
+    break;
+  case PROP_STYLE_TRANSITION:
+    self->style_transition = g_value_get_uint(value);
     break;
   case PROP_MODEL:
     if (g_strcmp0(self->model_path, g_value_get_string(value)) != 0) {
@@ -975,8 +1113,8 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
   }
   /* while started, a new style or engine is loaded by the loader thread: never wait here */
   gboolean cleared = FALSE;
-  if (self->started && (prop_id == PROP_STYLE || reload))
-    cleared = !loader_request(self, prop_id == PROP_STYLE, reload);
+  if (self->started && (prop_id == PROP_STYLE || prop_id == PROP_STYLE_2 || reload))
+    cleared = !loader_request(self, prop_id == PROP_STYLE, prop_id == PROP_STYLE_2, reload);
   g_mutex_unlock(&self->lock);
   if (cleared)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
@@ -992,6 +1130,15 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
   switch (prop_id) {
   case PROP_STYLE:
     g_value_set_string(value, self->style_path);
+    break;
+  case PROP_STYLE_2:
+    g_value_set_string(value, self->style2_path);
+    break;
+  case PROP_STYLE_MIX:
+    g_value_set_double(value, self->style_mix);
+    break;
+  case PROP_STYLE_TRANSITION:
+    g_value_set_uint(value, self->style_transition);
     break;
   case PROP_MODEL:
     g_value_set_string(value, self->model_path);
@@ -1054,6 +1201,10 @@ static void gst_style_transfer_finalize(GObject *object) {
     gst_sample_unref(self->style_sample);
   g_free(self->style_applied);
   g_free(self->style_path);
+  if (self->style2_sample != NULL)
+    gst_sample_unref(self->style2_sample);
+  g_free(self->style2_applied);
+  g_free(self->style2_path);
   g_free(self->model_path);
   g_free(self->device_name);
   g_free(self->device_id);
@@ -1096,6 +1247,48 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
                           "Path of the image whose style is transferred to the video "
                           "(any format GStreamer can decode)",
                           NULL, rw));
+  /**
+   * GstStyleTransfer:style-2:
+   *
+   * Path of a second style image (as `style`). Frames then use the two styles' statistics
+   * interpolated by `style-mix`. Can be set, changed and cleared ("" or NULL) while playing, as
+   * `style` (loaded by the loader thread, "styletransfer-style-applied" with property "style-2").
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_STYLE_2,
+      g_param_spec_string("style-2", "Second style image",
+                          "Path of a second style image; style-mix interpolates between the two "
+                          "styles (unset: style alone)",
+                          NULL, rw));
+  /**
+   * GstStyleTransfer:style-mix:
+   *
+   * Interpolation between `style` (0) and `style-2` (1): every style statistic the network uses
+   * (means, deviations, colouring and Gram matrices) is interpolated, as AdaIN's style
+   * interpolation does, not the output pixels. Controllable (GstController) for animations; a
+   * change costs a few small dispatches, not a new recording of the frame. Ignored without
+   * `style-2`.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_STYLE_MIX,
+      g_param_spec_double("style-mix", "Style mix",
+                          "Interpolation of the style statistics between style (0) and style-2 "
+                          "(1)",
+                          0.0, 1.0, DEFAULT_STYLE_MIX, rw | GST_PARAM_CONTROLLABLE));
+  /**
+   * GstStyleTransfer:style-transition:
+   *
+   * Duration, in milliseconds of running time, of the crossfade when `style` changes while
+   * playing: the style statistics move from the old style to the new one over this time instead
+   * of jumping, and the temporal state carries on (no reset, no visible pop). 0: the new style
+   * applies at once and the temporal state starts afresh.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_STYLE_TRANSITION,
+      g_param_spec_uint("style-transition", "Style transition",
+                        "Crossfade time in ms when the style changes while playing (0: switch "
+                        "at once)",
+                        0, MAX_STYLE_TRANSITION, DEFAULT_STYLE_TRANSITION, rw));
   /**
    * GstStyleTransfer:model:
    *
@@ -1269,6 +1462,9 @@ static void gst_style_transfer_init(GstStyleTransfer *self) {
   self->device_index = DEFAULT_DEVICE;
   self->processing_size = DEFAULT_PROCESSING_SIZE;
   self->fp16 = DEFAULT_FP16;
+  self->style_mix = DEFAULT_STYLE_MIX;
+  self->style_transition = DEFAULT_STYLE_TRANSITION;
+  self->job_style_slot = -1;
   /* drop frames that would reach the sink late anyway (GstBaseTransform's QoS handling), rather
    * than queuing them behind a slow device */
   gst_base_transform_set_qos_enabled(GST_BASE_TRANSFORM(self), TRUE);

@@ -1216,6 +1216,194 @@ GST_START_TEST(test_controller) {
 }
 GST_END_TEST;
 
+/* A frame of `in` with presentation time `pts`. */
+static GstBuffer *process_at(GstHarness *h, GstSample *in, GstClockTime pts) {
+  GstBuffer *b = gst_buffer_copy(gst_sample_get_buffer(in));
+  GST_BUFFER_PTS(b) = pts;
+  GstBuffer *out = process(h, b);
+  gst_buffer_unref(b);
+  return out;
+}
+
+/* The first frame of an element with `style` (and `style-2`, `style-mix`) alone, temporal off. */
+static GstBuffer *one_frame(GstSample *in, const gchar *style, const gchar *style2, gdouble mix) {
+  GstElement *e = new_element(style);
+  gchar *s2 = style2 ? data_path(style2) : NULL;
+  g_object_set(e, "temporal", FALSE, "style-2", s2, "style-mix", mix, NULL);
+  g_free(s2);
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  GstBuffer *out = process_at(h, in, 0);
+  teardown_harness(h);
+  gst_object_unref(e);
+  return out;
+}
+
+static void check_style2_applied(GstBus *bus, const gchar *path) {
+  GstStructure *s = wait_applied(bus, "styletransfer-style-applied");
+  fail_unless_equals_string(gst_structure_get_string(s, "property"), "style-2");
+  fail_unless_equals_string(gst_structure_get_string(s, "path"), path);
+  gst_structure_free(s);
+}
+
+/* style-2 and style-mix: mix 0 is `style` alone and mix 1 `style-2` alone (the same bytes as an
+ * element with that style only), mix 0.5 is neither; style-mix follows a GstController binding
+ * (linear from 0 at 0 s to 1 at 1 s); style-2 set, changed and removed while playing; without
+ * style-2 the mix is ignored. */
+GST_START_TEST(test_style2_mix) {
+  GstSample *in = make_frame("RGBA", 128, 96, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstBuffer *a = one_frame(in, "style-spokes.png", NULL, 0.0);
+  GstBuffer *b = one_frame(in, "style-pinwheel.jpg", NULL, 0.0);
+  GstBuffer *m0 = one_frame(in, "style-spokes.png", "style-pinwheel.jpg", 0.0);
+  GstBuffer *m1 = one_frame(in, "style-spokes.png", "style-pinwheel.jpg", 1.0);
+  GstBuffer *mh = one_frame(in, "style-spokes.png", "style-pinwheel.jpg", 0.5);
+  GstBuffer *alone = one_frame(in, "style-spokes.png", NULL, 1.0);
+  fail_unless(compare_frames(caps, a, b).mad > 1.0, "the two styles give the same output");
+  fail_unless(compare_frames(caps, a, m0).mad < 0.01, "mix 0 is not style alone (mad %.3f)",
+              compare_frames(caps, a, m0).mad);
+  fail_unless(compare_frames(caps, b, m1).mad < 0.01, "mix 1 is not style-2 alone (mad %.3f)",
+              compare_frames(caps, b, m1).mad);
+  fail_unless(compare_frames(caps, a, alone).mad < 0.01,
+              "mix 1 without style-2 changed the output");
+  FrameStats sa = compare_frames(caps, a, mh), sb = compare_frames(caps, b, mh);
+  fail_unless(sa.mad > 0.5 && sb.mad > 0.5, "mix 0.5 is one of the styles (mad %.2f / %.2f)",
+              sa.mad, sb.mad);
+  g_print("style-mix 0.5: mad %.2f from style, %.2f from style-2 (%.2f between them)\n", sa.mad,
+          sb.mad, compare_frames(caps, a, b).mad);
+
+  /* controlled: 0 at 0 s, 1 at 1 s, linear */
+  GstElement *e = new_element("style-spokes.png");
+  gchar *pin = data_path("style-pinwheel.jpg");
+  g_object_set(e, "temporal", FALSE, "style-2", pin, NULL);
+  GstControlSource *cs = gst_interpolation_control_source_new();
+  g_object_set(cs, "mode", GST_INTERPOLATION_MODE_LINEAR, NULL);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(cs), 0, 0.0);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(cs), GST_SECOND, 1.0);
+  gst_object_add_control_binding(
+      GST_OBJECT(e), gst_direct_control_binding_new_absolute(GST_OBJECT(e), "style-mix", cs));
+  GstHarness *h = new_harness(e, caps);
+  GstBus *bus = watch_bus(e);
+  GstBuffer *c0 = process_at(h, in, 0);
+  GstBuffer *ch = process_at(h, in, GST_SECOND / 2);
+  gdouble mix = -1;
+  g_object_get(e, "style-mix", &mix, NULL);
+  fail_unless(fabs(mix - 0.5) < 1e-6, "controlled style-mix %f at 0.5 s", mix);
+  GstBuffer *c1 = process_at(h, in, GST_SECOND);
+  fail_unless(compare_frames(caps, a, c0).mad < 0.01, "controlled mix at 0 s is not style alone");
+  fail_unless(compare_frames(caps, mh, ch).mad < 0.01, "controlled mix at 0.5 s is not mix 0.5");
+  fail_unless(compare_frames(caps, b, c1).mad < 0.01, "controlled mix at 1 s is not style-2");
+  gst_object_set_control_binding_disabled(GST_OBJECT(e), "style-mix", TRUE);
+
+  /* while playing: style-2 changed (to the first style: mix 1 is then style alone), removed */
+  gchar *spokes = data_path("style-spokes.png");
+  g_object_set(e, "style-mix", 1.0, NULL);
+  g_object_set(e, "style-2", spokes, NULL);
+  check_style2_applied(bus, spokes);
+  GstBuffer *d1 = process_at(h, in, 2 * GST_SECOND);
+  fail_unless(compare_frames(caps, a, d1).mad < 0.01, "the new style-2 is not in use");
+  g_object_set(e, "style-2", pin, NULL);
+  check_style2_applied(bus, pin);
+  GstBuffer *d2 = process_at(h, in, 3 * GST_SECOND);
+  fail_unless(compare_frames(caps, b, d2).mad < 0.01, "style-2 set again is not in use");
+  g_object_set(e, "style-2", NULL, NULL);
+  gst_structure_free(wait_applied(bus, "styletransfer-style-removed"));
+  GstBuffer *d3 = process_at(h, in, 4 * GST_SECOND);
+  fail_unless(compare_frames(caps, a, d3).mad < 0.01, "style-2 removed: not style alone");
+  /* an undecodable style-2 while playing: a warning, nothing changes */
+  gchar *bad = data_path("not-an-image.txt");
+  g_object_set(e, "style-2", bad, NULL);
+  check_warning(bus, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode style image",
+                "the previous style-2 stays in use");
+  GstBuffer *d4 = process_at(h, in, 5 * GST_SECOND);
+  fail_unless(compare_frames(caps, a, d4).mad < 0.01, "a failed style-2 changed the output");
+
+  GstBuffer *bufs[] = {a, b, m0, m1, mh, alone, c0, ch, c1, d1, d2, d3, d4};
+  for (guint i = 0; i < G_N_ELEMENTS(bufs); i++)
+    gst_buffer_unref(bufs[i]);
+  unwatch_bus(e, bus);
+  teardown_harness(h);
+  gst_object_unref(e);
+  gst_object_unref(cs);
+  g_free(pin);
+  g_free(spokes);
+  g_free(bad);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
+/* A missing style-2 at start: the state change fails with an error naming the property. */
+GST_START_TEST(test_style2_missing) {
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "style-2", "/nonexistent/second.png", NULL);
+  GstBus *bus = watch_bus(e);
+  fail_unless(gst_element_set_state(e, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  fail_unless(msg != NULL, "no error for a missing style-2");
+  GError *err = NULL;
+  gst_message_parse_error(msg, &err, NULL);
+  fail_unless(strstr(err->message, "style-2") != NULL && strstr(err->message, "second.png"),
+              "error: %s", err->message);
+  g_print("missing style-2: %s\n", err->message);
+  g_error_free(err);
+  gst_message_unref(msg);
+  gst_element_set_state(e, GST_STATE_NULL);
+  unwatch_bus(e, bus);
+  gst_object_unref(e);
+}
+GST_END_TEST;
+
+/* style-transition: a new style set while playing crossfades over the running time: the first
+ * frame that sees it is the old style, one half-way is neither, one at the end the new style;
+ * with style-transition 0 the next style is in use at once. */
+GST_START_TEST(test_style_transition) {
+  GstSample *in = make_frame("RGBA", 128, 96, "smpte");
+  GstCaps *caps = gst_sample_get_caps(in);
+  GstBuffer *a = one_frame(in, "style-spokes.png", NULL, 0.0);
+  GstBuffer *b = one_frame(in, "style-pinwheel.jpg", NULL, 0.0);
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, "style-transition", 1000, NULL);
+  GstHarness *h = new_harness(e, caps);
+  GstBus *bus = watch_bus(e);
+  GstBuffer *o0 = process_at(h, in, 0);
+  gchar *pin = data_path("style-pinwheel.jpg");
+  set_at_once(e, "style", pin);
+  gst_structure_free(wait_applied(bus, "styletransfer-style-applied"));
+  GstBuffer *o1 = process_at(h, in, GST_SECOND);                  /* fade 0 */
+  GstBuffer *o2 = process_at(h, in, GST_SECOND + GST_SECOND / 2); /* fade 0.5 */
+  GstBuffer *o3 = process_at(h, in, 2 * GST_SECOND);              /* fade 1: done */
+  GstBuffer *o4 = process_at(h, in, 3 * GST_SECOND);
+  fail_unless(compare_frames(caps, a, o0).mad < 0.01);
+  fail_unless(compare_frames(caps, a, o1).mad < 0.01,
+              "the crossfade does not start at the old "
+              "style (mad %.3f)",
+              compare_frames(caps, a, o1).mad);
+  FrameStats sa = compare_frames(caps, a, o2), sb = compare_frames(caps, b, o2);
+  fail_unless(sa.mad > 0.5 && sb.mad > 0.5, "half-way is one of the styles (%.2f / %.2f)", sa.mad,
+              sb.mad);
+  fail_unless(compare_frames(caps, b, o3).mad < 0.01,
+              "the crossfade does not end at the new style");
+  fail_unless(compare_frames(caps, b, o4).mad < 0.01);
+  g_print("style-transition half-way: mad %.2f from the old style, %.2f from the new\n", sa.mad,
+          sb.mad);
+  /* transition 0: at once */
+  g_object_set(e, "style-transition", 0, NULL);
+  gchar *spokes = data_path("style-spokes.png");
+  set_at_once(e, "style", spokes);
+  gst_structure_free(wait_applied(bus, "styletransfer-style-applied"));
+  GstBuffer *o5 = process_at(h, in, 3 * GST_SECOND + GST_SECOND / 10);
+  fail_unless(compare_frames(caps, a, o5).mad < 0.01, "style-transition 0 did not switch at once");
+  GstBuffer *bufs[] = {a, b, o0, o1, o2, o3, o4, o5};
+  for (guint i = 0; i < G_N_ELEMENTS(bufs); i++)
+    gst_buffer_unref(bufs[i]);
+  unwatch_bus(e, bus);
+  teardown_harness(h);
+  gst_object_unref(e);
+  g_free(pin);
+  g_free(spokes);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_renegotiate) {
   GstElement *e = new_element("style-spokes.png");
   GstSample *a = make_frame("I420", 320, 240, "smpte");
@@ -2083,6 +2271,9 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_temporal_smoothing);
   tcase_add_test(tc, test_qos_drops_late_frames);
   tcase_add_test(tc, test_controller);
+  tcase_add_test(tc, test_style2_mix);
+  tcase_add_test(tc, test_style2_missing);
+  tcase_add_test(tc, test_style_transition);
   tcase_add_test(tc, test_renegotiate);
   tcase_add_test(tc, test_webcam_caps);
   tcase_add_test(tc, test_colorimetry_from_caps);

@@ -13,6 +13,8 @@
   then shown as TILE px thumbnails.
   Content photos have licences that allow redistribution (examples/ASSETS.md); the styles are
   public-domain artworks by artists held out of training (weights/train.py splits()).
+- mix.jpg: content | style | style-2 | the element's output at style-mix 0, 0.25, 0.5, 0.75, 1
+  (steps 2, temporal off): the two styles' statistics interpolated.
 - clip.jpg: frames 0, 10, 20, 30 of examples/sample.mkv, scaled to --work px wide by videoscale
   (shown as TILE px thumbnails): top row
   the input, bottom row the element's output with examples/default-style.jpg (steps 2, temporal
@@ -55,6 +57,11 @@ PORTRAIT_CROP = (176, 0, 464, 384)  # of the 640x480 clip frame: the signer, 3:4
 CLIP = "examples/sample.mkv"
 CLIP_STYLE = "examples/default-style.jpg"
 CLIP_FRAMES = (0, 10, 20, 30)
+# two styles: content, style, style-2 and the element's output at these style-mix values (steps 2)
+MIX_PAIR = ("content/deb-lomiri_seeding_by_Clements_Engelhardt.jpg",
+            "style/nstyle_starry_night.jpg",
+            "style/peopleart_gustave-moreau_the-unicorns.jpg")
+MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 LABEL_H = 16
 GAP = 4
 JPEG_QUALITY = 85
@@ -102,9 +109,10 @@ def pull_rgb(sink, pipeline, what):
     return img
 
 
-def stylize_steps(model, content, style, steps_list):
-    """Runs the element once on `content` (PIL RGB) per step count, temporal state off, in one
-    pipeline (appsrc ! styletransfer ! appsink): one engine load per pair."""
+def stylize(model, content, style, settings, fixed=None):
+    """Runs the element once on `content` (PIL RGB) per entry of `settings` (properties set
+    before that frame), temporal state off, in one pipeline (appsrc ! styletransfer ! appsink):
+    one engine load per row. `fixed`: properties set before it starts."""
     w, h = content.size
     desc = ("appsrc name=src format=time caps=video/x-raw,format=RGBA,width=%d,height=%d,"
             "framerate=30/1 ! styletransfer name=st processing-size=0 temporal=false "
@@ -113,20 +121,23 @@ def stylize_steps(model, content, style, steps_list):
     st = p.get_by_name("st")
     st.set_property("model", model)
     st.set_property("style", style)
+    for k, v in (fixed or {}).items():
+        st.set_property(k, v)
     src, sink = p.get_by_name("src"), p.get_by_name("sink")
     p.set_state(Gst.State.PLAYING)
     rgba = np.concatenate([np.asarray(content, np.uint8),
                            np.full((h, w, 1), 255, np.uint8)], axis=-1).tobytes()
     outs = []
-    for i, n in enumerate(steps_list):
-        st.set_property("steps", n)  # the previous frame has been pulled: applies to this one
+    for i, props in enumerate(settings):
+        for k, v in props.items():  # the previous frame has been pulled: applies to this one
+            st.set_property(k, v)
         buf = Gst.Buffer.new_wrapped(rgba)
         buf.pts = i * Gst.SECOND // 30
         buf.duration = Gst.SECOND // 30
         if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
             check_bus(p, style)
             sys.exit("push-buffer failed")
-        outs.append(pull_rgb(sink, p, "%s steps %d" % (style, n)))
+        outs.append(pull_rgb(sink, p, "%s %s" % (style, props)))
     src.emit("end-of-stream")
     p.set_state(Gst.State.NULL)
     return outs
@@ -218,7 +229,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--model", default=os.path.join(ROOT, "weights", "styletransfer.safetensors"))
     ap.add_argument("--out", default=os.path.join(ROOT, "examples", "gallery"))
-    ap.add_argument("--only", choices=("pairs", "clip"), default=None)
+    ap.add_argument("--only", choices=("pairs", "clip", "mix"), default=None)
     ap.add_argument("--work", type=int, default=WORK,
                     help="size the network works at (longer side, px; default %(default)s)")
     a = ap.parse_args()
@@ -235,13 +246,26 @@ def main():
             t1 = time.monotonic()
             content = load_content(a.data, c)
             style = os.path.abspath(os.path.join(a.data, s))
-            outs = stylize_steps(model, content, style, [0, 1, 2, 3])
+            outs = stylize(model, content, style, [{"steps": n} for n in range(4)])
             tiles = [thumb(content), thumb(Image.open(style))] + [thumb(o) for o in outs]
             labels = ["content", "style (held out)"] + ["steps=%d" % n for n in range(4)]
             save(compose([tiles], [labels]), os.path.join(a.out, "pair%d.jpg" % (i + 1)))
             print("  pair %d: %s + %s, %dx%d, %.1f s" %
                   (i + 1, os.path.basename(c), os.path.basename(s), content.width,
                    content.height, time.monotonic() - t1), flush=True)
+
+    if a.only in (None, "mix"):
+        t1 = time.monotonic()
+        c, s1, s2 = MIX_PAIR
+        content = load_content(a.data, c)
+        style, style2 = (os.path.abspath(os.path.join(a.data, x)) for x in (s1, s2))
+        outs = stylize(model, content, style, [{"style-mix": m} for m in MIXES],
+                       {"style-2": style2, "steps": 2})
+        tiles = [thumb(content), thumb(Image.open(style)), thumb(Image.open(style2))]
+        tiles += [thumb(o) for o in outs]
+        labels = ["content", "style", "style-2"] + ["style-mix=%g" % m for m in MIXES]
+        save(compose([tiles], [labels]), os.path.join(a.out, "mix.jpg"))
+        print("  mix: %.1f s" % (time.monotonic() - t1), flush=True)
 
     if a.only in (None, "clip"):
         t1 = time.monotonic()

@@ -391,7 +391,27 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
                         in->width, in->height, out->width, out->height);
   io.w = in->width;
   io.h = in->height;
-  return run_frame(net, &io, params, t_call, err);
+  const StMask *mask = params->mask;
+  if (!mask)
+    return run_frame(net, &io, params, t_call, err);
+  if (!st_mask_check(mask, err))
+    return false;
+  if (st_net_has_style_slot(net, ST_STYLE_SECOND)) {
+    if (!st_net_supports_mask(net))
+      return st_set_error(err, ST_ERROR_ARGUMENT,
+                          "the model %s has no masked subgraphs, so it cannot apply two styles by "
+                          "a mask (export it again with weights/export.py)",
+                          net->model->path);
+    return st_set_error(err, ST_ERROR_ARGUMENT, "two styles by a mask are not implemented yet");
+  }
+  if (in->format != out->format)
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "a mask without a second style needs the same input and output format "
+                        "(%s and %s)",
+                        st_format_name(in->format), st_format_name(out->format));
+  /* One style in the mask's region, the input frame elsewhere. */
+  return run_frame(net, &io, params, t_call, err) &&
+         st_mask_composite(net, mask, in, out, err);
 }
 
 bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFrameParams *params,

@@ -131,6 +131,8 @@ struct StNet {
   /* style state: the slots, and the effective state that frame plans read (style_vals, in
    * style_buf), updated from the slots with the weights mix_w (main, second, from) */
   bool has_style;
+  uint8_t *mask_px; /* the frame's mask at frame size (st_mask_composite) */
+  size_t mask_px_size;
   StyleSlot slots[STYLE_SLOTS];
   unsigned style_gen;   /* the effective state's layout (frame plans are keyed by it) */
   unsigned style_epoch; /* a new style without crossfade (the temporal state starts afresh) */
@@ -236,6 +238,14 @@ StBuffer *st_net_record_image_upload(StNet *net, StCmd *cmd, VkDeviceSize size);
 /* (Re)allocates one of the net's buffers to hold `size` bytes (headroom added);
  * bumps res_gen when it makes a new buffer. */
 bool st_net_buffer(StNet *net, StBuffer *b, VkDeviceSize size, StMemKind kind, StError *err);
+
+/* net_mask.c */
+bool st_mask_check(const StMask *m, StError *err);
+/* The mask scaled bilinearly to w x h, as 0..1 floats and/or bytes (either may be NULL). */
+void st_mask_resize(const StMask *m, int w, int h, float *outf, uint8_t *outb);
+/* out = in + mask * (out - in), sample by sample (in and out: the same format and size). */
+bool st_mask_composite(StNet *net, const StMask *m, const StImage *in, StImage *out,
+                       StError *err);
 
 /* net_style.c */
 void st_styles_free(StNet *net);

@@ -208,6 +208,16 @@ bool st_net_has_style_slot(const StNet *net, StStyleSlot slot);
 /* Whether a crossfade started by ST_STYLE_CROSSFADE still holds the old style. */
 bool st_net_crossfading(const StNet *net);
 
+/* A soft mask of any size (scaled bilinearly to the processing size and to the frame): one byte
+ * per pixel, 255 = the main style's region, 0 = the second style's, values between blend. */
+typedef struct StMask {
+  const uint8_t *data;
+  int width, height; /* >= 1 */
+  int stride;        /* bytes from one row to the next, >= width */
+} StMask;
+/* Whether the model has the masked subgraphs (weights/FORMAT.md "masked"). */
+bool st_net_supports_mask(const StNet *net);
+
 /* How the previous frame's residual is moved before it is reused (temporal on). */
 typedef enum {
   ST_MOTION_NONE = 0, /* reused where it is */
@@ -237,6 +247,12 @@ typedef struct {
    * no crossfade runs). */
   float style_mix;
   float style_fade;
+  /* Spatial control (st_net_supports_mask): NULL = the whole frame in one style (style_mix
+   * applies). With a mask, the main style applies where it is 255 and the second style where it
+   * is 0; where no second style is set, the input frame itself shows there (bytes of the output
+   * blended with the input's by the mask: st_net_process needs the same input and output format
+   * then). style_mix is not used with a mask. */
+  const struct StMask *mask;
 } StFrameParams;
 #define ST_MAX_SMOOTHING 0.95f
 /* mean absolute RGB difference (0..1 units, 3x3 neighbourhood) at which nothing is kept */

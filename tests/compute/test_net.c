@@ -349,6 +349,50 @@ static void check_styles(StNet *net, const JsonValue *cs, const JsonValue *index
   free(sb);
 }
 
+/* A mask without a second style: the stylized frame where the mask is 255, the input where it
+ * is 0, a blend between (a 2x1 mask scaled to the frame: left quarter 255, right quarter 0). */
+static void check_mask_composite(StNet *net, const StImage *si, StImage *so,
+                                 const StFrameParams *p0) {
+  StError err = {0};
+  int w = si->width, h = si->height, stride = so->strides[0];
+  size_t n = (size_t)stride * h;
+  uint8_t *full = malloc(n);
+  memcpy(full, so->planes[0], n);
+  static const uint8_t half[2] = {255, 0};
+  StMask m = {.data = half, .width = 2, .height = 1, .stride = 2};
+  StFrameParams p = *p0;
+  p.mask = &m;
+  CHECK(st_net_process(net, si, so, &p, &err), "masked frame: %s", err.message);
+  int bad_in = 0, bad_style = 0, between = 0;
+  for (int y = 0; y < h; y++)
+    for (int k = 0; k < 3; k++) {
+      size_t l = (size_t)y * stride + k, r = (size_t)y * stride + 4 * (w - 1) + k;
+      size_t c = (size_t)y * stride + 4 * (w / 2) + k;
+      bad_style += so->planes[0][l] != full[l];
+      bad_in += so->planes[0][r] != si->planes[0][r];
+      int lo = full[c] < si->planes[0][c] ? full[c] : si->planes[0][c];
+      int hi = full[c] ^ si->planes[0][c] ^ lo;
+      between += so->planes[0][c] >= lo && so->planes[0][c] <= hi;
+    }
+  printf("mask composite: left column %d samples off the stylized frame, right column %d off "
+         "the input, middle %d/%d between\n",
+         bad_style, bad_in, between, 3 * h);
+  CHECK(bad_style == 0 && bad_in == 0 && between == 3 * h, "mask composite");
+  /* the composite needs the same formats; two styles need the masked subgraphs */
+  StImage bgra = *so;
+  bgra.format = ST_FORMAT_BGRA;
+  CHECK(!st_net_process(net, si, &bgra, &p, &err) && strstr(err.message, "same input and output"),
+        "mask with RGBA -> BGRA: %s", err.message);
+  printf("mask, other output format: %s\n", err.message);
+  StMask bad = m;
+  bad.stride = 1;
+  CHECK(!st_net_process(net, si, so, &(StFrameParams){.steps = p.steps, .strength = 1, .mask = &bad},
+                        &err) &&
+            err.code == ST_ERROR_ARGUMENT,
+        "bad mask stride accepted");
+  free(full);
+}
+
 static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool frame_only) {
   double min_psnr = fp16 ? 35.0 : 40.0;
   StNet *net = load_net(dev, json_get(index, "model")->string, fp16, index);
@@ -522,6 +566,7 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
           CHECK(r.psnr >= 30.0, "frame path PSNR %.2f dB", r.psnr);
           free(got);
           free(want);
+          check_mask_composite(net, &si, &so, &p);
           StTiming tm[32];
           int nt = st_net_last_timings(net, tm, 32, false);
           CHECK(nt >= 3 && strcmp(tm[0].name, "upload") == 0 &&

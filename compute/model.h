@@ -86,10 +86,6 @@ typedef struct {
   StSubgraph style, initial;
   StSubgraph *refine;
   int nrefine;
-  /* "masked" (FORMAT.md): the initial and refine subgraphs with a mask and a second style;
-   * nrefine of them when present; masked_initial.nops == 0 when the model has none. */
-  StSubgraph masked_initial;
-  StSubgraph *masked_refine;
   char *state_name; /* NULL: no temporal state */
   char *state_from;
 } StModel;

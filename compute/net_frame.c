@@ -396,22 +396,18 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
     return run_frame(net, &io, params, t_call, err);
   if (!st_mask_check(mask, err))
     return false;
-  if (st_net_has_style_slot(net, ST_STYLE_SECOND)) {
-    if (!st_net_supports_mask(net))
-      return st_set_error(err, ST_ERROR_ARGUMENT,
-                          "the model %s has no masked subgraphs, so it cannot apply two styles by "
-                          "a mask (export it again with weights/export.py)",
-                          net->model->path);
-    return st_set_error(err, ST_ERROR_ARGUMENT, "two styles by a mask are not implemented yet");
-  }
+  if (st_net_has_style_slot(net, ST_STYLE_SECOND))
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "a mask with a second style is not supported yet: a mask applies the main "
+                        "style where it is 255 and shows the input frame where it is 0 (clear the "
+                        "second style, or mix the two styles without a mask)");
   if (in->format != out->format)
     return st_set_error(err, ST_ERROR_ARGUMENT,
                         "a mask without a second style needs the same input and output format "
                         "(%s and %s)",
                         st_format_name(in->format), st_format_name(out->format));
   /* One style in the mask's region, the input frame elsewhere. */
-  return run_frame(net, &io, params, t_call, err) &&
-         st_mask_composite(net, mask, in, out, err);
+  return run_frame(net, &io, params, t_call, err) && st_mask_composite(net, mask, in, out, err);
 }
 
 bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFrameParams *params,

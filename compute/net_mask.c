@@ -11,9 +11,10 @@
 
 bool st_mask_check(const StMask *m, StError *err) {
   if (!m->data || m->width < 1 || m->height < 1 || m->width > MAX_SIDE || m->height > MAX_SIDE ||
-      m->stride < m->width)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "bad mask (%dx%d, stride %d)", m->width,
-                        m->height, m->stride);
+      m->pixel_stride < 0 || m->pixel_stride > 16 ||
+      (int64_t)m->stride < (int64_t)m->width * (m->pixel_stride ? m->pixel_stride : 1))
+    return st_set_error(err, ST_ERROR_ARGUMENT, "bad mask (%dx%d, stride %d, pixel stride %d)",
+                        m->width, m->height, m->stride, m->pixel_stride);
   return true;
 }
 
@@ -31,6 +32,7 @@ static void src_coord(int i, int dst, int src, int *i0, int *i1, float *f) {
 }
 
 void st_mask_resize(const StMask *m, int w, int h, float *outf, uint8_t *outb) {
+  size_t ps = m->pixel_stride > 0 ? (size_t)m->pixel_stride : 1;
   for (int y = 0; y < h; y++) {
     int y0, y1;
     float fy;
@@ -41,8 +43,9 @@ void st_mask_resize(const StMask *m, int w, int h, float *outf, uint8_t *outb) {
       int x0, x1;
       float fx;
       src_coord(x, w, m->width, &x0, &x1, &fx);
-      float top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-      float bot = r1[x0] + (r1[x1] - r1[x0]) * fx;
+      float a0 = r0[x0 * ps], a1 = r0[x1 * ps], b0 = r1[x0 * ps], b1 = r1[x1 * ps];
+      float top = a0 + (a1 - a0) * fx;
+      float bot = b0 + (b1 - b0) * fx;
       float v = (top + (bot - top) * fy) / 255.0f;
       if (outf)
         outf[(size_t)y * w + x] = v;
@@ -52,8 +55,7 @@ void st_mask_resize(const StMask *m, int w, int h, float *outf, uint8_t *outb) {
   }
 }
 
-bool st_mask_composite(StNet *net, const StMask *m, const StImage *in, StImage *out,
-                       StError *err) {
+bool st_mask_composite(StNet *net, const StMask *m, const StImage *in, StImage *out, StError *err) {
   int w = in->width, h = in->height;
   size_t n = (size_t)w * h;
   if (net->mask_px_size < n) {
@@ -93,8 +95,4 @@ bool st_mask_composite(StNet *net, const StMask *m, const StImage *in, StImage *
     }
   }
   return true;
-}
-
-bool st_net_supports_mask(const StNet *net) {
-  return net && net->model->masked_initial.nops > 0;
 }

@@ -209,14 +209,15 @@ bool st_net_has_style_slot(const StNet *net, StStyleSlot slot);
 bool st_net_crossfading(const StNet *net);
 
 /* A soft mask of any size (scaled bilinearly to the processing size and to the frame): one byte
- * per pixel, 255 = the main style's region, 0 = the second style's, values between blend. */
+ * per pixel, 255 = the style's region, 0 = the input frame's, values between blend. The
+ * bytes may be interleaved with others (pixel_stride), e.g. the alpha of an RGBA frame in place:
+ * data = the frame's bytes + 3, pixel_stride 4. */
 typedef struct StMask {
   const uint8_t *data;
   int width, height; /* >= 1 */
-  int stride;        /* bytes from one row to the next, >= width */
+  int stride;        /* bytes from one row to the next, >= width * pixel_stride */
+  int pixel_stride;  /* bytes from one mask value to the next; 0 means 1 */
 } StMask;
-/* Whether the model has the masked subgraphs (weights/FORMAT.md "masked"). */
-bool st_net_supports_mask(const StNet *net);
 
 /* How the previous frame's residual is moved before it is reused (temporal on). */
 typedef enum {
@@ -247,11 +248,11 @@ typedef struct {
    * no crossfade runs). */
   float style_mix;
   float style_fade;
-  /* Spatial control (st_net_supports_mask): NULL = the whole frame in one style (style_mix
-   * applies). With a mask, the main style applies where it is 255 and the second style where it
-   * is 0; where no second style is set, the input frame itself shows there (bytes of the output
-   * blended with the input's by the mask: st_net_process needs the same input and output format
-   * then). style_mix is not used with a mask. */
+  /* Spatial control: NULL = the whole frame in one style (style_mix applies). With a mask, the
+   * style applies where it is 255 and the input frame itself shows where it is 0 (bytes of the
+   * output blended with the input's by the mask: st_net_process needs the same input and output
+   * format then). A mask with a second style set is refused: putting the second style where
+   * the mask is 0 needs masked subgraphs in the model, which no model has yet. */
   const struct StMask *mask;
 } StFrameParams;
 #define ST_MAX_SMOOTHING 0.95f

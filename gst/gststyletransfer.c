@@ -33,7 +33,14 @@
  * 10-bit P010/I420_10LE) link without videoconvert; the output has the same caps as the input
  * (10-bit stays 10-bit). The YUV matrix (BT.601, BT.709, BT.2020) and the range (limited, full)
  * come from the caps' colorimetry, with GStreamer's defaults where the caps leave them unset;
- * other matrices (FCC, SMPTE 240M) are refused with a negotiation error.
+ * other matrices (FCC, SMPTE 240M) are refused with a negotiation error. The alpha channel of
+ * RGBA and BGRA passes through unchanged.
+ *
+ * #GstStyleTransfer:mask-source limits the style to a part of the frame, the input showing
+ * elsewhere (soft masks blend): the input's alpha channel (`alpha`, e.g. from a segmentation
+ * element), the rectangles of GstVideoRegionOfInterestMeta on the buffers (`roi`, from a face or
+ * object detector; #GstStyleTransfer:roi-types, #GstStyleTransfer:feather), or a still mask image
+ * (`image`, #GstStyleTransfer:mask, changeable while playing: "styletransfer-mask-applied").
  *
  * ## Example launch lines
  * |[
@@ -50,6 +57,12 @@
  * gst-launch-1.0 videotestsrc ! video/x-raw,width=640,height=480 ! \
  *     styletransfer style=art.png strength=0.6 preserve-colors=true ! videoconvert ! autovideosink
  * ]| A lighter stylization that keeps the input's colours.
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
+ *     styletransfer style=art.jpg mask-source=image mask=background.png ! videoconvert ! \
+ *     autovideosink
+ * ]| Paints only where the mask image is white (a grey-scale PNG of any size, scaled to the
+ * frame).
  *
  * Since: 0.1.0
  */
@@ -60,6 +73,7 @@
 
 #include "gststyletransfer.h"
 
+#include <gst/video/video.h>
 #include <math.h>
 #include <string.h>
 
@@ -88,6 +102,37 @@ GST_DEBUG_CATEGORY(gst_style_transfer_debug); /* also devicepool.c's */
 #define DEFAULT_STYLE_MIX 0.0
 #define DEFAULT_STYLE_TRANSITION 0
 #define MAX_STYLE_TRANSITION 600000 /* ms: ten minutes */
+#define DEFAULT_MASK_SOURCE MASK_SOURCE_NONE
+#define DEFAULT_FEATHER 16
+#define MAX_FEATHER 4096
+/* mask images are decoded at most this large (longer side); they are scaled to the frame */
+#define MASK_IMAGE_MAX_SIDE 2048
+#define MAX_ROI_TYPES 32
+
+/* Where the mask comes from (mask-source). */
+typedef enum {
+  MASK_SOURCE_NONE,
+  MASK_SOURCE_ALPHA,
+  MASK_SOURCE_ROI,
+  MASK_SOURCE_IMAGE,
+} GstStyleTransferMaskSource;
+
+#define GST_TYPE_STYLE_TRANSFER_MASK_SOURCE (gst_style_transfer_mask_source_get_type())
+static GType gst_style_transfer_mask_source_get_type(void) {
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+      {MASK_SOURCE_NONE, "No mask: the style applies to the whole frame", "none"},
+      {MASK_SOURCE_ALPHA, "The alpha channel of RGBA or BGRA input (passed through unchanged)",
+       "alpha"},
+      {MASK_SOURCE_ROI, "The rectangles of the buffer's GstVideoRegionOfInterestMeta (roi-types)",
+       "roi"},
+      {MASK_SOURCE_IMAGE, "A still mask image (the mask property), scaled to the frame", "image"},
+      {0, NULL, NULL},
+  };
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstStyleTransferMaskSource", values));
+  return type;
+}
 
 enum {
   PROP_0,
@@ -110,11 +155,17 @@ enum {
   PROP_STYLE_2,
   PROP_STYLE_MIX,
   PROP_STYLE_TRANSITION,
+  PROP_MASK_SOURCE,
+  PROP_MASK,
+  PROP_ROI_TYPES,
+  PROP_FEATHER,
 };
 
 /* The two style properties: `style` (the engine's main style) and `style-2` (its second). */
 enum { SLOT_STYLE = 0, SLOT_STYLE_2, N_SLOTS };
 static const gchar *const slot_property[N_SLOTS] = {"style", "style-2"};
+/* the loader's mask-image job (job_slot), beside the two style slots */
+#define JOB_MASK N_SLOTS
 
 /* The six formats of the first release first (they stay the preferred ones), then the packed
  * 4:2:2 formats of webcams, packed 24-bit RGB and the 10-bit formats of decoders. */
@@ -142,7 +193,16 @@ typedef struct {
    * thread from the running time of the first frame that sees it */
   guint fade_serial, fade_seen;
   GstClockTime fade_start;
+  /* the ROI mask of the current frame (mask-source=roi), frame size; streaming thread only */
+  guint8 *roi_mask;
+  gsize roi_mask_size;
 } Engine;
+
+/* A decoded mask image: one byte per pixel, 255 where `style` applies. */
+typedef struct {
+  GBytes *bytes;
+  gint width, height;
+} MaskImage;
 
 struct _GstStyleTransfer {
   GstVideoFilter parent;
@@ -161,6 +221,14 @@ struct _GstStyleTransfer {
   gboolean temporal;
   gboolean motion_compensation;
   gdouble temporal_smoothing;
+  gint mask_source; /* GstStyleTransferMaskSource */
+  gchar *mask_path;
+  gchar *roi_types;                 /* as set */
+  GQuark roi_quarks[MAX_ROI_TYPES]; /* parsed; none: every ROI */
+  guint n_roi_quarks;
+  guint feather;        /* px */
+  MaskImage mask_image; /* the mask image in use (bytes NULL: none) */
+  gchar *mask_applied;  /* its path */
   gint device_index;
   gint processing_size;
   gboolean processing_size_set; /* the user set processing-size (else: automatic on CPUs) */
@@ -188,8 +256,9 @@ struct _GstStyleTransfer {
   gboolean want_style;      /* style_path changed while started */
   gboolean want_style2;     /* style2_path changed while started */
   gboolean want_engine;     /* model_path, device_index or fp16 changed while started */
+  gboolean want_mask;       /* mask_path changed (or mask-source became image) while started */
   GCancellable *job_cancel; /* cancels the loader's current job (stop, or a newer style) */
-  gint job_style_slot;      /* the slot of the loader's current style job, -1: none */
+  gint job_slot;            /* the loader's current style (a slot) or mask (JOB_MASK) job, -1 */
 
   /* held while the engine is used (streaming thread) or swapped (loader thread) */
   GMutex engine_lock;
@@ -233,6 +302,7 @@ static void engine_free(Engine *engine) {
   if (engine->net != NULL)
     st_net_free(engine->net);
   device_pool_release(engine->dev, engine->device_index, engine->device_id);
+  g_free(engine->roi_mask);
   g_free(engine->device_id);
   g_free(engine->model_path);
   g_free(engine->device_name);
@@ -433,7 +503,8 @@ static void notify_device_properties(GstStyleTransfer *self) {
 static GstSample *load_style(Engine *engine, GMutex *engine_lock, const gchar *path, gint slot,
                              guint flags, GCancellable *cancel, StyleImageInfo *info,
                              gdouble *features_ms, GError **error) {
-  GstSample *sample = style_image_decode(path, st_net_style_size(engine->net), cancel, info, error);
+  GstSample *sample =
+      style_image_decode(path, "style image", st_net_style_size(engine->net), cancel, info, error);
   if (sample == NULL)
     return NULL;
   if (engine_lock != NULL)
@@ -450,6 +521,49 @@ static GstSample *load_style(Engine *engine, GMutex *engine_lock, const gchar *p
   return sample;
 }
 
+/* ---- mask image ------------------------------------------------------------------------------ */
+
+static void mask_image_clear(MaskImage *m) {
+  g_clear_pointer(&m->bytes, g_bytes_unref);
+  m->width = m->height = 0;
+}
+
+/* Decodes the mask image at `path` (any format GStreamer decodes, at most MASK_IMAGE_MAX_SIDE on
+ * the longer side) into one byte per pixel: its luminance times its alpha, so that white (and
+ * opaque) is where `style` applies and black or transparent where it does not. */
+static gboolean load_mask_image(const gchar *path, GCancellable *cancel, MaskImage *out,
+                                StyleImageInfo *info, GError **error) {
+  GstSample *sample =
+      style_image_decode(path, "mask image", MASK_IMAGE_MAX_SIDE, cancel, info, error);
+  if (sample == NULL)
+    return FALSE;
+  GstVideoInfo vinfo;
+  GstVideoFrame frame;
+  if (!gst_video_info_from_caps(&vinfo, gst_sample_get_caps(sample)) ||
+      !gst_video_frame_map(&frame, &vinfo, gst_sample_get_buffer(sample), GST_MAP_READ)) {
+    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                "Could not map the decoded mask image \"%s\"", path);
+    gst_sample_unref(sample);
+    return FALSE;
+  }
+  gint w = GST_VIDEO_FRAME_WIDTH(&frame), h = GST_VIDEO_FRAME_HEIGHT(&frame);
+  gint stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+  const guint8 *rgba = GST_VIDEO_FRAME_PLANE_DATA(&frame, 0);
+  guint8 *m = g_malloc((gsize)w * h);
+  for (gint y = 0; y < h; y++)
+    for (gint x = 0; x < w; x++) {
+      const guint8 *p = rgba + (gsize)y * stride + 4 * (gsize)x;
+      guint luma = (77u * p[0] + 150u * p[1] + 29u * p[2] + 128u) >> 8;
+      m[(gsize)y * w + x] = (guint8)((luma * p[3] + 127u) / 255u);
+    }
+  gst_video_frame_unmap(&frame);
+  gst_sample_unref(sample);
+  out->bytes = g_bytes_new_take(m, (gsize)w * h);
+  out->width = w;
+  out->height = h;
+  return TRUE;
+}
+
 /* ---- messages -------------------------------------------------------------------------------
  * Posted without any lock held (a bus sync handler may call back into the element). */
 
@@ -462,6 +576,16 @@ static void post_style_applied(GstStyleTransfer *self, gint slot, const gchar *p
       "height", G_TYPE_INT, info->height, "style-width", G_TYPE_INT, info->style_width,
       "style-height", G_TYPE_INT, info->style_height, "decode-ms", G_TYPE_DOUBLE, info->decode_ms,
       "features-ms", G_TYPE_DOUBLE, features_ms, NULL);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+/* "styletransfer-mask-applied": the mask image at `path` is in use from the next frame on. */
+static void post_mask_applied(GstStyleTransfer *self, const gchar *path, const StyleImageInfo *info,
+                              gint mask_width, gint mask_height) {
+  GstStructure *s = gst_structure_new(
+      "styletransfer-mask-applied", "path", G_TYPE_STRING, path, "width", G_TYPE_INT, info->width,
+      "height", G_TYPE_INT, info->height, "mask-width", G_TYPE_INT, mask_width, "mask-height",
+      G_TYPE_INT, mask_height, "decode-ms", G_TYPE_DOUBLE, info->decode_ms, NULL);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -551,6 +675,37 @@ static void loader_set_style(GstStyleTransfer *self, gint slot, GCancellable *ca
   g_free(path);
 }
 
+/* The loader's mask job: decode the current `mask` and use it from the next frame on. */
+static void loader_set_mask(GstStyleTransfer *self, GCancellable *cancel) {
+  g_mutex_lock(&self->lock);
+  gchar *path = g_strdup(self->mask_path);
+  gboolean had_mask = self->mask_image.bytes != NULL;
+  g_mutex_unlock(&self->lock);
+  GError *error = NULL;
+  StyleImageInfo info;
+  MaskImage m = {0};
+  if (path == NULL || path[0] == '\0') {
+    g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                "No mask image set: mask-source=image needs the mask property");
+  } else if (load_mask_image(path, cancel, &m, &info, &error)) {
+    g_mutex_lock(&self->lock);
+    mask_image_clear(&self->mask_image);
+    self->mask_image = m;
+    g_free(self->mask_applied);
+    self->mask_applied = g_strdup(path);
+    g_mutex_unlock(&self->lock);
+    GST_INFO_OBJECT(self, "mask %s (%dx%d) in %.0f ms", path, info.width, info.height,
+                    info.decode_ms);
+    post_mask_applied(self, path, &info, m.width, m.height);
+    g_free(path);
+    return;
+  }
+  loader_failed(self, error,
+                had_mask ? "the previous mask stays in use"
+                         : "no mask is in use: the style applies to the whole frame");
+  g_free(path);
+}
+
 /* The loader's engine job: build an engine from the current model, device and fp16, set the
  * style in use on it, and swap it in. The running engine keeps processing frames meanwhile. */
 static void loader_swap_engine(GstStyleTransfer *self, GCancellable *cancel) {
@@ -637,7 +792,7 @@ static gpointer loader_main(gpointer data) {
   GstStyleTransfer *self = data;
   g_mutex_lock(&self->lock);
   while (!self->loader_quit) {
-    if (!self->want_engine && !self->want_style && !self->want_style2) {
+    if (!self->want_engine && !self->want_style && !self->want_style2 && !self->want_mask) {
       g_cond_wait(&self->loader_cond, &self->lock);
       continue;
     }
@@ -649,40 +804,72 @@ static gpointer loader_main(gpointer data) {
     } else if (self->want_style) {
       self->want_style = FALSE;
       slot = SLOT_STYLE;
-    } else {
+    } else if (self->want_style2) {
       self->want_style2 = FALSE;
       slot = SLOT_STYLE_2;
+    } else {
+      self->want_mask = FALSE;
+      slot = JOB_MASK;
     }
     GCancellable *cancel = g_cancellable_new();
     self->job_cancel = g_object_ref(cancel);
-    self->job_style_slot = slot;
+    self->job_slot = slot;
     g_mutex_unlock(&self->lock);
     if (engine_job)
       loader_swap_engine(self, cancel);
+    else if (slot == JOB_MASK)
+      loader_set_mask(self, cancel);
     else
       loader_set_style(self, slot, cancel);
     g_mutex_lock(&self->lock);
     g_clear_object(&self->job_cancel);
-    self->job_style_slot = -1;
+    self->job_slot = -1;
     g_object_unref(cancel);
   }
   g_mutex_unlock(&self->lock);
   return NULL;
 }
 
-/* Queues a style, style-2 or engine job while started; called with `lock` held. Returns FALSE
- * when the request is not for the loader (not started, or the style was cleared). */
+/* Whether the mask image should be (re)loaded: mask-source=image and the mask in use (if any) is
+ * not the `mask` property's. Called with `lock` held. */
+static gboolean mask_image_wanted(GstStyleTransfer *self) {
+  return self->mask_source == MASK_SOURCE_IMAGE &&
+         g_strcmp0(self->mask_applied, self->mask_path) != 0;
+}
+
+static const gchar *mask_source_nick(gint source) {
+  GEnumValue *v =
+      g_enum_get_value(g_type_class_peek_static(GST_TYPE_STYLE_TRANSFER_MASK_SOURCE), source);
+  return v != NULL ? v->value_nick : "?";
+}
+
+/* The error of a mask together with style-2 (the engine applies one style by a mask). */
+static void set_mask_style2_error(GError **error, gint source) {
+  g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+              "mask-source=%s and style-2 cannot be used together yet: a mask applies the style "
+              "where it is white and shows the input frame where it is black. Unset style-2 to "
+              "use the mask, or set mask-source=none to mix the two styles with style-mix",
+              mask_source_nick(source));
+}
+
+/* Queues a style, style-2, mask or engine job while started; called with `lock` held. Returns
+ * FALSE when the request is not for the loader (not started, or the style was cleared). */
 static gboolean loader_request(GstStyleTransfer *self, gboolean style, gboolean style2,
-                               gboolean engine) {
+                               gboolean mask, gboolean engine) {
   if (!self->started || (style && (self->style_path == NULL || self->style_path[0] == '\0')))
     return FALSE;
+  if (mask) {
+    self->want_mask = TRUE;
+    if (self->job_slot == JOB_MASK)
+      g_cancellable_cancel(self->job_cancel); /* an older mask: not needed any more */
+  }
   if (style || style2) {
     gint slot = style ? SLOT_STYLE : SLOT_STYLE_2;
     if (style)
       self->want_style = TRUE;
     else
       self->want_style2 = TRUE;
-    if (self->job_style_slot == slot)
+    if (self->job_slot == slot)
       g_cancellable_cancel(self->job_cancel); /* an older style: not needed any more */
   }
   self->want_engine |= engine;
@@ -708,6 +895,7 @@ static void loader_stop(GstStyleTransfer *self) {
   self->loader_quit = FALSE;
   self->want_style = FALSE;
   self->want_style2 = FALSE;
+  self->want_mask = FALSE;
   self->want_engine = FALSE;
   g_mutex_unlock(&self->lock);
 }
@@ -728,11 +916,16 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   gint device_index = self->device_index;
   gchar *device_id = g_strdup(self->device_id);
   gboolean fp16 = self->fp16;
+  gint mask_source = self->mask_source;
+  gchar *mask = g_strdup(self->mask_path);
   g_mutex_unlock(&self->lock);
 
   GstSample *sample = NULL, *sample2 = NULL;
   Engine *engine = NULL;
+  MaskImage mask_image = {0};
+  StyleImageInfo mask_info;
   gboolean has_style2 = style2 != NULL && style2[0] != '\0';
+  gboolean has_mask = mask_source == MASK_SOURCE_IMAGE;
   if (style == NULL || style[0] == '\0') {
     g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
                 "No style set: set the style property to an image file");
@@ -744,8 +937,19 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
                 "No model set: set the model property to a styletransfer model file");
     goto fail;
   }
+  if (has_mask && (mask == NULL || mask[0] == '\0')) {
+    g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                "No mask image set: mask-source=image needs the mask property (an image file, "
+                "white where the style applies)");
+    goto fail;
+  }
+  if (mask_source != MASK_SOURCE_NONE && has_style2) {
+    set_mask_style2_error(&error, mask_source);
+    goto fail;
+  }
   if (!style_image_check_file(style, "Style image", &error) ||
       (has_style2 && !style_image_check_file(style2, "Second style image (style-2)", &error)) ||
+      (has_mask && !style_image_check_file(mask, "Mask image", &error)) ||
       !style_image_check_file(model, "Model file", &error))
     goto fail;
   gint64 t0 = g_get_monotonic_time();
@@ -764,6 +968,8 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
     if (sample2 == NULL)
       goto fail;
   }
+  if (has_mask && !load_mask_image(mask, NULL, &mask_image, &mask_info, &error))
+    goto fail;
 
   g_mutex_lock(&self->lock);
   self->loader_quit = FALSE;
@@ -785,6 +991,11 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   g_free(self->style2_applied);
   self->style2_applied = has_style2 ? g_strdup(style2) : NULL;
   self->style_serial = has_style2 ? 2 : 1;
+  mask_image_clear(&self->mask_image);
+  self->mask_image = mask_image;
+  mask_image = (MaskImage){0};
+  g_free(self->mask_applied);
+  self->mask_applied = has_mask ? g_strdup(mask) : NULL;
   self->reset_temporal = TRUE;
   set_device_properties(self, engine);
   self->loader = loader;
@@ -800,11 +1011,13 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   post_style_applied(self, SLOT_STYLE, style, 1, &info, features_ms);
   if (has_style2)
     post_style_applied(self, SLOT_STYLE_2, style2, 2, &info2, features2_ms);
+  if (has_mask)
+    post_mask_applied(self, mask, &mask_info, self->mask_image.width, self->mask_image.height);
 
   /* properties set while this function ran were not seen by it */
   g_mutex_lock(&self->lock);
   loader_request(self, g_strcmp0(self->style_path, style) != 0,
-                 g_strcmp0(self->style2_path, style2) != 0,
+                 g_strcmp0(self->style2_path, style2) != 0, mask_image_wanted(self),
                  g_strcmp0(self->model_path, model) != 0 || self->device_index != device_index ||
                      g_strcmp0(self->device_id, device_id) != 0 || self->fp16 != fp16);
   g_mutex_unlock(&self->lock);
@@ -812,6 +1025,7 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   g_free(style2);
   g_free(model);
   g_free(device_id);
+  g_free(mask);
   return TRUE;
 
 fail:
@@ -822,10 +1036,12 @@ fail:
     gst_sample_unref(sample);
   if (sample2 != NULL)
     gst_sample_unref(sample2);
+  mask_image_clear(&mask_image);
   g_free(style);
   g_free(style2);
   g_free(model);
   g_free(device_id);
+  g_free(mask);
   return FALSE;
 }
 
@@ -843,10 +1059,22 @@ static gboolean gst_style_transfer_stop(GstBaseTransform *trans) {
   g_clear_pointer(&self->style2_sample, gst_sample_unref);
   g_clear_pointer(&self->style2_applied, g_free);
   self->style_serial = 0;
+  mask_image_clear(&self->mask_image);
+  g_clear_pointer(&self->mask_applied, g_free);
   g_mutex_unlock(&self->lock);
   g_mutex_unlock(&self->engine_lock);
   engine_free(engine);
   return TRUE;
+}
+
+/* The error of mask-source=alpha on a format without alpha. */
+static void post_alpha_format_error(GstStyleTransfer *self, const GstVideoInfo *info) {
+  GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                    ("mask-source=alpha needs input with an alpha channel (RGBA or BGRA), not %s: "
+                     "put `videoconvert ! video/x-raw,format=RGBA` before the element, or use "
+                     "another mask-source",
+                     GST_VIDEO_INFO_NAME(info)),
+                    (NULL));
 }
 
 static gboolean gst_style_transfer_set_info(GstVideoFilter *filter, GstCaps *incaps,
@@ -883,6 +1111,13 @@ static gboolean gst_style_transfer_set_info(GstVideoFilter *filter, GstCaps *inc
       g_free(c);
       return FALSE;
     }
+  }
+  g_mutex_lock(&self->lock);
+  gint mask_source = self->mask_source;
+  g_mutex_unlock(&self->lock);
+  if (mask_source == MASK_SOURCE_ALPHA && !GST_VIDEO_INFO_HAS_ALPHA(in_info)) {
+    post_alpha_format_error(self, in_info);
+    return FALSE;
   }
   gchar *c = gst_video_colorimetry_to_string(&in_info->colorimetry);
   GST_DEBUG_OBJECT(self, "format %s %dx%d colorimetry %s", GST_VIDEO_INFO_NAME(in_info),
@@ -962,6 +1197,72 @@ static gfloat crossfade_progress(GstStyleTransfer *self, Engine *engine, GstBuff
   return t >= 1.0 ? 1.0f : (gfloat)t;
 }
 
+/* ---- masks (mask-source) --------------------------------------------------------------------- */
+
+/* Rasterizes the ROI metas of `buf` (those of the `n_types` types, all when there are none) into
+ * engine->roi_mask, one byte per frame pixel: 255 inside a rectangle, falling linearly to 0 at
+ * `feather` pixels outside it (the Euclidean distance from the rectangle to the pixel's centre);
+ * overlapping ROIs take the larger value. Returns the number of ROIs drawn. engine_lock held. */
+static guint rasterize_rois(Engine *engine, GstBuffer *buf, gint width, gint height,
+                            const GQuark *types, guint n_types, guint feather) {
+  gsize size = (gsize)width * height;
+  if (engine->roi_mask_size != size) {
+    g_free(engine->roi_mask);
+    engine->roi_mask = g_malloc(size);
+    engine->roi_mask_size = size;
+  }
+  memset(engine->roi_mask, 0, size);
+  guint drawn = 0;
+  gpointer state = NULL;
+  GstMeta *meta;
+  while ((meta = gst_buffer_iterate_meta_filtered(
+              buf, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) != NULL) {
+    const GstVideoRegionOfInterestMeta *roi = (const GstVideoRegionOfInterestMeta *)meta;
+    gboolean wanted = n_types == 0;
+    for (guint i = 0; i < n_types && !wanted; i++)
+      wanted = roi->roi_type == types[i];
+    if (!wanted || roi->w == 0 || roi->h == 0)
+      continue;
+    /* the rectangle [x0, x1) x [y0, y1) and its soft edge, clipped to the frame */
+    gdouble x0 = roi->x, y0 = roi->y, x1 = x0 + roi->w, y1 = y0 + roi->h;
+    gint bx0 = (gint)CLAMP(floor(x0 - feather), 0, width);
+    gint bx1 = (gint)CLAMP(ceil(x1 + feather), 0, width);
+    gint by0 = (gint)CLAMP(floor(y0 - feather), 0, height);
+    gint by1 = (gint)CLAMP(ceil(y1 + feather), 0, height);
+    if (bx0 >= bx1 || by0 >= by1)
+      continue; /* outside the frame */
+    drawn++;
+    for (gint y = by0; y < by1; y++) {
+      gdouble cy = y + 0.5;
+      gdouble dy = cy < y0 ? y0 - cy : cy > y1 ? cy - y1 : 0.0;
+      guint8 *row = engine->roi_mask + (gsize)y * width;
+      for (gint x = bx0; x < bx1; x++) {
+        gdouble cx = x + 0.5;
+        gdouble dx = cx < x0 ? x0 - cx : cx > x1 ? cx - x1 : 0.0;
+        gdouble d = sqrt(dx * dx + dy * dy);
+        if (d > 0.0 && d >= feather)
+          continue;
+        guint8 v = d == 0.0 ? 255 : (guint8)lround(255.0 * (1.0 - d / feather));
+        row[x] = MAX(row[x], v);
+      }
+    }
+  }
+  return drawn;
+}
+
+/* The alpha channel passes through: the input's alpha into the output (same format). */
+static void copy_alpha(const GstVideoFrame *in, GstVideoFrame *out) {
+  gint w = GST_VIDEO_FRAME_WIDTH(in), h = GST_VIDEO_FRAME_HEIGHT(in);
+  const guint8 *src = GST_VIDEO_FRAME_COMP_DATA(in, GST_VIDEO_COMP_A);
+  guint8 *dst = GST_VIDEO_FRAME_COMP_DATA(out, GST_VIDEO_COMP_A);
+  gint ps = GST_VIDEO_FRAME_COMP_PSTRIDE(in, GST_VIDEO_COMP_A);
+  gint ss = GST_VIDEO_FRAME_COMP_STRIDE(in, GST_VIDEO_COMP_A);
+  gint ds = GST_VIDEO_FRAME_COMP_STRIDE(out, GST_VIDEO_COMP_A);
+  for (gint y = 0; y < h; y++)
+    for (gint x = 0; x < w; x++)
+      dst[(gsize)y * ds + (gsize)x * ps] = src[(gsize)y * ss + (gsize)x * ps];
+}
+
 static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
                                                         GstVideoFrame *inframe,
                                                         GstVideoFrame *outframe) {
@@ -993,10 +1294,60 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
   gboolean size_set = self->processing_size_set;
   gboolean reset = self->reset_temporal;
   self->reset_temporal = FALSE;
+  gint mask_source = self->mask_source;
+  guint feather = self->feather;
+  GQuark roi_types[MAX_ROI_TYPES];
+  guint n_roi_types = self->n_roi_quarks;
+  memcpy(roi_types, self->roi_quarks, n_roi_types * sizeof(GQuark));
+  MaskImage mask_image = {NULL, self->mask_image.width, self->mask_image.height};
+  if (mask_source == MASK_SOURCE_IMAGE && self->mask_image.bytes != NULL)
+    mask_image.bytes = g_bytes_ref(self->mask_image.bytes);
+  gboolean has_style2 = self->style2_sample != NULL;
   g_mutex_unlock(&self->lock);
 
   gint width = GST_VIDEO_FRAME_WIDTH(inframe);
   gint height = GST_VIDEO_FRAME_HEIGHT(inframe);
+  gboolean has_alpha = GST_VIDEO_INFO_HAS_ALPHA(&inframe->info);
+  StMask mask = {0};
+  switch (mask_source) {
+  case MASK_SOURCE_ALPHA:
+    if (!has_alpha) {
+      g_mutex_unlock(&self->engine_lock);
+      post_alpha_format_error(self, &inframe->info);
+      return GST_FLOW_NOT_NEGOTIATED;
+    }
+    mask = (StMask){GST_VIDEO_FRAME_COMP_DATA(inframe, GST_VIDEO_COMP_A), width, height,
+                    GST_VIDEO_FRAME_COMP_STRIDE(inframe, GST_VIDEO_COMP_A),
+                    GST_VIDEO_FRAME_COMP_PSTRIDE(inframe, GST_VIDEO_COMP_A)};
+    break;
+  case MASK_SOURCE_ROI:
+    if (rasterize_rois(engine, inframe->buffer, width, height, roi_types, n_roi_types, feather) ==
+        0) {
+      /* nothing to style in this frame: the input as it is, and a fresh start after it */
+      g_mutex_unlock(&self->engine_lock);
+      g_mutex_lock(&self->lock);
+      self->reset_temporal = TRUE;
+      g_mutex_unlock(&self->lock);
+      return gst_video_frame_copy(outframe, inframe) ? GST_FLOW_OK : GST_FLOW_ERROR;
+    }
+    mask = (StMask){engine->roi_mask, width, height, width, 1};
+    break;
+  case MASK_SOURCE_IMAGE:
+    /* no mask image in use yet (or it failed: a WARNING said so): the whole frame */
+    if (mask_image.bytes != NULL)
+      mask = (StMask){g_bytes_get_data(mask_image.bytes, NULL), mask_image.width, mask_image.height,
+                      mask_image.width, 1};
+    break;
+  default:
+    break;
+  }
+  if (mask.data != NULL) {
+    if (has_style2) {
+      set_mask_style2_error(&error, mask_source);
+      goto fail;
+    }
+    params.mask = &mask;
+  }
   if (!size_set && engine->is_cpu)
     size = MIN(CPU_PROCESSING_SIZE, MAX(width, height));
   processing_dims(size, width, height, &params.processing_width, &params.processing_height);
@@ -1025,10 +1376,16 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
     goto fail;
   }
   g_mutex_unlock(&self->engine_lock);
+  if (mask_image.bytes != NULL)
+    g_bytes_unref(mask_image.bytes);
+  if (has_alpha)
+    copy_alpha(inframe, outframe);
   return ret;
 
 fail:
   g_mutex_unlock(&self->engine_lock);
+  if (mask_image.bytes != NULL)
+    g_bytes_unref(mask_image.bytes);
   post_gerror(self, error);
   g_clear_error(&error);
   return GST_FLOW_ERROR;
@@ -1042,13 +1399,52 @@ static const gchar *default_model_path(void) {
   return env != NULL && env[0] != '\0' ? env : ST_DEFAULT_MODEL_PATH;
 }
 
+/* roi-types: a comma-separated list of ROI types (GstVideoRegionOfInterestMeta's roi_type, e.g.
+ * "face,person"); spaces around the names are ignored; empty: every ROI. Called with `lock`. */
+static void parse_roi_types(GstStyleTransfer *self) {
+  self->n_roi_quarks = 0;
+  if (self->roi_types == NULL)
+    return;
+  gchar **names = g_strsplit(self->roi_types, ",", -1);
+  for (gchar **n = names; *n != NULL; n++) {
+    g_strstrip(*n);
+    if ((*n)[0] == '\0')
+      continue;
+    if (self->n_roi_quarks == MAX_ROI_TYPES) {
+      GST_WARNING_OBJECT(self, "roi-types: more than %d types, \"%s\" and the rest are ignored",
+                         MAX_ROI_TYPES, *n);
+      break;
+    }
+    self->roi_quarks[self->n_roi_quarks++] = g_quark_from_string(*n);
+  }
+  g_strfreev(names);
+}
+
 static void gst_style_transfer_set_property(GObject *object, guint prop_id, const GValue *value,
                                             GParamSpec *pspec) {
   GstStyleTransfer *self = GST_STYLE_TRANSFER(object);
-  gboolean reload = FALSE;
+  gboolean reload = FALSE, mask = FALSE;
 
   g_mutex_lock(&self->lock);
   switch (prop_id) {
+  case PROP_MASK_SOURCE:
+    self->mask_source = g_value_get_enum(value);
+    mask = mask_image_wanted(self);
+    self->reset_temporal = TRUE;
+    break;
+  case PROP_MASK:
+    g_free(self->mask_path);
+    self->mask_path = g_value_dup_string(value);
+    mask = mask_image_wanted(self);
+    break;
+  case PROP_ROI_TYPES:
+    g_free(self->roi_types);
+    self->roi_types = g_value_dup_string(value);
+    parse_roi_types(self);
+    break;
+  case PROP_FEATHER:
+    self->feather = g_value_get_uint(value);
+    break;
   case PROP_STYLE:
     g_free(self->style_path);
     self->style_path = g_value_dup_string(value);
@@ -1113,8 +1509,8 @@ static void gst_style_transfer_set_property(GObject *object, guint prop_id, cons
   }
   /* while started, a new style or engine is loaded by the loader thread: never wait here */
   gboolean cleared = FALSE;
-  if (self->started && (prop_id == PROP_STYLE || prop_id == PROP_STYLE_2 || reload))
-    cleared = !loader_request(self, prop_id == PROP_STYLE, prop_id == PROP_STYLE_2, reload);
+  if (self->started && (prop_id == PROP_STYLE || prop_id == PROP_STYLE_2 || mask || reload))
+    cleared = !loader_request(self, prop_id == PROP_STYLE, prop_id == PROP_STYLE_2, mask, reload);
   g_mutex_unlock(&self->lock);
   if (cleared)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
@@ -1130,6 +1526,18 @@ static void gst_style_transfer_get_property(GObject *object, guint prop_id, GVal
   switch (prop_id) {
   case PROP_STYLE:
     g_value_set_string(value, self->style_path);
+    break;
+  case PROP_MASK_SOURCE:
+    g_value_set_enum(value, self->mask_source);
+    break;
+  case PROP_MASK:
+    g_value_set_string(value, self->mask_path);
+    break;
+  case PROP_ROI_TYPES:
+    g_value_set_string(value, self->roi_types);
+    break;
+  case PROP_FEATHER:
+    g_value_set_uint(value, self->feather);
     break;
   case PROP_STYLE_2:
     g_value_set_string(value, self->style2_path);
@@ -1205,6 +1613,10 @@ static void gst_style_transfer_finalize(GObject *object) {
     gst_sample_unref(self->style2_sample);
   g_free(self->style2_applied);
   g_free(self->style2_path);
+  mask_image_clear(&self->mask_image);
+  g_free(self->mask_applied);
+  g_free(self->mask_path);
+  g_free(self->roi_types);
   g_free(self->model_path);
   g_free(self->device_name);
   g_free(self->device_id);
@@ -1289,6 +1701,64 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
                         "Crossfade time in ms when the style changes while playing (0: switch "
                         "at once)",
                         0, MAX_STYLE_TRANSITION, DEFAULT_STYLE_TRANSITION, rw));
+  /**
+   * GstStyleTransfer:mask-source:
+   *
+   * Where the style applies (spatial control). `none`: the whole frame. `alpha`: the alpha
+   * channel of RGBA or BGRA input, e.g. from a matting or segmentation element upstream (255: the
+   * style, 0: the input frame, values between blend; other formats are a negotiation error).
+   * `roi`: the rectangles of the buffers' GstVideoRegionOfInterestMeta (from a face or object
+   * detector), filtered by #GstStyleTransfer:roi-types, with soft edges of
+   * #GstStyleTransfer:feather pixels; a frame without a matching ROI passes through unchanged.
+   * `image`: a still mask image (#GstStyleTransfer:mask), scaled to the frame. Can change while
+   * playing.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MASK_SOURCE,
+      g_param_spec_enum("mask-source", "Mask source",
+                        "Where the style applies: the whole frame, the input's alpha, the "
+                        "buffers' ROI metas or a mask image (elsewhere the input shows)",
+                        GST_TYPE_STYLE_TRANSFER_MASK_SOURCE, DEFAULT_MASK_SOURCE, rw));
+  /**
+   * GstStyleTransfer:mask:
+   *
+   * Path of the mask image used with mask-source=image: any image GStreamer decodes (as
+   * #GstStyleTransfer:style), of any size (scaled bilinearly to the frame; decoded at most 2048
+   * pixels on the longer side). Its luminance times its alpha is the mask: white (opaque) where
+   * the style applies, black or transparent where the input frame shows, grey blends. Can be
+   * changed while playing: decoded by the loader thread, in use from the
+   * "styletransfer-mask-applied" message on (fields: path, width, height, mask-width,
+   * mask-height, decode-ms); if it fails, a WARNING says why and the previous mask stays.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MASK,
+      g_param_spec_string("mask", "Mask image",
+                          "Path of the mask image for mask-source=image (white: the style, "
+                          "black: the input frame)",
+                          NULL, rw));
+  /**
+   * GstStyleTransfer:roi-types:
+   *
+   * With mask-source=roi, the ROI types that get the style, comma-separated (the roi_type of
+   * GstVideoRegionOfInterestMeta, e.g. "face" or "face,person"). Unset or empty: every ROI.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_ROI_TYPES,
+      g_param_spec_string("roi-types", "ROI types",
+                          "Comma-separated ROI types styled with mask-source=roi (empty: all)",
+                          NULL, rw));
+  /**
+   * GstStyleTransfer:feather:
+   *
+   * With mask-source=roi, the width in pixels of the soft edge outside each ROI rectangle: the
+   * style fades out linearly with the distance from the rectangle. 0: hard edges.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_FEATHER,
+      g_param_spec_uint("feather", "Feather",
+                        "Soft edge width in pixels outside each ROI rectangle (mask-source=roi)", 0,
+                        MAX_FEATHER, DEFAULT_FEATHER, rw));
+  gst_type_mark_as_plugin_api(GST_TYPE_STYLE_TRANSFER_MASK_SOURCE, 0);
   /**
    * GstStyleTransfer:model:
    *
@@ -1464,7 +1934,9 @@ static void gst_style_transfer_init(GstStyleTransfer *self) {
   self->fp16 = DEFAULT_FP16;
   self->style_mix = DEFAULT_STYLE_MIX;
   self->style_transition = DEFAULT_STYLE_TRANSITION;
-  self->job_style_slot = -1;
+  self->mask_source = DEFAULT_MASK_SOURCE;
+  self->feather = DEFAULT_FEATHER;
+  self->job_slot = -1;
   /* drop frames that would reach the sink late anyway (GstBaseTransform's QoS handling), rather
    * than queuing them behind a slow device */
   gst_base_transform_set_qos_enabled(GST_BASE_TRANSFORM(self), TRUE);

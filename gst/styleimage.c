@@ -309,8 +309,8 @@ static gchar *read_tiff_size(Reader *r, gboolean little, gint *width, gint *heig
 /* Checks the file's structure when it is a PNG or a JPEG and reads its declared size (0x0 when
  * unknown; for TIFF files, the size only). Returns FALSE with `error` set when the file is
  * truncated or damaged. */
-static gboolean check_structure(gint fd, guint64 size, const gchar *path, gint *width, gint *height,
-                                GError **error) {
+static gboolean check_structure(gint fd, guint64 size, const gchar *what, const gchar *path,
+                                gint *width, gint *height, GError **error) {
   static const guint8 png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   Reader *r = g_new0(Reader, 1);
   r->fd = fd;
@@ -343,8 +343,8 @@ static gboolean check_structure(gint fd, guint64 size, const gchar *path, gint *
                               r->pos, *width, *height, need);
   g_free(r);
   if (problem != NULL) {
-    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                "Could not decode style image \"%s\": %s", path, problem);
+    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode %s \"%s\": %s",
+                what, path, problem);
     g_free(problem);
     return FALSE;
   }
@@ -354,14 +354,14 @@ static gboolean check_structure(gint fd, guint64 size, const gchar *path, gint *
 /* ---- the declared size -------------------------------------------------------------------------
  */
 
-static void set_too_large_error(GError **error, const gchar *path, gint width, gint height,
-                                gint max_side) {
+static void set_too_large_error(GError **error, const gchar *what, const gchar *path, gint width,
+                                gint height, gint max_side) {
   g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-              "Style image \"%s\" is too large: %dx%d pixels (%.1f megapixels), more than the "
-              "%d megapixels the element decodes. The style is analysed at %d pixels on the "
-              "longer side, so a smaller copy of the image gives the same result",
-              path, width, height, (gdouble)width * height / 1e6, STYLE_IMAGE_MAX_PIXELS / 1000000,
-              max_side);
+              "%c%s \"%s\" is too large: %dx%d pixels (%.1f megapixels), more than the %d "
+              "megapixels the element decodes. The image is used at %d pixels on the longer side, "
+              "so a smaller copy of it gives the same result",
+              g_ascii_toupper(what[0]), what + 1, path, width, height,
+              (gdouble)width * height / 1e6, STYLE_IMAGE_MAX_PIXELS / 1000000, max_side);
 }
 
 /* An allocator that refuses every allocation. Offered to a decoder whose output caps exceed the
@@ -573,21 +573,23 @@ static gboolean preroll(GstElement *pipeline, GCancellable *cancel, gboolean *ca
   return ok;
 }
 
-GstSample *style_image_decode(const gchar *path, gint max_side, GCancellable *cancel,
-                              StyleImageInfo *info, GError **error) {
+GstSample *style_image_decode(const gchar *path, const gchar *what, gint max_side,
+                              GCancellable *cancel, StyleImageInfo *info, GError **error) {
   ensure_debug_category();
   gint64 t0 = g_get_monotonic_time();
   guint64 size = 0;
-  gint fd = open_regular_file(path, "Style image", &size, error);
+  gchar *what_cap = g_strdup_printf("%c%s", g_ascii_toupper(what[0]), what + 1);
+  gint fd = open_regular_file(path, what_cap, &size, error);
+  g_free(what_cap);
   if (fd < 0)
     return NULL;
   gint declared_w = 0, declared_h = 0;
-  gboolean ok = check_structure(fd, size, path, &declared_w, &declared_h, error);
+  gboolean ok = check_structure(fd, size, what, path, &declared_w, &declared_h, error);
   g_close(fd, NULL);
   if (!ok)
     return NULL;
   if (!size_allowed(declared_w, declared_h)) {
-    set_too_large_error(error, path, declared_w, declared_h, max_side);
+    set_too_large_error(error, what, path, declared_w, declared_h, max_side);
     return NULL;
   }
 
@@ -601,9 +603,10 @@ GstSample *style_image_decode(const gchar *path, gint max_side, GCancellable *ca
   if (src == NULL || queue == NULL || decode == NULL || scale == NULL || convert == NULL ||
       sink == NULL) {
     g_set_error(error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-                "Cannot decode the style image: one of the elements filesrc, queue, decodebin, "
+                "Cannot decode the %s: one of the elements filesrc, queue, decodebin, "
                 "videoscale, videoconvert, appsink is missing (install "
-                "gstreamer1.0-plugins-base)");
+                "gstreamer1.0-plugins-base)",
+                what);
     gst_clear_object(&src);
     gst_clear_object(&queue);
     gst_clear_object(&decode);
@@ -633,7 +636,7 @@ GstSample *style_image_decode(const gchar *path, gint max_side, GCancellable *ca
   if (!gst_element_link_many(src, queue, decode, NULL) ||
       !gst_element_link_many(scale, convert, sink, NULL)) {
     g_set_error(error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-                "Cannot decode the style image: internal linking failed");
+                "Cannot decode the %s: internal linking failed", what);
     gst_object_unref(pipeline);
     return NULL;
   }
@@ -672,18 +675,17 @@ GstSample *style_image_decode(const gchar *path, gint max_side, GCancellable *ca
   gst_object_unref(pipeline);
 
   if (cancelled) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                "Decoding style image \"%s\" was cancelled", path);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Decoding %s \"%s\" was cancelled", what,
+                path);
   } else if (watch.too_large_w != 0) {
-    set_too_large_error(error, path, watch.too_large_w, watch.too_large_h, max_side);
+    set_too_large_error(error, what, path, watch.too_large_w, watch.too_large_h, max_side);
     g_clear_pointer(&result, gst_sample_unref);
   } else if (result == NULL) {
     if (problem == NULL && watch.others->len > 0)
       problem = g_strdup_printf("the file contains no image or video stream (only %s)",
                                 watch.others->str);
-    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                "Could not decode style image \"%s\": %s", path,
-                problem ? problem : "the file contains no image or video frame");
+    g_set_error(error, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode %s \"%s\": %s",
+                what, path, problem ? problem : "the file contains no image or video frame");
   } else if (info != NULL) {
     info->width = watch.width > 0 ? watch.width : info->style_width;
     info->height = watch.width > 0 ? watch.height : info->style_height;

@@ -46,11 +46,12 @@ typedef struct {
 gboolean style_image_check_file(const gchar *path, const gchar *what, GError **error);
 
 /* Decodes the first video frame of the file at `path` to RGBA, scaled down (aspect ratio kept)
- * so that its longer side is at most `max_side`. Returns a sample owning its memory, or NULL
- * with `error` set (RESOURCE errors for the file itself, STREAM/DECODE for its contents,
+ * so that its longer side is at most `max_side`. `what` names the file in messages, in lower
+ * case ("style image", "mask image"). Returns a sample owning its memory, or NULL with `error`
+ * set (RESOURCE errors for the file itself, STREAM/DECODE for its contents,
  * G_IO_ERROR_CANCELLED when `cancel` (may be NULL) was cancelled). `info` may be NULL. */
-GstSample *style_image_decode(const gchar *path, gint max_side, GCancellable *cancel,
-                              StyleImageInfo *info, GError **error);
+GstSample *style_image_decode(const gchar *path, const gchar *what, gint max_side,
+                              GCancellable *cancel, StyleImageInfo *info, GError **error);
 
 G_END_DECLS
 

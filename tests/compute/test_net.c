@@ -378,7 +378,17 @@ static void check_mask_composite(StNet *net, const StImage *si, StImage *so,
          "the input, middle %d/%d between\n",
          bad_style, bad_in, between, 3 * h);
   CHECK(bad_style == 0 && bad_in == 0 && between == 3 * h, "mask composite");
-  /* the composite needs the same formats; two styles need the masked subgraphs */
+  /* the same mask interleaved with other bytes (as the alpha of an RGBA frame): same output */
+  uint8_t *first = malloc(n);
+  memcpy(first, so->planes[0], n);
+  static const uint8_t rgba[8] = {7, 7, 7, 255, 9, 9, 9, 0};
+  StMask mi = {.data = rgba + 3, .width = 2, .height = 1, .stride = 8, .pixel_stride = 4};
+  p.mask = &mi;
+  CHECK(st_net_process(net, si, so, &p, &err), "interleaved mask: %s", err.message);
+  CHECK(memcmp(first, so->planes[0], n) == 0, "an interleaved mask gives another output");
+  free(first);
+  p.mask = &m;
+  /* the composite needs the same formats */
   StImage bgra = *so;
   bgra.format = ST_FORMAT_BGRA;
   CHECK(!st_net_process(net, si, &bgra, &p, &err) && strstr(err.message, "same input and output"),
@@ -386,8 +396,8 @@ static void check_mask_composite(StNet *net, const StImage *si, StImage *so,
   printf("mask, other output format: %s\n", err.message);
   StMask bad = m;
   bad.stride = 1;
-  CHECK(!st_net_process(net, si, so, &(StFrameParams){.steps = p.steps, .strength = 1, .mask = &bad},
-                        &err) &&
+  CHECK(!st_net_process(net, si, so,
+                        &(StFrameParams){.steps = p.steps, .strength = 1, .mask = &bad}, &err) &&
             err.code == ST_ERROR_ARGUMENT,
         "bad mask stride accepted");
   free(full);

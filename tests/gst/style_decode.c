@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
   GError *error = NULL;
   gchar *warm = g_build_filename(g_getenv("ST_TEST_DATA") ? g_getenv("ST_TEST_DATA") : ".",
                                  "style-spokes.png", NULL);
-  GstSample *s = style_image_decode(warm, 16, NULL, NULL, &error);
+  GstSample *s = style_image_decode(warm, "style image", 16, NULL, NULL, &error);
   g_clear_pointer(&s, gst_sample_unref);
   g_clear_error(&error);
   g_free(warm);
@@ -39,7 +39,8 @@ int main(int argc, char **argv) {
   long before = peak_kb();
   gint64 t0 = g_get_monotonic_time();
   StyleImageInfo info = {0};
-  GstSample *sample = style_image_decode(argv[1], atoi(argv[2]), NULL, &info, &error);
+  GstSample *sample =
+      style_image_decode(argv[1], "style image", atoi(argv[2]), NULL, &info, &error);
   gdouble ms = (g_get_monotonic_time() - t0) / 1000.0;
   long after = peak_kb();
   if (sample != NULL) {

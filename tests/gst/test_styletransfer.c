@@ -2249,6 +2249,312 @@ GST_START_TEST(test_style_decode_timeout) {
 }
 GST_END_TEST;
 
+/* ---- masks (mask-source) --------------------------------------------------------------------- */
+
+/* Mean absolute difference of the RGB bytes of two RGBA frames of `width` columns (stride
+ * 4 * width) in the rectangle [x0, x1) x [y0, y1). */
+static gdouble rgba_mad_rect(GstBuffer *a, GstBuffer *b, gint width, gint x0, gint y0, gint x1,
+                             gint y1) {
+  GstMapInfo ma, mb;
+  fail_unless(gst_buffer_map(a, &ma, GST_MAP_READ) && gst_buffer_map(b, &mb, GST_MAP_READ));
+  gdouble sum = 0;
+  for (gint y = y0; y < y1; y++)
+    for (gint x = x0; x < x1; x++)
+      for (gint c = 0; c < 3; c++) {
+        gsize i = ((gsize)y * width + x) * 4 + c;
+        sum += ABS((gint)ma.data[i] - (gint)mb.data[i]);
+      }
+  gst_buffer_unmap(a, &ma);
+  gst_buffer_unmap(b, &mb);
+  return sum / (3.0 * (x1 - x0) * (y1 - y0));
+}
+
+/* Whether two RGBA buffers have the same alpha bytes. */
+static gboolean same_alpha(GstBuffer *a, GstBuffer *b) {
+  GstMapInfo ma, mb;
+  fail_unless(gst_buffer_map(a, &ma, GST_MAP_READ) && gst_buffer_map(b, &mb, GST_MAP_READ));
+  gboolean same = ma.size == mb.size;
+  for (gsize i = 3; same && i < ma.size; i += 4)
+    same = ma.data[i] == mb.data[i];
+  gst_buffer_unmap(a, &ma);
+  gst_buffer_unmap(b, &mb);
+  return same;
+}
+
+/* `in` (RGBA) with alpha 255 in the columns [0, split) and 0 from there on. */
+static GstSample *with_alpha_split(GstSample *in, gint width, gint split) {
+  GstBuffer *buf = gst_buffer_copy_deep(gst_sample_get_buffer(in));
+  GstMapInfo m;
+  fail_unless(gst_buffer_map(buf, &m, GST_MAP_WRITE));
+  for (gsize i = 0; i < m.size / 4; i++)
+    m.data[4 * i + 3] = (gint)(i % (gsize)width) < split ? 255 : 0;
+  gst_buffer_unmap(buf, &m);
+  GstSample *s = gst_sample_new(buf, gst_sample_get_caps(in), NULL, NULL);
+  gst_buffer_unref(buf);
+  return s;
+}
+
+/* `in` with a GstVideoRegionOfInterestMeta of `type` at (x, y), w x h. */
+static GstSample *with_roi(GstSample *in, const gchar *type, guint x, guint y, guint w, guint h) {
+  GstBuffer *buf = gst_buffer_copy(gst_sample_get_buffer(in));
+  gst_buffer_add_video_region_of_interest_meta(buf, type, x, y, w, h);
+  GstSample *s = gst_sample_new(buf, gst_sample_get_caps(in), NULL, NULL);
+  gst_buffer_unref(buf);
+  return s;
+}
+
+/* Writes dir/name: a PNG (pngenc) of `width` x `height` grey pixels, white in the columns
+ * [0, white) and black from there on. Returns the path. */
+static gchar *write_mask_png(const gchar *dir, const gchar *name, gint width, gint height,
+                             gint white) {
+  gchar *path = g_build_filename(dir, name, NULL);
+  gchar *desc = g_strdup_printf("appsrc name=src ! pngenc ! filesink location=%s", path);
+  GstElement *pipeline = parse_pipeline(desc);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+  GstCaps *caps = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "GRAY8", "width",
+                                      G_TYPE_INT, width, "height", G_TYPE_INT, height, "framerate",
+                                      GST_TYPE_FRACTION, 0, 1, NULL);
+  g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, NULL);
+  gst_caps_unref(caps);
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_GRAY8, width, height);
+  GstBuffer *buf = gst_buffer_new_allocate(NULL, info.size, NULL);
+  GstMapInfo m;
+  fail_unless(gst_buffer_map(buf, &m, GST_MAP_WRITE));
+  for (gint y = 0; y < height; y++)
+    for (gint x = 0; x < width; x++)
+      m.data[(gsize)y * info.stride[0] + x] = x < white ? 255 : 0;
+  gst_buffer_unmap(buf, &m);
+  GST_BUFFER_PTS(buf) = 0;
+  fail_unless_equals_int(gst_app_src_push_buffer(GST_APP_SRC(src), buf), GST_FLOW_OK);
+  gst_app_src_end_of_stream(GST_APP_SRC(src));
+  GstMessage *msg = run_pipeline(pipeline);
+  expect_eos(msg, desc);
+  gst_message_unref(msg);
+  gst_object_unref(src);
+  gst_object_unref(pipeline);
+  g_free(desc);
+  return path;
+}
+
+/* A harness around `e` whose messages from start on go to *bus. */
+static GstHarness *new_watched_harness(GstElement *e, GstCaps *caps, GstBus **bus) {
+  *bus = watch_bus(e);
+  GstHarness *h = gst_harness_new_with_element(e, "sink", "src");
+  gst_harness_set_src_caps(h, gst_caps_copy(caps));
+  return h;
+}
+
+/* mask-source=alpha: the style where the input's alpha is 255, the input itself where it is 0,
+ * the alpha passed through (also without a mask); a second style set while playing makes the
+ * next frame fail with an error saying why, and the stream goes on once it is removed. */
+GST_START_TEST(test_mask_alpha) {
+  const gint w = 128, hgt = 96;
+  GstSample *plain = make_frame("RGBA", w, hgt, "smpte");
+  GstSample *in = with_alpha_split(plain, w, w / 2);
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstBuffer *styled = one_frame(in, "style-spokes.png", NULL, 0.0);
+  fail_unless(same_alpha(inbuf, styled), "the alpha did not pass through (mask-source=none)");
+  fail_unless(rgba_mad_rect(inbuf, styled, w, 0, 0, w, hgt) > 5.0, "the style changed nothing");
+
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "alpha");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  GstBus *bus = watch_bus(e);
+  GstBuffer *out = process_at(h, in, 0);
+  gdouble in_style = rgba_mad_rect(styled, out, w, 0, 0, w / 2, hgt);
+  gdouble out_style = rgba_mad_rect(inbuf, out, w, w / 2, 0, w, hgt);
+  fail_unless(in_style < 0.01, "alpha 255 is not the style (mad %.3f)", in_style);
+  fail_unless(out_style < 0.01, "alpha 0 is not the input (mad %.3f)", out_style);
+  fail_unless(same_alpha(inbuf, out), "the alpha did not pass through (mask-source=alpha)");
+
+  gchar *pin = data_path("style-pinwheel.jpg");
+  g_object_set(e, "style-2", pin, NULL);
+  check_style2_applied(bus, pin);
+  g_free(push_expecting_error(h, inbuf, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                              "mask-source=alpha and style-2 cannot be used together"));
+  g_object_set(e, "style-2", NULL, NULL);
+  gst_structure_free(wait_applied(bus, "styletransfer-style-removed"));
+  GstBuffer *again = process_at(h, in, GST_SECOND);
+  fail_unless(rgba_mad_rect(out, again, w, 0, 0, w, hgt) < 0.01, "style-2 removed: not as before");
+
+  gst_buffer_unref(styled);
+  gst_buffer_unref(out);
+  gst_buffer_unref(again);
+  unwatch_bus(e, bus);
+  teardown_harness(h);
+  gst_object_unref(e);
+  g_free(pin);
+  gst_sample_unref(in);
+  gst_sample_unref(plain);
+}
+GST_END_TEST;
+
+/* mask-source=alpha with a format without alpha, and a mask with style-2 at start: errors that
+ * say what to do. */
+GST_START_TEST(test_mask_errors) {
+  gchar *style = data_path("style-spokes.png");
+  gchar *pin = data_path("style-pinwheel.jpg");
+  gchar *txt = data_path("not-an-image.txt");
+  gchar *props = g_strdup_printf("style=%s mask-source=alpha", style);
+  expect_error_caps("video/x-raw,format=I420,width=64,height=48", props, GST_CORE_ERROR,
+                    GST_CORE_ERROR_NEGOTIATION,
+                    "mask-source=alpha needs input with an alpha channel (RGBA or BGRA), not I420");
+  g_free(props);
+  props = g_strdup_printf("style=%s style-2=%s mask-source=roi", style, pin);
+  expect_error(props, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+               "mask-source=roi and style-2 cannot be used together");
+  g_free(props);
+  props = g_strdup_printf("style=%s mask-source=image", style);
+  expect_error(props, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "No mask image set");
+  g_free(props);
+  props = g_strdup_printf("style=%s mask-source=image mask=/nonexistent/mask.png", style);
+  expect_error(props, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+               "Mask image \"/nonexistent/mask.png\" does not exist");
+  g_free(props);
+  props = g_strdup_printf("style=%s mask-source=image mask=%s", style, txt);
+  expect_error(props, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode mask image");
+  g_free(props);
+  /* a mask file is only read with mask-source=image */
+  gchar *desc = g_strdup_printf("videotestsrc num-buffers=1 ! video/x-raw,width=64,height=48 ! "
+                                "styletransfer style=%s mask=/nonexistent/mask.png ! fakesink",
+                                style);
+  run_to_eos(desc);
+  g_free(desc);
+  g_free(style);
+  g_free(pin);
+  g_free(txt);
+}
+GST_END_TEST;
+
+/* mask-source=roi: the style inside the ROI rectangles (filtered by roi-types), the input
+ * outside; a frame without a matching ROI is the input itself; feather softens the edges. */
+GST_START_TEST(test_mask_roi) {
+  const gint w = 128, hgt = 96;
+  const gint rx = 16, ry = 16, rw = 48, rh = 40;
+  GstSample *in = make_frame("RGBA", w, hgt, "smpte");
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstSample *face = with_roi(in, "face", rx, ry, rw, rh);
+  GstBuffer *styled = one_frame(in, "style-spokes.png", NULL, 0.0);
+
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, "feather", 0, NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "roi");
+  GstHarness *h = new_harness(e, gst_sample_get_caps(in));
+  GstBuffer *out = process_at(h, face, 0);
+  gdouble inside = rgba_mad_rect(styled, out, w, rx, ry, rx + rw, ry + rh);
+  gdouble right = rgba_mad_rect(inbuf, out, w, rx + rw, 0, w, hgt);
+  gdouble below = rgba_mad_rect(inbuf, out, w, 0, ry + rh, w, hgt);
+  fail_unless(inside < 0.01, "inside the ROI: not the style (mad %.3f)", inside);
+  fail_unless(right < 0.01 && below < 0.01, "outside the ROI: not the input (%.3f, %.3f)", right,
+              below);
+  GstBuffer *none = process_at(h, in, GST_SECOND);
+  fail_unless(rgba_mad_rect(inbuf, none, w, 0, 0, w, hgt) == 0.0, "no ROI: not the input");
+
+  /* roi-types: only the listed types */
+  g_object_set(e, "roi-types", "car, person", NULL);
+  GstBuffer *other = process_at(h, face, 2 * GST_SECOND);
+  fail_unless(rgba_mad_rect(inbuf, other, w, 0, 0, w, hgt) == 0.0,
+              "a face ROI was styled with roi-types=car,person");
+  g_object_set(e, "roi-types", " person , face", NULL);
+  GstBuffer *listed = process_at(h, face, 3 * GST_SECOND);
+  fail_unless(rgba_mad_rect(styled, listed, w, rx, ry, rx + rw, ry + rh) < 0.01,
+              "a face ROI was not styled with roi-types=person,face");
+
+  /* feather 8: a soft band of 8 px outside the rectangle, the input beyond it */
+  g_object_set(e, "feather", 8, NULL);
+  GstBuffer *soft = process_at(h, face, 4 * GST_SECOND);
+  gdouble band_in = rgba_mad_rect(inbuf, soft, w, rx + rw, ry, rx + rw + 8, ry + rh);
+  gdouble band_style = rgba_mad_rect(styled, soft, w, rx + rw, ry, rx + rw + 8, ry + rh);
+  gdouble beyond = rgba_mad_rect(inbuf, soft, w, rx + rw + 8, 0, w, hgt);
+  gdouble core = rgba_mad_rect(styled, soft, w, rx, ry, rx + rw, ry + rh);
+  fail_unless(band_in > 0.5 && band_style > 0.5,
+              "feather: the band is not between the input and the style (%.2f, %.2f)", band_in,
+              band_style);
+  fail_unless(beyond < 0.01 && core < 0.01, "feather: beyond %.3f, inside %.3f", beyond, core);
+  g_print("roi feather 8: band mad %.2f from the input, %.2f from the style\n", band_in,
+          band_style);
+
+  GstBuffer *bufs[] = {styled, out, none, other, listed, soft};
+  for (guint i = 0; i < G_N_ELEMENTS(bufs); i++)
+    gst_buffer_unref(bufs[i]);
+  teardown_harness(h);
+  gst_object_unref(e);
+  gst_sample_unref(face);
+  gst_sample_unref(in);
+}
+GST_END_TEST;
+
+static void check_mask_applied(GstBus *bus, const gchar *path, gint width, gint height) {
+  GstStructure *s = wait_applied(bus, "styletransfer-mask-applied");
+  gint mw = 0, mh = 0;
+  gdouble ms = -1;
+  fail_unless_equals_string(gst_structure_get_string(s, "path"), path);
+  fail_unless(gst_structure_get(s, "mask-width", G_TYPE_INT, &mw, "mask-height", G_TYPE_INT, &mh,
+                                "decode-ms", G_TYPE_DOUBLE, &ms, NULL),
+              "fields missing: %" GST_PTR_FORMAT, s);
+  fail_unless(mw == width && mh == height && ms >= 0, "mask %dx%d (%.0f ms)", mw, mh, ms);
+  gst_structure_free(s);
+}
+
+/* mask-source=image: a mask image of another size than the frame, scaled to it; changed while
+ * playing (styletransfer-mask-applied); an undecodable one while playing: a warning, the
+ * previous mask stays. */
+GST_START_TEST(test_mask_image) {
+  const gint w = 128, hgt = 96;
+  gchar *dir = make_tmp_dir();
+  gchar *half = write_mask_png(dir, "half.png", 64, 48, 32);
+  gchar *all = write_mask_png(dir, "all.png", 40, 30, 40);
+  GstSample *in = make_frame("RGBA", w, hgt, "smpte");
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstBuffer *styled = one_frame(in, "style-spokes.png", NULL, 0.0);
+
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, "mask", half, NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "image");
+  GstBus *bus;
+  GstHarness *h = new_watched_harness(e, gst_sample_get_caps(in), &bus);
+  check_mask_applied(bus, half, 64, 48);
+  GstBuffer *out = process_at(h, in, 0);
+  /* the mask's edge at x = 32 of 64 is x = 64 of 128; bilinear scaling blurs it by a pixel */
+  gdouble left = rgba_mad_rect(styled, out, w, 0, 0, w / 2 - 2, hgt);
+  gdouble right = rgba_mad_rect(inbuf, out, w, w / 2 + 2, 0, w, hgt);
+  fail_unless(left < 0.01 && right < 0.01, "half mask: style %.3f, input %.3f", left, right);
+
+  g_object_set(e, "mask", all, NULL);
+  check_mask_applied(bus, all, 40, 30);
+  GstBuffer *full = process_at(h, in, GST_SECOND);
+  fail_unless(rgba_mad_rect(styled, full, w, 0, 0, w, hgt) < 0.01, "white mask: not the style");
+
+  gchar *txt = data_path("not-an-image.txt");
+  g_object_set(e, "mask", txt, NULL);
+  check_warning(bus, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Could not decode mask image",
+                "the previous mask stays in use");
+  GstBuffer *kept = process_at(h, in, 2 * GST_SECOND);
+  fail_unless(rgba_mad_rect(styled, kept, w, 0, 0, w, hgt) < 0.01, "a failed mask changed it");
+  /* back to the whole frame, then the half mask again */
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "none");
+  g_object_set(e, "mask", half, NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "image");
+  check_mask_applied(bus, half, 64, 48);
+  GstBuffer *back = process_at(h, in, 3 * GST_SECOND);
+  fail_unless(rgba_mad_rect(out, back, w, 0, 0, w, hgt) < 0.01, "the half mask did not come back");
+
+  GstBuffer *bufs[] = {styled, out, full, kept, back};
+  for (guint i = 0; i < G_N_ELEMENTS(bufs); i++)
+    gst_buffer_unref(bufs[i]);
+  unwatch_bus(e, bus);
+  teardown_harness(h);
+  gst_object_unref(e);
+  gst_sample_unref(in);
+  g_free(txt);
+  g_free(half);
+  g_free(all);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
 static Suite *styletransfer_suite(void) {
   Suite *s = suite_create("styletransfer");
   TCase *tc = tcase_create("general");
@@ -2274,6 +2580,10 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_style2_mix);
   tcase_add_test(tc, test_style2_missing);
   tcase_add_test(tc, test_style_transition);
+  tcase_add_test(tc, test_mask_alpha);
+  tcase_add_test(tc, test_mask_errors);
+  tcase_add_test(tc, test_mask_roi);
+  tcase_add_test(tc, test_mask_image);
   tcase_add_test(tc, test_renegotiate);
   tcase_add_test(tc, test_webcam_caps);
   tcase_add_test(tc, test_colorimetry_from_caps);

@@ -4,7 +4,7 @@
 
     /usr/bin/python3 tools/gallery.py [--build build] [--data ../shared/data]
                                       [--model weights/styletransfer.safetensors]
-                                      [--out examples/gallery] [--only pairs|clip]
+                                      [--out examples/gallery] [--only pairs|mix|mask|clip]
 
 - pair1.jpg .. pairN.jpg: one row per (content, style) pair: content | style | the element's output
   at steps 0, 1, 2, 3 (temporal off, strength 1, processing-size 0). The content is scaled
@@ -15,6 +15,10 @@
   public-domain artworks by artists held out of training (weights/train.py splits()).
 - mix.jpg: content | style | style-2 | the element's output at style-mix 0, 0.25, 0.5, 0.75, 1
   (steps 2, temporal off): the two styles' statistics interpolated.
+- mask.jpg: content | style | a mask image | the element's output with mask-source=image (that
+  mask), mask-source=roi (a GstVideoRegionOfInterestMeta rectangle, feather 24) and
+  mask-source=alpha (the input's alpha a left-to-right ramp), steps 2, temporal off: the style
+  only where the mask says, the photo elsewhere.
 - clip.jpg: frames 0, 10, 20, 30 of examples/sample.mkv, scaled to --work px wide by videoscale
   (shown as TILE px thumbnails): top row
   the input, bottom row the element's output with examples/default-style.jpg (steps 2, temporal
@@ -27,10 +31,11 @@ PIL; no PyTorch. Prints the time taken.
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,24 +67,33 @@ MIX_PAIR = ("content/deb-lomiri_seeding_by_Clements_Engelhardt.jpg",
             "style/nstyle_starry_night.jpg",
             "style/peopleart_gustave-moreau_the-unicorns.jpg")
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
+# masks: content and style; the ROI rectangle and the ellipse of the mask image, as fractions of
+# the content's size (x, y, w, h)
+MASK_PAIR = ("content/deb-lomiri_aitzgorri_by_Aitzol_Berasategi.jpg",
+             "style/nstyle_starry_night.jpg")
+MASK_ROI = (0.30, 0.15, 0.40, 0.55)
+MASK_ELLIPSE = (0.15, 0.10, 0.70, 0.80)
 LABEL_H = 16
 GAP = 4
 JPEG_QUALITY = 85
 
 Gst = None
+GstVideo = None
 
 
 def init_gst(build):
     """Imports and initialises GStreamer with the plugin of the build tree."""
-    global Gst
+    global Gst, GstVideo
     os.environ["GST_PLUGIN_PATH"] = os.path.abspath(os.path.join(build, "gst"))
     import gi
     gi.require_version("Gst", "1.0")
+    gi.require_version("GstVideo", "1.0")
     from gi.repository import Gst as gst
+    from gi.repository import GstVideo as gstvideo
     gst.init(None)
     if gst.ElementFactory.find("styletransfer") is None:
         sys.exit("styletransfer element not found in %s/gst (build first)" % build)
-    Gst = gst
+    Gst, GstVideo = gst, gstvideo
 
 
 def check_bus(pipeline, what):
@@ -109,10 +123,12 @@ def pull_rgb(sink, pipeline, what):
     return img
 
 
-def stylize(model, content, style, settings, fixed=None):
+def stylize(model, content, style, settings, fixed=None, alpha=None, roi=None):
     """Runs the element once on `content` (PIL RGB) per entry of `settings` (properties set
-    before that frame), temporal state off, in one pipeline (appsrc ! styletransfer ! appsink):
-    one engine load per row. `fixed`: properties set before it starts."""
+    before that frame; strings through Gst.util_set_object_arg, so enums take their nicks),
+    temporal state off, in one pipeline (appsrc ! styletransfer ! appsink): one engine load per
+    row. `fixed`: properties set before it starts. `alpha`: the frames' alpha (HxW uint8; 255
+    otherwise); `roi`: (type, x, y, w, h) of a GstVideoRegionOfInterestMeta on every frame."""
     w, h = content.size
     desc = ("appsrc name=src format=time caps=video/x-raw,format=RGBA,width=%d,height=%d,"
             "framerate=30/1 ! styletransfer name=st processing-size=0 temporal=false "
@@ -121,17 +137,23 @@ def stylize(model, content, style, settings, fixed=None):
     st = p.get_by_name("st")
     st.set_property("model", model)
     st.set_property("style", style)
-    for k, v in (fixed or {}).items():
-        st.set_property(k, v)
+    def set_props(props):
+        for k, v in props.items():
+            if isinstance(v, str):
+                Gst.util_set_object_arg(st, k, v)
+            else:
+                st.set_property(k, v)
+    set_props(fixed or {})
     src, sink = p.get_by_name("src"), p.get_by_name("sink")
     p.set_state(Gst.State.PLAYING)
-    rgba = np.concatenate([np.asarray(content, np.uint8),
-                           np.full((h, w, 1), 255, np.uint8)], axis=-1).tobytes()
+    a = np.full((h, w, 1), 255, np.uint8) if alpha is None else alpha[:, :, None]
+    rgba = np.concatenate([np.asarray(content, np.uint8), a], axis=-1).tobytes()
     outs = []
     for i, props in enumerate(settings):
-        for k, v in props.items():  # the previous frame has been pulled: applies to this one
-            st.set_property(k, v)
+        set_props(props)  # the previous frame has been pulled: applies to this one
         buf = Gst.Buffer.new_wrapped(rgba)
+        if roi is not None:
+            GstVideo.buffer_add_video_region_of_interest_meta(buf, *roi)
         buf.pts = i * Gst.SECOND // 30
         buf.duration = Gst.SECOND // 30
         if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
@@ -229,7 +251,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--model", default=os.path.join(ROOT, "weights", "styletransfer.safetensors"))
     ap.add_argument("--out", default=os.path.join(ROOT, "examples", "gallery"))
-    ap.add_argument("--only", choices=("pairs", "clip", "mix"), default=None)
+    ap.add_argument("--only", choices=("pairs", "clip", "mix", "mask"), default=None)
     ap.add_argument("--work", type=int, default=WORK,
                     help="size the network works at (longer side, px; default %(default)s)")
     a = ap.parse_args()
@@ -266,6 +288,38 @@ def main():
         labels = ["content", "style", "style-2"] + ["style-mix=%g" % m for m in MIXES]
         save(compose([tiles], [labels]), os.path.join(a.out, "mix.jpg"))
         print("  mix: %.1f s" % (time.monotonic() - t1), flush=True)
+
+    if a.only in (None, "mask"):
+        t1 = time.monotonic()
+        content = load_content(a.data, MASK_PAIR[0])
+        style = os.path.abspath(os.path.join(a.data, MASK_PAIR[1]))
+        w, h = content.size
+        # the mask image: a white ellipse with a soft edge, at half the content's size (the
+        # element scales it to the frame)
+        mask = Image.new("L", (w // 2, h // 2), 0)
+        ex, ey, ew, eh = MASK_ELLIPSE
+        ImageDraw.Draw(mask).ellipse((ex * w / 2, ey * h / 2, (ex + ew) * w / 2,
+                                      (ey + eh) * h / 2), fill=255)
+        mask = mask.filter(ImageFilter.GaussianBlur(6))
+        with tempfile.TemporaryDirectory() as tmp:
+            mask_path = os.path.join(tmp, "mask.png")
+            mask.save(mask_path)
+            rx, ry, rw, rh = MASK_ROI
+            roi = ("object", round(rx * w), round(ry * h), round(rw * w), round(rh * h))
+            ramp = np.tile(np.linspace(0, 255, w).round().astype(np.uint8), (h, 1))
+            outs = stylize(model, content, style,
+                           [{}, {"mask-source": "roi"}, {"mask-source": "alpha"}],
+                           {"mask": mask_path, "mask-source": "image", "feather": 24,
+                            "steps": 2}, alpha=ramp, roi=roi)
+        roi_tile = outs[1].copy()
+        ImageDraw.Draw(roi_tile).rectangle((roi[1], roi[2], roi[1] + roi[3] - 1,
+                                            roi[2] + roi[4] - 1), outline=(255, 255, 255))
+        tiles = [thumb(content), thumb(Image.open(style)), thumb(mask), thumb(outs[0]),
+                 thumb(roi_tile), thumb(outs[2])]
+        labels = ["content", "style", "mask image", "mask-source=image",
+                  "mask-source=roi (box: ROI)", "mask-source=alpha (ramp)"]
+        save(compose([tiles], [labels]), os.path.join(a.out, "mask.jpg"))
+        print("  mask: %.1f s" % (time.monotonic() - t1), flush=True)
 
     if a.only in (None, "clip"):
         t1 = time.monotonic()

@@ -3,6 +3,7 @@
 """Runs one example of examples/ headless on a few small frames and checks what it wrote.
 
 Usage: test_examples.py NAME   (NAME: webcam, transcode, side-by-side, stylize-image,
+                                paint-background,
                                 switch-style-c, switch-style-py)
 
 Environment (set by tests/examples/meson.build): EXAMPLES_DIR (the examples' source dir),
@@ -400,6 +401,50 @@ def test_stylize_image():
     check("does not exist" in p.stderr, "a missing input is reported")
 
 
+def write_grey_png(path, w, h, white):
+    """Writes an 8-bit grey PNG: white (255) in the columns [0, white), black from there on."""
+    rows = b"".join(b"\0" + bytes(255 if x < white else 0 for x in range(w)) for _ in range(h))
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_paint_background():
+    """paint-background.sh: the style where the mask is white (the left half here, a mask of
+    half the frame's size), the original picture where it is black, in a file that plays."""
+    script = os.path.join(EXAMPLES, "paint-background.sh")
+    clip = make_clip(out("in.mp4"), 6, "96x64")
+    mask = write_grey_png(out("mask.png"), 48, 32, 24)
+    env = {"ST_PROPS": SMALL}
+    mkv = out("out.mkv")
+    run([script, clip, mkv, mask, STYLE_A], env)
+    check_video(mkv, 6, "96x64", like=clip)
+    frames = decode_rgba(["filesrc", f"location={mkv}", "!", "matroskademux", "!", "decodebin"],
+                         out("out.rgba"))
+    orig = decode_rgba(["filesrc", f"location={clip}", "!", "decodebin"], out("in.rgba"))
+    n = 96 * 64 * 4
+    for i in (0, 5):
+        a, b = drop_alpha(frames[i * n : (i + 1) * n]), drop_alpha(orig[i * n : (i + 1) * n])
+        d = mean_abs_diff(crop_rgb(96, 64, a, 0, 40), crop_rgb(96, 64, b, 0, 40))
+        check(d > 8.0, f"frame {i}: the white part of the mask is stylized (differs by {d:.1f})")
+        d = mean_abs_diff(crop_rgb(96, 64, a, 56, 96), crop_rgb(96, 64, b, 56, 96))
+        check(d < 6.0, f"frame {i}: the black part of the mask is the original (differs by {d:.1f})")
+    # the bundled mask (made for the sample clip), scaled to another frame size
+    run([script, clip, out("default.mkv")], env)
+    check_video(out("default.mkv"), 6, "96x64", like=clip)
+    p = run([script, clip, out("bad.mkv"), out("no-such-mask.png")], env, expect=1)
+    check("does not exist" in p.stderr, "a missing mask is reported")
+    p = run([script, clip, out("bad.mkv"), os.path.join(DATA, "not-an-image.txt")], env,
+            expect="nonzero")
+    check("Could not decode mask image" in p.stderr, "an undecodable mask is reported")
+
+
 def check_switch_style(cmd):
     frames = 15
     src = "videotestsrc is-live=true ! video/x-raw,width=96,height=64,framerate=30/1"
@@ -453,6 +498,7 @@ TESTS = {
     "transcode": test_transcode,
     "side-by-side": test_side_by_side,
     "stylize-image": test_stylize_image,
+    "paint-background": test_paint_background,
     "switch-style-c": test_switch_style_c,
     "switch-style-py": test_switch_style_py,
 }

@@ -596,11 +596,48 @@ static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StT
   return true;
 }
 
+/* matmul_sg.comp (CPU devices, no transposes, N % 4 == 0; ST_GRAM_KERNEL=matmul forces
+ * matmul.comp): TM = 8 rows x 32 columns of c per 8-invocation workgroup, without shared memory;
+ * K in chunks of GRAM_SG_ITERATIONS (one loop iteration per element per lane). On lavapipe the
+ * wide chain model's 141 matmuls per frame (32..128 channels, Newton-Schulz) took 54 ms instead of
+ * 410 ms with matmul.comp (st-bench --per-op at 256x192, ST_GRAM_KERNEL=matmul for the latter). */
+static bool matmul_sg_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
+                               const StTensor *b, const StTensor *c, int m, int n, int k,
+                               StError *err) {
+  uint32_t chunk = GRAM_SG_ITERATIONS;
+  uint32_t nchunks = ((uint32_t)k + chunk - 1) / chunk;
+  if (nchunks < 1)
+    nchunks = 1;
+  if (nchunks > 1 && c->dtype != ST_F32)
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "%s: a reduction over %d elements needs %u passes on %s, which the "
+                        "fp16-output form does not support (use a smaller processing size)",
+                        op, k, nchunks, st_device_name(dev));
+  struct {
+    uint32_t m, n, k;
+    float scale;
+    uint32_t k0, k1, flags;
+  } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, 1.0f, 0, 0, 0};
+  const StTensor *bind[3] = {a, b, c};
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  StKernel *kern = get_kernel(dev, ST_SHADER_MATMUL_SG, bind, 3, spec, sizeof pc, err);
+  uint32_t gx = (uint32_t)((n / 4 + 7) / 8), gy = (uint32_t)((m + 7) / 8);
+  if (!kern || !check_grid(gx, gy, 1, op, err))
+    return false;
+  for (uint32_t i = 0; i < nchunks; i++) {
+    pc.k0 = i * chunk;
+    pc.k1 = i + 1 == nchunks ? (uint32_t)k : (i + 1) * chunk;
+    pc.flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
+    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  }
+  return true;
+}
+
 /* Gram kernel: gram_sg.comp on devices with 8-wide subgroups and subgroupAdd (lavapipe: 20-50x
  * the shared-memory matmul there, whose 256-invocation workgroups with barriers run as coroutines
  * on one CPU thread); matmul.comp elsewhere. ST_GRAM_KERNEL=sg|matmul (read when the device is
  * opened; st_op_force_gram_kernel) forces one (tests; sg falls back to matmul where it is not
- * supported). */
+ * supported); "matmul" also turns matmul_sg.comp off for st_op_matmul. */
 static bool gram_sg_choice(StDevice *dev) {
   return dev->gram_force != FORCE_GRAM_MATMUL &&
          sg8_device(dev, VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
@@ -683,6 +720,8 @@ bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *
     snprintf(exp, sizeof exp, "[%d,%d]", m, n);
     return shape_error(err, op, "output", c, exp);
   }
+  if (!ta && !tb && n % 4 == 0 && dev->is_cpu && dev->gram_force != FORCE_GRAM_MATMUL)
+    return matmul_sg_dispatch(dev, cmd, op, a, b, c, m, n, k, err);
   return matmul_dispatch(dev, cmd, op, a, b, c, m, n, k, ta, tb, false, false, 1.0f, err);
 }
 

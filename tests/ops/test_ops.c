@@ -762,39 +762,48 @@ static void test_gram(void) {
 }
 
 static void test_matmul(void) {
-  /* the last: K past what one pass may loop over on llvmpipe (split into chunks there) */
-  static const int shapes[][3] = {
-      {1, 1, 1}, {7, 5, 3}, {33, 65, 129}, {100, 37, 300}, {3, 2, 1100000}};
-  for (size_t s = 0; s < 5; s++)
-    for (int ta = 0; ta < 2; ta++)
-      for (int tb = 0; tb < 2; tb++) {
-        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-        float *ha, *hb;
-        DT *a = ta ? dt_random(ST_F32, 2, k, m, 1, -1, 1, &ha)
-                   : dt_random(ST_F32, 2, m, k, 1, -1, 1, &ha);
-        DT *b = tb ? dt_random(ST_F32, 2, n, k, 1, -1, 1, &hb)
-                   : dt_random(ST_F32, 2, k, n, 1, -1, 1, &hb);
-        DT *c = dt_new(ST_F32, 2, m, n, 1);
-        char what[128];
-        snprintf(what, sizeof what, "matmul %dx%dx%d ta=%d tb=%d", m, n, k, ta, tb);
-        StError err = {0};
-        StCmd *cmd = begin();
-        bool ok = st_op_matmul(dev, cmd, &a->t, &b->t, ta, tb, &c->t, &err);
-        if (finish(cmd, ok, &err, what)) {
-          size_t cnt = (size_t)m * n;
-          float *got = fmalloc(cnt), *ref = fmalloc(cnt);
-          dt_read(c, got);
-          st_ref_matmul(ha, hb, m, n, k, ta, tb, ref);
-          compare(what, got, ref, cnt, 1e-4f, 1e-6f);
-          free(got);
-          free(ref);
+  /* {3, 2, 1100000} and {9, 8, 70001}: K past what one pass may loop over on llvmpipe (split
+   * into chunks there); N % 4 == 0 without transposes: matmul_sg.comp on CPU devices (its 8-row
+   * x 32-column tiles cut by M and N), unless matmul.comp is forced (kern 1) */
+  static const int shapes[][3] = {{1, 1, 1},       {7, 5, 3},       {33, 65, 129},
+                                  {100, 37, 300},  {3, 2, 1100000}, {33, 64, 129},
+                                  {128, 128, 128}, {9, 8, 70001},   {1, 4, 1}};
+  for (int kern = 0; kern < 2; kern++)
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+      for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+          int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+          float *ha, *hb;
+          DT *a = ta ? dt_random(ST_F32, 2, k, m, 1, -1, 1, &ha)
+                     : dt_random(ST_F32, 2, m, k, 1, -1, 1, &ha);
+          DT *b = tb ? dt_random(ST_F32, 2, n, k, 1, -1, 1, &hb)
+                     : dt_random(ST_F32, 2, k, n, 1, -1, 1, &hb);
+          DT *c = dt_new(ST_F32, 2, m, n, 1);
+          char what[128];
+          snprintf(what, sizeof what, "matmul(%s) %dx%dx%d ta=%d tb=%d",
+                   kern ? "matmul" : "default", m, n, k, ta, tb);
+          StError err = {0};
+          StCmd *cmd = begin();
+          if (kern)
+            st_op_force_gram_kernel(dev, "matmul");
+          bool ok = st_op_matmul(dev, cmd, &a->t, &b->t, ta, tb, &c->t, &err);
+          if (kern)
+            st_op_force_gram_kernel(dev, NULL);
+          if (finish(cmd, ok, &err, what)) {
+            size_t cnt = (size_t)m * n;
+            float *got = fmalloc(cnt), *ref = fmalloc(cnt);
+            dt_read(c, got);
+            st_ref_matmul(ha, hb, m, n, k, ta, tb, ref);
+            compare(what, got, ref, cnt, 1e-4f, 1e-6f);
+            free(got);
+            free(ref);
+          }
+          free(ha);
+          free(hb);
+          dt_free(a);
+          dt_free(b);
+          dt_free(c);
         }
-        free(ha);
-        free(hb);
-        dt_free(a);
-        dt_free(b);
-        dt_free(c);
-      }
 }
 
 /* Both kernels (linear_rows.comp, linear.comp) on every shape; {1024, 128} and {128, 1024} are

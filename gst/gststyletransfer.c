@@ -108,6 +108,9 @@ GST_DEBUG_CATEGORY(gst_style_transfer_debug); /* also devicepool.c's */
 /* mask images are decoded at most this large (longer side); they are scaled to the frame */
 #define MASK_IMAGE_MAX_SIDE 2048
 #define MAX_ROI_TYPES 32
+#define NO_MASK_MESSAGE                                                                            \
+  "No mask image set: mask-source=image needs the mask property (an image file, white where the "  \
+  "style applies)"
 
 /* Where the mask comes from (mask-source). */
 typedef enum {
@@ -685,8 +688,7 @@ static void loader_set_mask(GstStyleTransfer *self, GCancellable *cancel) {
   StyleImageInfo info;
   MaskImage m = {0};
   if (path == NULL || path[0] == '\0') {
-    g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
-                "No mask image set: mask-source=image needs the mask property");
+    g_set_error_literal(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, NO_MASK_MESSAGE);
   } else if (load_mask_image(path, cancel, &m, &info, &error)) {
     g_mutex_lock(&self->lock);
     mask_image_clear(&self->mask_image);
@@ -938,9 +940,7 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
     goto fail;
   }
   if (has_mask && (mask == NULL || mask[0] == '\0')) {
-    g_set_error(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
-                "No mask image set: mask-source=image needs the mask property (an image file, "
-                "white where the style applies)");
+    g_set_error_literal(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, NO_MASK_MESSAGE);
     goto fail;
   }
   if (mask_source != MASK_SOURCE_NONE && has_style2) {

@@ -558,12 +558,38 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, cons
   return true;
 }
 
+/* The push constants of the reduction kernels that split K into chunks (matmul.comp,
+ * matmul_sg.comp, gram_sg.comp): sizes, scale, this dispatch's [k0, k1), flags bit 0: add the
+ * previous chunk's sums, bit 1: the last chunk. */
+typedef struct {
+  uint32_t m, n, k;
+  float scale;
+  uint32_t k0, k1, flags;
+} KChunkPush;
+
+/* Records one dispatch of `kern` per chunk of `chunk` elements of pc->k. */
+static void dispatch_k_chunks(StCmd *cmd, StKernel *kern, const StTensor *bind[3], KChunkPush *pc,
+                              uint32_t chunk, uint32_t nchunks, uint32_t gx, uint32_t gy) {
+  for (uint32_t i = 0; i < nchunks; i++) {
+    pc->k0 = i * chunk;
+    pc->k1 = i + 1 == nchunks ? pc->k : (i + 1) * chunk;
+    pc->flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
+    st_cmd_dispatch(cmd, kern, bind, 3, pc, sizeof *pc, gx, gy, 1);
+  }
+}
+
+/* c = scale * op(a) op(b) with matmul.comp, or with matmul_sg.comp when `sg` (CPU devices, no
+ * transposes, N % 4 == 0, no CENTER/SQRT; st_op_matmul decides): TM = 8 rows x 32 columns of c
+ * per 8-invocation workgroup, without shared memory. On lavapipe the wide chain model's 141
+ * matmuls per frame (32..128 channels, Newton-Schulz) took 54 ms with matmul_sg instead of 410 ms
+ * with matmul.comp (st-bench --per-op at 256x192, ST_GRAM_KERNEL=matmul for the latter). */
 static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
                             const StTensor *b, const StTensor *c, int m, int n, int k, bool ta,
-                            bool tb, bool center, bool sqrt_, float scale, StError *err) {
-  /* On CPU devices K is split into chunks of MATMUL_CPU_CHUNK (llvmpipe ends longer loops
-   * silently: K = 1.1M lost terms in test_ops); one pass elsewhere. */
-  uint32_t chunk = dev->is_cpu ? MATMUL_CPU_CHUNK : (uint32_t)k;
+                            bool tb, bool center, bool sqrt_, float scale, bool sg, StError *err) {
+  /* On CPU devices K is split into chunks (llvmpipe ends longer loops silently: K = 1.1M lost
+   * terms in test_ops): MATMUL_CPU_CHUNK for matmul.comp, GRAM_SG_ITERATIONS for matmul_sg (one
+   * loop iteration per element per lane); one pass elsewhere. */
+  uint32_t chunk = sg ? GRAM_SG_ITERATIONS : dev->is_cpu ? MATMUL_CPU_CHUNK : (uint32_t)k;
   uint32_t nchunks = ((uint32_t)k + chunk - 1) / chunk;
   if (nchunks < 1)
     nchunks = 1;
@@ -572,64 +598,20 @@ static bool matmul_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StT
                         "%s: a reduction over %d elements needs %u passes on %s, which the %s form "
                         "does not support (use a smaller processing size)",
                         op, k, nchunks, st_device_name(dev), center ? "centred" : "fp16-output");
-  struct {
-    uint32_t m, n, k;
-    float scale;
-    uint32_t k0, k1, flags;
-  } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, scale, 0, 0, 0};
+  KChunkPush pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, scale, 0, 0, 0};
   const StTensor *bind[3] = {a, b, c};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_TA] = ta;
   spec[ST_SPEC_TB] = tb;
   spec[ST_SPEC_CENTER] = center;
   spec[ST_SPEC_SQRT] = sqrt_;
-  StKernel *kern = get_kernel(dev, ST_SHADER_MATMUL, bind, 3, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)((n + 31) / 32), gy = (uint32_t)((m + 31) / 32);
+  StKernel *kern =
+      get_kernel(dev, sg ? ST_SHADER_MATMUL_SG : ST_SHADER_MATMUL, bind, 3, spec, sizeof pc, err);
+  uint32_t gx = sg ? (uint32_t)((n / 4 + 7) / 8) : (uint32_t)((n + 31) / 32);
+  uint32_t gy = sg ? (uint32_t)((m + 7) / 8) : (uint32_t)((m + 31) / 32);
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
-  for (uint32_t i = 0; i < nchunks; i++) {
-    pc.k0 = i * chunk;
-    pc.k1 = i + 1 == nchunks ? (uint32_t)k : (i + 1) * chunk;
-    pc.flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
-    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
-  }
-  return true;
-}
-
-/* matmul_sg.comp (CPU devices, no transposes, N % 4 == 0; ST_GRAM_KERNEL=matmul forces
- * matmul.comp): TM = 8 rows x 32 columns of c per 8-invocation workgroup, without shared memory;
- * K in chunks of GRAM_SG_ITERATIONS (one loop iteration per element per lane). On lavapipe the
- * wide chain model's 141 matmuls per frame (32..128 channels, Newton-Schulz) took 54 ms instead of
- * 410 ms with matmul.comp (st-bench --per-op at 256x192, ST_GRAM_KERNEL=matmul for the latter). */
-static bool matmul_sg_dispatch(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
-                               const StTensor *b, const StTensor *c, int m, int n, int k,
-                               StError *err) {
-  uint32_t chunk = GRAM_SG_ITERATIONS;
-  uint32_t nchunks = ((uint32_t)k + chunk - 1) / chunk;
-  if (nchunks < 1)
-    nchunks = 1;
-  if (nchunks > 1 && c->dtype != ST_F32)
-    return st_set_error(err, ST_ERROR_ARGUMENT,
-                        "%s: a reduction over %d elements needs %u passes on %s, which the "
-                        "fp16-output form does not support (use a smaller processing size)",
-                        op, k, nchunks, st_device_name(dev));
-  struct {
-    uint32_t m, n, k;
-    float scale;
-    uint32_t k0, k1, flags;
-  } pc = {(uint32_t)m, (uint32_t)n, (uint32_t)k, 1.0f, 0, 0, 0};
-  const StTensor *bind[3] = {a, b, c};
-  int32_t spec[ST_SPEC_COUNT] = {0};
-  StKernel *kern = get_kernel(dev, ST_SHADER_MATMUL_SG, bind, 3, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)((n / 4 + 7) / 8), gy = (uint32_t)((m + 7) / 8);
-  if (!kern || !check_grid(gx, gy, 1, op, err))
-    return false;
-  for (uint32_t i = 0; i < nchunks; i++) {
-    pc.k0 = i * chunk;
-    pc.k1 = i + 1 == nchunks ? (uint32_t)k : (i + 1) * chunk;
-    pc.flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
-    st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
-  }
+  dispatch_k_chunks(cmd, kern, bind, &pc, chunk, nchunks, gx, gy);
   return true;
 }
 
@@ -675,11 +657,7 @@ bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y,
                           "gram: %d elements per channel need %u passes on %s, which the %s "
                           "form does not support (use a smaller processing size)",
                           hw, nchunks, st_device_name(dev), center ? "centred" : "fp16-output");
-    struct {
-      uint32_t c, d, k;
-      float scale;
-      uint32_t k0, k1, flags;
-    } pc = {(uint32_t)c, (uint32_t)d, (uint32_t)hw, 1.0f / (float)hw, 0, 0, 0};
+    KChunkPush pc = {(uint32_t)c, (uint32_t)d, (uint32_t)hw, 1.0f / (float)hw, 0, 0, 0};
     const StTensor *bind[3] = {x, y, g};
     int32_t spec[ST_SPEC_COUNT] = {0};
     spec[ST_SPEC_CENTER] = center;
@@ -689,16 +667,11 @@ bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y,
     uint32_t gx = (uint32_t)((d + 15) / 16), gy = (uint32_t)((c + 15) / 16);
     if (!kern || !check_grid(gx, gy, 1, op, err))
       return false;
-    for (uint32_t i = 0; i < nchunks; i++) {
-      pc.k0 = (uint32_t)(i * chunk);
-      pc.k1 = i + 1 == nchunks ? (uint32_t)hw : (uint32_t)((i + 1) * chunk);
-      pc.flags = (i > 0 ? 1u : 0u) | (i + 1 == nchunks ? 2u : 0u);
-      st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
-    }
+    dispatch_k_chunks(cmd, kern, bind, &pc, (uint32_t)chunk, nchunks, gx, gy);
     return true;
   }
   return matmul_dispatch(dev, cmd, op, x, y, g, c, d, hw, false, true, center, sqrt_,
-                         1.0f / (float)hw, err);
+                         1.0f / (float)hw, false, err);
 }
 
 bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, bool ta, bool tb,
@@ -720,9 +693,8 @@ bool st_op_matmul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *
     snprintf(exp, sizeof exp, "[%d,%d]", m, n);
     return shape_error(err, op, "output", c, exp);
   }
-  if (!ta && !tb && n % 4 == 0 && dev->is_cpu && dev->gram_force != FORCE_GRAM_MATMUL)
-    return matmul_sg_dispatch(dev, cmd, op, a, b, c, m, n, k, err);
-  return matmul_dispatch(dev, cmd, op, a, b, c, m, n, k, ta, tb, false, false, 1.0f, err);
+  bool sg = !ta && !tb && n % 4 == 0 && dev->is_cpu && dev->gram_force != FORCE_GRAM_MATMUL;
+  return matmul_dispatch(dev, cmd, op, a, b, c, m, n, k, ta, tb, false, false, 1.0f, sg, err);
 }
 
 /* The longest row linear_rows.comp sums: llvmpipe's loop limiter ends a shader loop after 65535

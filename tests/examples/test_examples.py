@@ -136,9 +136,10 @@ def rgb(w, h, channels, pixels):
     return bytes(b for i, b in enumerate(pixels) if i % 4 != 3)
 
 
-def crop_rgb(w, h, pixels, x0, x1):
-    """Columns x0..x1-1 of an RGB image."""
-    return b"".join(pixels[(y * w + x0) * 3 : (y * w + x1) * 3] for y in range(h))
+def crop_rgb(w, h, pixels, x0, x1, y0=0, y1=None):
+    """Columns x0..x1-1 (of rows y0..y1-1, all by default) of an RGB image."""
+    return b"".join(pixels[(y * w + x0) * 3 : (y * w + x1) * 3]
+                    for y in range(y0, h if y1 is None else y1))
 
 
 def mean_abs_diff(a, b):
@@ -475,15 +476,11 @@ def test_paint_faces():
                                    out("o.rgba"))[:n])
     orig = drop_alpha(decode_rgba(["filesrc", f"location={clip}", "!", "decodebin", "!",
                                    "identity", "eos-after=1"], out("i.rgba"))[:n])
-
-    def region(px, x0, y0, x1, y1):
-        return b"".join(px[(y * 640 + x0) * 3 : (y * 640 + x1) * 3] for y in range(y0, y1))
-
-    d = mean_abs_diff(region(frame, fx, fy, fx + fw, fy + fh),
-                      region(orig, fx, fy, fx + fw, fy + fh))
+    d = mean_abs_diff(crop_rgb(640, 480, frame, fx, fx + fw, fy, fy + fh),
+                      crop_rgb(640, 480, orig, fx, fx + fw, fy, fy + fh))
     check(d > 8.0, f"the face is stylized (differs by {d:.1f})")
-    d = mean_abs_diff(region(frame, 0, 0, 640, max(0, fy - 24)),
-                      region(orig, 0, 0, 640, max(0, fy - 24)))
+    d = mean_abs_diff(crop_rgb(640, 480, frame, 0, 640, 0, max(0, fy - 24)),
+                      crop_rgb(640, 480, orig, 0, 640, 0, max(0, fy - 24)))
     check(d < 6.0, f"above the face the picture is the original (differs by {d:.1f})")
     p = run([script, out("missing.mkv")], expect=1)
     check("does not exist" in p.stderr, "a missing input is reported")

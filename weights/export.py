@@ -27,6 +27,8 @@ import graph as G  # noqa: E402
 import model as M  # noqa: E402
 import st_io  # noqa: E402
 
+# the second style's state in the masked subgraphs: s2_gram1 for s_gram1, ...
+SECOND_PREFIX = "s2_"
 STYLE_OUTPUTS = ["s_gram1", "s_gram2", "s_gram3", "s_mean", "s_lb", "s_tsa"]
 
 
@@ -123,9 +125,57 @@ def record_graph(net, content_hw=(48, 64), style_hw=(48, 64)):
                                "ops": rec.ops}
             used.update(rec.used_params)
             names.append(name)
+        masked = record_masked(net, content, prev, S, style_outputs, subgraphs, used)
     graph = {"style_size": int(net.cfg["style_size"]), "subgraphs": subgraphs, "refine": names,
              "state": {"name": "prev_residual", "from": "residual"}}
+    if masked:
+        graph["masked"] = masked
     return graph, used
+
+
+def record_masked(net, content, prev, S, style_outputs, subgraphs, used):
+    """The subgraphs of two styles split by a mask (weights/FORMAT.md, "Two styles by a mask"):
+    initial_masked and refine_masked_i, with the input `mask` and the second style's state under
+    the prefix s2_. Returns the graph's "masked" entry, or None for a model without them."""
+    if net.cfg.get("initial", "efa") != "efa" or net.cfg.get("efa_base") == "wct":
+        return None
+    S2 = {k: v.clone() for k, v in S.items()}
+    mask = torch.rand(1, 1, *content.shape[-2:])
+    param_names = {id(p): n for n, p in list(net.named_parameters()) + list(net.named_buffers())}
+
+    def recorder(prefix, extra):
+        rec = G.Recorder(param_names, prefix=prefix)
+        for k in style_outputs:
+            rec.bind(S[k], k)
+            rec.bind(S2[k], SECOND_PREFIX + k[2:])
+        rec.bind(mask, "mask")
+        for k, v in extra.items():
+            rec.bind(v, k)
+        return rec
+
+    masks = net.masks.begin(mask)
+    rec = recorder("min", {"content": content})
+    with G.recording(rec):
+        x, x0 = net.initial(content, S, two=(S2, masks))
+    subgraphs["initial_masked"] = {"inputs": ["content", "mask"], "outputs": ["x", "x0"],
+                                   "ops": rec.ops}
+    used.update(rec.used_params)
+    Fr = {"x0": x0}
+    names = []
+    for i in range(len(net.cfg["refine_levels"])):
+        name = "refine_masked_%d" % i
+        masks = net.masks.begin(mask)  # per subgraph: its own pooled masks
+        rec = recorder("mr%d_" % i, dict(Fr, x=x, content=content, prev_residual=prev))
+        before = set(Fr)
+        with G.recording(rec):
+            x, _ = net.refine(i, x, content, prev, S, Fr, two=(S2, masks))
+        outs = ["x", "residual"] + sorted(k for k in Fr if k not in before and k != "residual")
+        subgraphs[name] = {"inputs": ["x", "content", "prev_residual", "mask"], "outputs": outs,
+                           "ops": rec.ops}
+        used.update(rec.used_params)
+        names.append(name)
+    return {"initial": "initial_masked", "refine": names, "input": "mask",
+            "style_prefix": SECOND_PREFIX}
 
 
 def export(net, path, fp32=False, info=None):

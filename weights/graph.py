@@ -235,11 +235,19 @@ def div(a, b, act="none", alpha=0.2, name=None):
     return y
 
 
-def moments(x, eps=1e-5, name=None):
-    mean = x.mean(dim=(2, 3))
-    var = x.var(dim=(2, 3), unbiased=False)
+def moments(x, eps=1e-5, mask=None, name=None):
+    """Per-channel mean and std; with `mask` ([B, 1, H, W], soft weights), the weighted mean and
+    std of the region: sums over pixels weighted by the mask, divided by (sum of the mask + 1e-6)
+    so that an empty region gives mean 0 and std sqrt(eps)."""
+    if mask is None:
+        mean = x.mean(dim=(2, 3))
+        var = x.var(dim=(2, 3), unbiased=False)
+    else:
+        s = mask.sum(dim=(2, 3)) + 1e-6
+        mean = (x * mask).sum(dim=(2, 3)) / s
+        var = (mask * (x - mean[:, :, None, None]) ** 2).sum(dim=(2, 3)) / s
     std = torch.sqrt(var + eps)
-    _emit("moments", [x], [mean, std], name, eps=eps)
+    _emit("moments", [x] if mask is None else [x, mask], [mean, std], name, eps=eps)
     return mean, std
 
 

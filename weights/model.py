@@ -304,11 +304,14 @@ class EFA(nn.Module):
     def sqrt_pair(self, fn):
         return wct_sqrt_pair(fn, self.pick, self.eye, self.c, self.wct_ridge, self.wct_iters)
 
-    def forward(self, fc, S, want_whiten=False):
-        mu_c, sd_c = G.moments(fc)
+    def region(self, fc, S, w=None, n=None):
+        """The fused features (before the strength blend) and the whitened features of fc aligned
+        to the style state S: over the whole map, or (w, n: a region's weights and its weights
+        normalised to mean 1, [1, 1, H, W]) with the region's own statistics."""
+        mu_c, sd_c = G.moments(fc, mask=w)
         fc0 = G.add(fc, mu_c, kb=-1)
         zc = G.conv(fc0, self.zconv)
-        kc = G.gram(zc)
+        kc = G.gram(zc) if n is None else G.gram(G.mul(zc, n), zc)
         g = G.add(G.linear(kc, self.lin_a), S["s_lb"], act="relu")
         tc = G.add(G.linear(kc, self.tc1a), G.linear(g, self.tc1b), act="relu")
         tc = G.reshape(G.linear(tc, self.tc2), [self.z, self.z])
@@ -321,6 +324,8 @@ class EFA(nn.Module):
             base = G.add(G.mul(fc0, G.div(S["s_std"], sd_c)), S["s_mean"])
             out = G.add(base, G.conv(t, self.unz))
         elif self.base == "wct":
+            if w is not None:
+                raise NotImplementedError("masked statistics with the WCT base")
             # WCT: whiten the content's normalised features (R_c^(-1/2)), colour them with the
             # style's correlation (R_s^(1/2)) and channel std, add the style mean; + correction
             fn = G.div(fc0, sd_c)
@@ -330,10 +335,63 @@ class EFA(nn.Module):
             out = G.add(base, G.conv(t, self.unz))
         else:
             out = G.add(G.conv(t, self.unz), S["s_mean"])
+        return out, chat
+
+    def forward(self, fc, S, want_whiten=False, two=None):
+        """two: (S2, regions) for two styles split by a mask: regions is [(w, n) of the first
+        style's region, (w, n) of the second's] at fc's size (Masks.at); each region's features
+        are aligned to its own style with its own statistics, then blended by the weights."""
+        if two is None:
+            out, chat = self.region(fc, S)
+        else:
+            S2, regions = two
+            (w1, n1), (w2, n2) = regions
+            out, chat = self.region(fc, S, w1, n1)
+            out2, _ = self.region(fc, S2, w2, n2)
+            out = blend(out, out2, w1)
         fused = G.add(out, fc, ka="strength", kb="one_minus_strength")
         if want_whiten:
             return fused, chat
         return fused
+
+
+def blend(a, b, w):
+    """w a + (1 - w) b, w [1, 1, H, W] broadcast over the channels."""
+    return G.add(b, G.mul(G.add(a, b, kb=-1), w))
+
+
+class Masks(nn.Module):
+    """The two regions of a soft mask m ([1, 1, H, W] at the processing size, 1 = the first
+    style): at each feature size, each region's weights w (m, 1 - m; average-pooled like the
+    content) and the weights normalised to mean 1 (n = w / (mean(w) + 1e-6)), so that
+    gram(n x, x) is the region's Gram matrix. Only constants (a 1x1 conv for 1 - m and a
+    linear for the + 1e-6); at() caches per size for one frame (begin() starts a frame)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inv = Const(-torch.ones(1, 1, 1, 1), torch.ones(1))
+        self.eps = Const(torch.ones(1, 1), torch.full((1,), 1e-6))
+
+    def begin(self, mask):
+        self.cache = {}
+        self.pooled = [mask]  # the mask pooled 0, 1, 2, ... times
+        return self
+
+    def at(self, like):
+        hw = tuple(like.shape[-2:])
+        if hw in self.cache:
+            return self.cache[hw]
+        while all(tuple(m.shape[-2:]) != hw for m in self.pooled):
+            if self.pooled[-1].shape[-1] < hw[1] or self.pooled[-1].shape[-2] < hw[0]:
+                raise ValueError("no mask size %s from %s" % (hw, tuple(self.pooled[0].shape)))
+            self.pooled.append(G.pool(self.pooled[-1], "avg"))
+        m = next(m for m in self.pooled if tuple(m.shape[-2:]) == hw)
+        regions = []
+        for w in (m, G.conv(m, self.inv)):
+            n = G.div(w, G.linear(G.moments(w)[0], self.eps))
+            regions.append((w, n))
+        self.cache[hw] = regions
+        return regions
 
 
 class Refine(nn.Module):
@@ -373,14 +431,20 @@ class Refine(nn.Module):
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
 
-    def fuse(self, h, ds, vconv):
-        """h + (V dS) h per pixel, then lrelu (ETNet Fusion_simple, linear in pixels)."""
-        c = ds.shape[-1]
-        m = G.reshape(G.conv(G.reshape(ds, [c, c, 1]), vconv), [c, c])
-        return G.add(h, G.conv_rt(h, m), act="lrelu", alpha=self.alpha)
+    def fuse(self, h, ds, vconv, w=None):
+        """h + (V dS) h per pixel, then lrelu (ETNet Fusion_simple, linear in pixels). ds: the
+        style errors of the regions ([one] or [first, second]); with two, each pixel gets
+        w (V dS1) h + (1 - w) (V dS2) h (w: the first region's weights at h's size)."""
+        c = ds[0].shape[-1]
+        y = [G.conv_rt(h, G.reshape(G.conv(G.reshape(d, [c, c, 1]), vconv), [c, c])) for d in ds]
+        return G.add(h, y[0] if len(y) == 1 else blend(y[0], y[1], w), act="lrelu",
+                     alpha=self.alpha)
 
-    def forward(self, enc, x_in, content, prev_res, S, Fr, pools, resize_x=True, f3c=None):
-        """Returns (x_new, residual, f3c). `Fr` holds frame state (x0)."""
+    def forward(self, enc, x_in, content, prev_res, S, Fr, pools, resize_x=True, f3c=None,
+                two=None):
+        """Returns (x_new, residual, f3c). `Fr` holds frame state (x0). two: (S2, masks) for two
+        styles split by a mask (Masks): the style error of each level is measured per region
+        (the region's Gram against its own style's) and fused per pixel by the weights."""
         a = self.alpha
         c = content
         for _ in range(pools):
@@ -390,10 +454,22 @@ class Refine(nn.Module):
         if f3c is None:
             f3c = enc(c, name3="f3c_full" if pools == 0 else None)[2]
         ec = G.add(f3, f3c, kb=-1)
-        ds = [G.add(G.gram(f, sqrt=True), S["s_gram%d" % (i + 1)], ka="strength", kb="neg_strength")
-              for i, f in enumerate((f1, f2, f3))]
+        feats = (f1, f2, f3)
+        if two is None:
+            ds = [[G.add(G.gram(f, sqrt=True), S["s_gram%d" % (i + 1)], ka="strength",
+                         kb="neg_strength")] for i, f in enumerate(feats)]
+            ws = [None] * 3
+        else:
+            S2, masks = two
+            ds, ws = [], []
+            for i, f in enumerate(feats):
+                regions = masks.at(f)
+                ds.append([G.add(G.gram(G.mul(f, n), f, sqrt=True), St["s_gram%d" % (i + 1)],
+                                 ka="strength", kb="neg_strength")
+                           for St, (_, n) in zip((S, S2), regions)])
+                ws.append(regions[0][0])
         e = G.conv(ec, self.e_in, act="lrelu", alpha=a)
-        e = self.fuse(e, ds[2], self.v3)
+        e = self.fuse(e, ds[2], self.v3, ws[2])
         e = G.conv(e, self.e_post, act="lrelu", alpha=a)
         q = G.conv(e, self.q)
         k = G.conv(f3, self.k)
@@ -403,11 +479,11 @@ class Refine(nn.Module):
         h = G.conv(e, self.u3, act="lrelu", alpha=a)
         h = G.resize(h, f2)
         h = G.conv(G.concat([h, f2]), self.m2, act="lrelu", alpha=a)
-        h = self.fuse(h, ds[1], self.v2)
+        h = self.fuse(h, ds[1], self.v2, ws[1])
         h = G.conv(h, self.u2, act="lrelu", alpha=a)
         h = G.resize(h, f1)
         h = G.conv(G.concat([h, f1]), self.m1, act="lrelu", alpha=a)
-        h = self.fuse(h, ds[0], self.v1)
+        h = self.fuse(h, ds[0], self.v1, ws[0])
         pr = G.resize(prev_res, c) if pools > 0 else prev_res
         h = G.conv(G.concat([h, pr]) if self.prev_input else h, self.t1, act="lrelu", alpha=a)
         r = G.conv(h, self.out)
@@ -447,6 +523,7 @@ class StyleNet(nn.Module):
         self.dec_c3 = Decoder(self.cfg)
         self.dec_c2 = Decoder2(self.cfg)
         self.dec_c1 = Decoder1(self.cfg)
+        self.masks = Masks()  # constants only: two styles split by a mask
         if self.cfg.get("initial", "efa") == "chain":
             it, ridge = int(self.cfg.get("wct_iters", 16)), float(self.cfg.get("wct_ridge", 0.02))
             self.chain = nn.ModuleList([WCTLevel(c, it, ridge) for c in self.cfg["enc"]])
@@ -485,12 +562,16 @@ class StyleNet(nn.Module):
         x0 = self.dec_c1(self.chain[0](f1, S, "s_c1"), name="x0")
         return G.act(x0, "none", name="x"), x0
 
-    def initial(self, content, S, want_whiten=False):
+    def initial(self, content, S, want_whiten=False, two=None):
+        """two: (S2, masks) for two styles split by a mask (Masks.begin(mask) of this frame)."""
         if self.cfg.get("initial", "efa") == "chain":
+            if two is not None:
+                raise NotImplementedError("two styles by a mask with the closed-form chain")
             return self.initial_chain(content, S)
         c = G.pool(G.pool(content, "avg"), "avg")
         f1, f2, f3 = self.enc(c)
-        r = self.efa(f3, S, want_whiten=want_whiten)
+        r = self.efa(f3, S, want_whiten=want_whiten,
+                     two=None if two is None else (two[0], two[1].at(f3)))
         fused, chat = r if want_whiten else (r, None)
         x0 = self.dec_efa(fused, f2, f1, name="x0")
         x = G.act(x0, "none", name="x")
@@ -498,28 +579,31 @@ class StyleNet(nn.Module):
             return x, x0, chat
         return x, x0
 
-    def refine(self, i, x, content, prev_res, S, Fr):
+    def refine(self, i, x, content, prev_res, S, Fr, two=None):
         """Runs refine subgraph i; updates Fr (frame state) and returns (x_new, residual)."""
         plan = self.refine_plan()[min(i, len(self.cfg["refine_levels"]) - 1)]
         f3c = Fr.get("f3c_full") if plan["reuse_f3c"] else None
         x_new, res, f3c_new = self.refines[plan["module"]](
-            self.enc, x, content, prev_res, S, Fr, plan["pools"], plan["resize_x"], f3c)
+            self.enc, x, content, prev_res, S, Fr, plan["pools"], plan["resize_x"], f3c, two)
         Fr["residual"] = res
         if plan["pools"] == 0 and f3c is None:
             Fr["f3c_full"] = f3c_new
         return x_new, res
 
-    def forward(self, content, style_img, steps, prev_res=None, S=None):
+    def forward(self, content, style_img, steps, prev_res=None, S=None, mask=None, S2=None):
+        """mask ([B, 1, H, W] like content, soft) and S2 (a second style state): S where the
+        mask is 1, S2 where it is 0, with per-region statistics throughout."""
         if S is None:
             S = self.style(style_img)
-        x, x0 = self.initial(content, S)
+        two = None if mask is None else (S2, self.masks.begin(mask))
+        x, x0 = self.initial(content, S, two=two)
         Fr = {"x0": x0}
         G.set_state_valid(0.0 if prev_res is None else 1.0)
         if prev_res is None:
             prev_res = torch.zeros_like(content)
         outs = [x]
         for i in range(steps):
-            x, _ = self.refine(i, x, content, prev_res, S, Fr)
+            x, _ = self.refine(i, x, content, prev_res, S, Fr, two)
             outs.append(x)
         return outs, Fr
 
@@ -540,7 +624,7 @@ def load_student(net, state):
     # the WCT base's constants (efa.eye, efa.pick) are fixed at construction
     bad = [k for k in missing if ".gate." not in k
            and not k.startswith(("efa.eye.", "efa.pick.", "dec_c3.", "dec_c2.", "dec_c1.",
-                                 "chain."))]
+                                 "chain.", "masks."))]
     if bad or unexpected:
         raise RuntimeError("checkpoint does not match the model: missing %s, unexpected %s" %
                            (bad, unexpected))

@@ -132,8 +132,14 @@ class Model:
             return _act(y, act, alpha)
         if k == "moments":
             x = ins[0].reshape(ins[0].shape[0], -1)
-            m = x.mean(1)
-            v = ((x - m[:, None]) ** 2).mean(1)
+            if len(ins) == 1:
+                m = x.mean(1)
+                v = ((x - m[:, None]) ** 2).mean(1)
+            else:  # weighted by the mask [1, H, W]
+                w = ins[1].reshape(1, -1)
+                s = w.sum() + 1e-6
+                m = (x * w).sum(1) / s
+                v = (w * (x - m[:, None]) ** 2).sum(1) / s
             return [m, torch.sqrt(v + op.get("eps", 1e-5))]
         if k == "gram":
             x = ins[0].reshape(ins[0].shape[0], -1)
@@ -165,28 +171,37 @@ class Model:
         raise GraphError("unknown op %r" % k)
 
     # ------------------------------------------------------------------------------------------
-    def set_style(self, style):
-        """style: [3, h, w] already at style_size (longer side)."""
+    def set_style(self, style, second=None):
+        """style: [3, h, w] already at style_size (longer side); second: the second style, for
+        frames with a mask (FORMAT.md, "Two styles by a mask"), or None."""
         with torch.no_grad():
             self.style_state = self.run_subgraph("style", {"style": style})
+            if second is not None:
+                prefix = self.graph["masked"]["style_prefix"]
+                s2 = self.run_subgraph("style", {"style": second})
+                self.style_state.update({prefix + k[2:]: v for k, v in s2.items()})
 
-    def run_frame(self, content, steps, strength=1.0, prev_residual=None, prev_shift=(0, 0)):
+    def run_frame(self, content, steps, strength=1.0, prev_residual=None, prev_shift=(0, 0),
+                  mask=None):
         """Returns (final x, frame state). prev_residual None = zeros (temporal off/first).
         prev_shift (dy, dx): the global motion the engine applies to prev_residual first
-        (this frame's (y, x) shows the previous frame's (y + dy, x + dx); edges repeat)."""
+        (this frame's (y, x) shows the previous frame's (y + dy, x + dx); edges repeat).
+        mask: [1, H, W] at the content's size (1: the style, 0: the second style) for the
+        masked subgraphs, or None."""
         if prev_residual is not None and tuple(prev_shift) != (0, 0):
             prev_residual = translate(prev_residual, *prev_shift)
         self.strength = strength
         self.state_valid = 0.0 if prev_residual is None else 1.0
+        g = self.graph if mask is None else dict(self.graph["masked"])
+        extra = {} if mask is None else {g["input"]: mask}
         with torch.no_grad():
-            env = dict(self.style_state)
-            env["content"] = content
-            fs = self.run_subgraph("initial", env)
+            env = dict(self.style_state, content=content, **extra)
+            fs = self.run_subgraph(g.get("initial", "initial"), env)
             state = dict(fs)
             prev = prev_residual if prev_residual is not None else torch.zeros_like(content)
-            refine = self.graph["refine"]
+            refine = g["refine"]
             for i in range(steps):
-                env = dict(self.style_state)
+                env = dict(self.style_state, **extra)
                 env.update(state)
                 env["content"] = content
                 env["prev_residual"] = prev

@@ -128,6 +128,35 @@ class ExportTest(unittest.TestCase):
         self.check(40, 56, 3, 0.5)
         self.check(40, 56, 3, 0.0)
 
+    def test_masked_matches_model(self):
+        """Two styles by a mask: the masked subgraphs in the interpreter against the nn model; a
+        mask of ones gives the one-style output, a mask of zeros the second style's."""
+        if "masked" not in self.gm.graph:
+            self.skipTest("no masked subgraphs for this configuration")
+        style, style2 = E.synthetic_image(48, 64, 3), E.synthetic_image(64, 48, 4)
+        self.gm.set_style(style, style2)
+        G.set_strength(1.0)
+        with torch.no_grad():
+            S, S2 = self.net.style(style[None]), self.net.style(style2[None])
+        for (h, w), steps, strength in [((17, 33), 0, 1.0), ((40, 56), 3, 1.0), ((40, 56), 2, 0.5),
+                                        ((9, 130), 1, 1.0)]:
+            content = E.synthetic_image(h, w, 5 + h)
+            yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w),
+                                    indexing="ij")
+            mask = (0.5 + 3 * (xx - 0.5) + 0.3 * torch.sin(9 * yy)).clamp(0, 1)[None]
+            G.set_strength(strength)
+            with torch.no_grad():
+                outs, _ = self.net(content[None], None, steps, S=S, mask=mask[None], S2=S2)
+            y, _ = self.gm.run_frame(content, steps, strength, mask=mask)
+            err = (y - outs[-1][0]).abs().max().item()
+            self.assertLess(err, 1e-4, "masked %dx%d steps %d: %g" % (w, h, steps, err))
+            for m, st in ((1.0, style), (0.0, style2)):
+                one, _ = nn_run(self.net, content, st, steps, strength)
+                y, _ = self.gm.run_frame(content, steps, strength, mask=torch.full_like(mask, m))
+                err = (y - one).abs().max().item()
+                self.assertLess(err, 2e-3, "mask of %g %dx%d steps %d: %g" % (m, w, h, steps, err))
+        self.gm.set_style(style)
+
     def test_strength_changes_output(self):
         content = E.synthetic_image(32, 48, 5)
         style = E.synthetic_image(48, 64, 3)

@@ -71,6 +71,23 @@ def load_net(efa_base="", refresh_efa="", initial=""):
     return net
 
 
+def load_model_file(path):
+    """The network of a model file (weights/FORMAT.md) in PyTorch: its arch, its tensors (the
+    fp16-stored ones as the file holds them); training-only parts stay as initialised."""
+    import st_io
+    tensors, meta = st_io.read(path)
+    arch = json.loads(meta["arch"])
+    cfg = M.cfg_of({k: v for k, v in arch.items() if k in M.DEFAULT_CFG})
+    net = M.StyleNet(cfg)
+    own = net.state_dict()
+    missing = [k for k in tensors if k not in own]
+    if missing:
+        raise SystemExit("%s: tensors the model does not have: %s" % (path, missing[:5]))
+    net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()},
+                        strict=False)
+    return net
+
+
 def to_pil(x):
     a = (x.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return Image.fromarray(a)

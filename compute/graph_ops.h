@@ -20,7 +20,7 @@
   X(ADD, add, 2, 2, 1)                                                                             \
   X(MUL, mul, 2, 2, 1)                                                                             \
   X(DIV, div, 2, 2, 1)                                                                             \
-  X(MOMENTS, moments, 1, 1, 2)                                                                     \
+  X(MOMENTS, moments, 1, 2, 2)                                                                     \
   X(GRAM, gram, 1, 2, 1)                                                                           \
   X(MATMUL, matmul, 2, 2, 1)                                                                       \
   X(LINEAR, linear, 1, 1, 1)                                                                       \

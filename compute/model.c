@@ -121,6 +121,12 @@ void st_model_free(StModel *m) {
   free(m->refine);
   free(m->state_name);
   free(m->state_from);
+  free(m->mask_input);
+  free(m->style2_prefix);
+  free_subgraph(&m->masked_initial);
+  for (int i = 0; i < m->nmasked_refine; i++)
+    free_subgraph(&m->masked_refine[i]);
+  free(m->masked_refine);
   free(m);
 }
 
@@ -637,6 +643,26 @@ static bool parse_subgraph(const Ctx *c, StModel *m, const JsonValue *subgraphs,
   return true;
 }
 
+/* A list of refine subgraph names (`what` names it in messages). */
+static bool parse_refine(const Ctx *c, StModel *m, const JsonValue *sgs, const JsonValue *ref,
+                         const char *what, StSubgraph **out, int *n) {
+  if (!ref || ref->type != JSON_ARRAY)
+    return merr(c, "graph: \"%s\" must be a list of subgraph names", what);
+  if (ref->len > MAX_REFINE)
+    return merr(c, "graph: \"%s\" lists %zu subgraphs, more than %d", what, ref->len, MAX_REFINE);
+  *out = calloc(ref->len ? ref->len : 1, sizeof **out);
+  if (!*out)
+    return merr(c, "out of memory");
+  for (size_t i = 0; i < ref->len; i++) {
+    if (ref->items[i].type != JSON_STRING)
+      return merr(c, "graph: %s entry %zu is not a name", what, i);
+    (*n)++;
+    if (!parse_subgraph(c, m, sgs, ref->items[i].string, &(*out)[i]))
+      return false;
+  }
+  return true;
+}
+
 static bool parse_graph(const Ctx *c, StModel *m, const JsonValue *g) {
   if (g->type != JSON_OBJECT)
     return merr(c, "graph is not a JSON object");
@@ -650,20 +676,24 @@ static bool parse_graph(const Ctx *c, StModel *m, const JsonValue *g) {
   if (!parse_subgraph(c, m, sgs, "style", &m->style) ||
       !parse_subgraph(c, m, sgs, "initial", &m->initial))
     return false;
-  const JsonValue *ref = json_get(g, "refine");
-  if (!ref || ref->type != JSON_ARRAY)
-    return merr(c, "graph: \"refine\" must be a list of subgraph names");
-  if (ref->len > MAX_REFINE)
-    return merr(c, "graph: \"refine\" lists %zu subgraphs, more than %d", ref->len, MAX_REFINE);
-  m->refine = calloc(ref->len ? ref->len : 1, sizeof *m->refine);
-  if (!m->refine)
-    return merr(c, "out of memory");
-  for (size_t i = 0; i < ref->len; i++) {
-    if (ref->items[i].type != JSON_STRING)
-      return merr(c, "graph: refine entry %zu is not a name", i);
-    m->nrefine++;
-    if (!parse_subgraph(c, m, sgs, ref->items[i].string, &m->refine[i]))
+  if (!parse_refine(c, m, sgs, json_get(g, "refine"), "refine", &m->refine, &m->nrefine))
+    return false;
+  const JsonValue *mk = json_get(g, "masked");
+  if (mk) {
+    const JsonValue *ini = json_get(mk, "initial"), *in = json_get(mk, "input"),
+                    *pre = json_get(mk, "style_prefix");
+    if (mk->type != JSON_OBJECT || !ini || ini->type != JSON_STRING || !in ||
+        in->type != JSON_STRING || !in->len || !pre || pre->type != JSON_STRING || !pre->len)
+      return merr(c, "graph: \"masked\" must be {\"initial\": ..., \"refine\": [...], "
+                     "\"input\": ..., \"style_prefix\": ...}");
+    if (!parse_subgraph(c, m, sgs, ini->string, &m->masked_initial) ||
+        !parse_refine(c, m, sgs, json_get(mk, "refine"), "masked.refine", &m->masked_refine,
+                      &m->nmasked_refine))
       return false;
+    m->mask_input = xstrdup(in->string);
+    m->style2_prefix = xstrdup(pre->string);
+    if (!m->mask_input || !m->style2_prefix)
+      return merr(c, "out of memory");
   }
   const JsonValue *st = json_get(g, "state");
   if (st) {

@@ -88,6 +88,12 @@ typedef struct {
   int nrefine;
   char *state_name; /* NULL: no temporal state */
   char *state_from;
+  /* Two styles by a mask (FORMAT.md): NULL mask_input when the model has no masked subgraphs. */
+  char *mask_input;    /* the masked subgraphs' [1,H,W] mask input */
+  char *style2_prefix; /* the second style's values: this prefix in place of "s_" */
+  StSubgraph masked_initial;
+  StSubgraph *masked_refine;
+  int nmasked_refine;
 } StModel;
 
 StModel *st_model_load(const char *path, StError *err);

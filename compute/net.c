@@ -105,6 +105,7 @@ void st_net_free(StNet *net) {
   st_buffer_destroy(dev, &net->up_dev);
   st_buffer_destroy(dev, &net->down);
   st_buffer_destroy(dev, &net->down_dev);
+  st_buffer_destroy(dev, &net->mask_up);
   free(net->mask_px);
   free(net->wt);
   free(net->timings);

@@ -138,15 +138,28 @@ static bool check_frame(StNet *net, const StFrameParams *params, StError *err) {
   return true;
 }
 
+/* Two styles by a mask need the model's masked subgraphs. */
+static bool check_two_styles(const StNet *net, StError *err) {
+  if (net->model->mask_input)
+    return true;
+  return st_set_error(err, ST_ERROR_ARGUMENT,
+                      "model %s cannot put two styles in one frame (it has no masked subgraphs, "
+                      "weights/FORMAT.md): clear the second style to stylize only where the mask "
+                      "is set, or use a model exported with them",
+                      net->model->path);
+}
+
 /* The frame plan for this size/steps (re-planned when anything in the key changes). */
-static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, StError *err) {
+static Plan *get_plan(StNet *net, int pw, int ph, int steps, bool preserve, bool masked,
+                      StError *err) {
   Plan *p = net->plan;
   if (p && p->pw == pw && p->ph == ph && p->steps == steps && p->preserve == preserve &&
-      p->style_gen == net->style_gen)
+      p->masked == masked && p->style_gen == net->style_gen)
     return p;
   st_plan_free(net->dev, net->plan);
   net->plan = NULL;
-  p = st_plan_frame(net, net->style_vals, net->nstyle, pw, ph, steps, preserve, err);
+  p = st_plan_frame(net, net->style_vals, net->nstyle, masked ? net->style2_vals : NULL,
+                    net->nstyle2, pw, ph, steps, preserve, err);
   if (!p)
     return NULL;
   p->style_gen = net->style_gen;
@@ -233,11 +246,18 @@ typedef struct {
   const float *content;
   float **fout;
   int *out_w, *out_h;
+  const StMask *mask; /* two styles by a mask (the model's masked subgraphs), else NULL */
 } FrameIO;
 
 /* Host side before recording: the input in the upload buffer, the output buffers allocated. */
 static bool stage_io(StNet *net, FrameIO *io, const Plan *p, StError *err) {
   StDevice *dev = net->dev;
+  if (p->mask >= 0) { /* the mask at the processing size, read by the recorded copy */
+    VkDeviceSize bytes = (VkDeviceSize)p->pw * p->ph * sizeof(float);
+    if (!st_net_buffer(net, &net->mask_up, bytes, ST_MEM_UPLOAD, err))
+      return false;
+    st_mask_resize(io->mask, p->pw, p->ph, net->mask_up.mapped, NULL);
+  }
   if (io->image) {
     if (!st_net_stage_image(net, io->in, &io->pin, &io->lin, &io->in_size, err))
       return false;
@@ -268,6 +288,11 @@ static bool record_frame(StNet *net, StCmd *cmd, Plan *p, const FrameIO *io, con
       return false;
   } else {
     st_cmd_copy(cmd, &net->up, 0, c->buf, c->offset, io->in_size);
+  }
+  if (p->mask >= 0) {
+    const StTensor *m = &p->vals[p->mask].t;
+    st_cmd_copy(cmd, &net->mask_up, 0, m->buf, m->offset,
+                (VkDeviceSize)p->pw * p->ph * sizeof(float));
   }
   if (!st_blend_record_input(net, cmd, p, key, err))
     return false;
@@ -325,9 +350,9 @@ static bool run_frame(StNet *net, FrameIO *io, const StFrameParams *params, doub
   bool preserve = io->image && params->preserve_colors;
   if (io->image)
     processing_size(params, io->w, io->h, &pw, &ph);
-  if (!st_style_prepare(net, params, err))
+  if (!st_style_prepare(net, params, io->mask != NULL, err))
     return false;
-  Plan *p = get_plan(net, pw, ph, params->steps, preserve, err);
+  Plan *p = get_plan(net, pw, ph, params->steps, preserve, io->mask != NULL, err);
   if (!p)
     return false;
   bool have_cur = false;
@@ -396,11 +421,13 @@ bool st_net_process(StNet *net, const StImage *in, StImage *out, const StFramePa
     return run_frame(net, &io, params, t_call, err);
   if (!st_mask_check(mask, err))
     return false;
-  if (st_net_has_style_slot(net, ST_STYLE_SECOND))
-    return st_set_error(err, ST_ERROR_ARGUMENT,
-                        "a mask with a second style is not supported yet: a mask applies the main "
-                        "style where it is 255 and shows the input frame where it is 0 (clear the "
-                        "second style, or mix the two styles without a mask)");
+  if (st_net_has_style_slot(net, ST_STYLE_SECOND)) {
+    /* The main style where the mask is 255, the second where it is 0, in the network. */
+    if (!check_two_styles(net, err))
+      return false;
+    io.mask = mask;
+    return run_frame(net, &io, params, t_call, err);
+  }
   if (in->format != out->format)
     return st_set_error(err, ST_ERROR_ARGUMENT,
                         "a mask without a second style needs the same input and output format "
@@ -426,5 +453,16 @@ bool st_net_run_float(StNet *net, const float *content, int w, int h, const StFr
                 .fout = out,
                 .out_w = out_w,
                 .out_h = out_h};
+  if (params->mask) { /* floats have no input to show: a mask needs the second style */
+    if (!st_mask_check(params->mask, err))
+      return false;
+    if (!st_net_has_style_slot(net, ST_STYLE_SECOND))
+      return st_set_error(err, ST_ERROR_ARGUMENT,
+                          "a mask on float frames needs a second style (the mask puts the main "
+                          "style where it is 255 and the second where it is 0)");
+    if (!check_two_styles(net, err))
+      return false;
+    io.mask = params->mask;
+  }
   return run_frame(net, &io, params, t_call, err);
 }

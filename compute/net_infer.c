@@ -99,15 +99,23 @@ static bool infer_elementwise(const Infer *x, int *rank, int shape[2][3]) {
   const PVal *a = x->a, *b = x->b;
   bool same = a->rank == b->rank && memcmp(a->shape, b->shape, sizeof(int) * (size_t)a->rank) == 0;
   bool bcast = a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0];
-  if (!same && !bcast)
-    return fail(x, "'%s' %s and '%s' %s do not match (same shape or [C] expected)", x->op->in[0],
-                x->sa, x->op->in[1], x->sb);
+  /* [1,H,W] over the channels (C = 1 is the same shape) */
+  bool spatial = a->rank == 3 && b->rank == 3 && a->shape[0] > 1 && b->shape[0] == 1 &&
+                 b->shape[1] == a->shape[1] && b->shape[2] == a->shape[2];
+  if (!same && !bcast && !spatial)
+    return fail(x, "'%s' %s and '%s' %s do not match (same shape, [C] or [1,H,W] expected)",
+                x->op->in[0], x->sa, x->op->in[1], x->sb);
   return same_shape(x, rank, shape);
 }
 
 static bool infer_moments(const Infer *x, int *rank, int shape[2][3]) {
   if (!first_input_is(x, 3, "[C,H,W]"))
     return false;
+  const PVal *a = x->a, *w = x->b;
+  if (w && (w->rank != 3 || w->shape[0] != 1 || w->shape[1] != a->shape[1] ||
+            w->shape[2] != a->shape[2]))
+    return fail(x, "mask '%s' is %s, not [1,%d,%d] (one channel, the H,W of '%s' %s)", x->op->in[1],
+                x->sb, a->shape[1], a->shape[2], x->op->in[0], x->sa);
   rank[0] = rank[1] = 1;
   shape[0][0] = shape[1][0] = x->a->shape[0];
   return true;

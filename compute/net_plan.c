@@ -403,6 +403,10 @@ void st_plan_bind(StNet *net, Plan *p, StBuffer *persist) {
       t->buf = &net->style_buf;
       t->offset = r->offset;
       break;
+    case VS_STYLE2:
+      t->buf = &net->slots[STYLE_SECOND].buf;
+      t->offset = r->offset;
+      break;
     }
   }
 }
@@ -454,8 +458,8 @@ fail:
 
 /* Frame plan at processing size pw x ph with `steps` refinement steps. `style` describes the style
  * state (shapes; offsets into net->style_buf). */
-Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, int pw, int ph, int steps,
-                    bool preserve, StError *err) {
+Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, const StyleVal *style2,
+                    int nstyle2, int pw, int ph, int steps, bool preserve, StError *err) {
   const StModel *m = net->model;
   Plan *p = calloc(1, sizeof *p);
   Env env = {0};
@@ -467,7 +471,12 @@ Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, int pw, int p
   p->ph = ph;
   p->steps = steps;
   p->preserve = preserve;
-  p->state = p->state_src = p->orig = -1;
+  p->masked = style2 != NULL;
+  p->state = p->state_src = p->orig = p->mask = -1;
+  if (p->masked && !m->mask_input) {
+    st_net_perr(err, m, "the model has no subgraphs for two styles by a mask");
+    goto fail;
+  }
   for (int i = 0; i < nstyle; i++) {
     int id =
         new_value(p, style[i].name, style[i].rank, style[i].shape, style[i].dtype, VS_STYLE, -1);
@@ -475,22 +484,37 @@ Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, int pw, int p
       goto oom;
     p->vals[id].offset = style[i].offset;
   }
+  for (int i = 0; p->masked && i < nstyle2; i++) {
+    int id = new_value(p, style2[i].name, style2[i].rank, style2[i].shape, style2[i].dtype,
+                       VS_STYLE2, -1);
+    if (id < 0 || !env_set(&env, style2[i].name, id))
+      goto oom;
+    p->vals[id].offset = style2[i].offset;
+  }
   int shape[3] = {3, ph, pw};
   p->input = new_value(p, "content", 3, shape, ST_F32, VS_ARENA, 0);
   if (p->input < 0 || !env_set(&env, "content", p->input))
     goto oom;
+  if (p->masked) {
+    int mshape[3] = {1, ph, pw};
+    p->mask = new_value(p, m->mask_input, 3, mshape, ST_F32, VS_ARENA, 0);
+    if (p->mask < 0 || !env_set(&env, m->mask_input, p->mask))
+      goto oom;
+  }
   if (m->state_name) {
     p->state = new_value(p, m->state_name, 3, shape, ST_F32, VS_STATE, -1);
     if (p->state < 0 || !env_set(&env, m->state_name, p->state))
       goto oom;
   }
-  if (!plan_subgraph(net, p, &m->initial, &env, "initial", err))
+  const StSubgraph *refine = p->masked ? m->masked_refine : m->refine;
+  int nrefine = p->masked ? m->nmasked_refine : m->nrefine;
+  if (!plan_subgraph(net, p, p->masked ? &m->masked_initial : &m->initial, &env, "initial", err))
     goto fail;
-  for (int i = 0; i < steps && m->nrefine > 0; i++) {
+  for (int i = 0; i < steps && nrefine > 0; i++) {
     char name[32];
     snprintf(name, sizeof name, "refine_%d", i);
-    int r = i < m->nrefine ? i : m->nrefine - 1;
-    if (!plan_subgraph(net, p, &m->refine[r], &env, name, err))
+    int r = i < nrefine ? i : nrefine - 1;
+    if (!plan_subgraph(net, p, &refine[r], &env, name, err))
       goto fail;
   }
   p->end_step = p->nst;
@@ -593,12 +617,46 @@ bool st_net_check_graph(StNet *net, StError *err) {
   st_plan_free(net->dev, sp);
   if (!sv)
     return false;
-  Plan *fp = st_plan_frame(net, sv, ns, 67, 45, m->nrefine + 1, true, err);
-  st_style_vals_free(sv, ns);
-  if (!fp)
-    return false;
+  Plan *fp = st_plan_frame(net, sv, ns, NULL, 0, 67, 45, m->nrefine + 1, true, err);
+  bool ok = fp != NULL;
   st_plan_free(net->dev, fp);
-  return true;
+  if (ok && m->mask_input) { /* and the masked subgraphs, the second style laid out as the first */
+    int n2 = 0;
+    StyleVal *sv2 = st_style_vals_second(m, sv, ns, &n2, err);
+    fp = sv2 ? st_plan_frame(net, sv, ns, sv2, n2, 67, 45, m->nmasked_refine + 1, true, err) : NULL;
+    ok = fp != NULL;
+    if (!ok)
+      st_net_prefix_error(err, "two styles by a mask: ");
+    st_plan_free(net->dev, fp);
+    st_style_vals_free(sv2, n2);
+  }
+  st_style_vals_free(sv, ns);
+  return ok;
+}
+
+StyleVal *st_style_vals_second(const StModel *m, const StyleVal *sv, int n, int *n2, StError *err) {
+  StyleVal *out = calloc((size_t)n + 1, sizeof *out);
+  *n2 = 0;
+  if (!out) {
+    st_set_error(err, ST_ERROR_MEMORY, "out of memory");
+    return NULL;
+  }
+  for (int i = 0; i < n; i++) {
+    if (strncmp(sv[i].name, "s_", 2) != 0)
+      continue;
+    size_t len = strlen(m->style2_prefix) + strlen(sv[i].name + 2) + 1;
+    StyleVal *o = &out[*n2];
+    *o = sv[i];
+    o->name = malloc(len);
+    if (!o->name) {
+      st_style_vals_free(out, *n2);
+      st_set_error(err, ST_ERROR_MEMORY, "out of memory");
+      return NULL;
+    }
+    snprintf(o->name, len, "%s%s", m->style2_prefix, sv[i].name + 2);
+    (*n2)++;
+  }
+  return out;
 }
 
 bool st_model_check_graph(StModel *m, bool fp16, StError *err) {

@@ -23,7 +23,8 @@
 
 /* ---- plans (net_plan.c) ------------------------------------------------------------------- */
 
-typedef enum { VS_ARENA = 0, VS_STYLE, VS_STATE, VS_PERSIST } ValueStore;
+/* VS_STYLE2: the second style slot's values (two styles by a mask), in its own buffer. */
+typedef enum { VS_ARENA = 0, VS_STYLE, VS_STATE, VS_PERSIST, VS_STYLE2 } ValueStore;
 
 typedef struct {
   const char *name;
@@ -59,6 +60,7 @@ typedef struct {
   /* key */
   int pw, ph, steps;
   bool preserve;
+  bool masked; /* the model's masked subgraphs (two styles by a mask) */
   unsigned style_gen;
   bool style_plan;
   unsigned gen; /* frame plans: net->plan_gen when made (recordings made from it name it) */
@@ -70,6 +72,7 @@ typedef struct {
   int nstages;
   char (*stage_names)[32];
   int input;         /* content (frame plans) or style (style plans) */
+  int mask;          /* masked frame plans: the mask input, else -1 */
   int state;         /* VS_STATE value or -1 */
   int x_final;       /* frame plans */
   int state_src;     /* value copied into the temporal state at the end, or -1 */
@@ -133,7 +136,10 @@ struct StNet {
   bool has_style;
   uint8_t *mask_px; /* the frame's mask at frame size (st_mask_composite) */
   size_t mask_px_size;
+  StBuffer mask_up; /* masked frames: the mask at the processing size, floats */
   StyleSlot slots[STYLE_SLOTS];
+  StyleVal *style2_vals; /* the second slot's values under their masked names, or NULL */
+  int nstyle2;
   unsigned style_gen;   /* the effective state's layout (frame plans are keyed by it) */
   unsigned style_epoch; /* a new style without crossfade (the temporal state starts afresh) */
   StyleVal *style_vals;
@@ -193,8 +199,13 @@ size_t st_net_numel(int rank, const int *shape);
 /* net_plan.c */
 void st_plan_free(StDevice *dev, Plan *p);
 Plan *st_plan_style(StNet *net, int sw, int sh, StError *err);
-Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, int pw, int ph, int steps,
-                    bool preserve, StError *err);
+/* style2: NULL, or (a masked plan: the model's masked subgraphs) the second style's values
+ * under their masked names (st_style_vals_second), in the second slot's buffer. */
+Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, const StyleVal *style2,
+                    int nstyle2, int pw, int ph, int steps, bool preserve, StError *err);
+/* The values of a style state seen as the second style of masked subgraphs: those named s_*
+ * renamed with the model's style2_prefix (same offsets); *n2 of them. */
+StyleVal *st_style_vals_second(const StModel *m, const StyleVal *sv, int n, int *n2, StError *err);
 /* Points every value's StTensor at its memory (persist: the style plan's output buffer). */
 void st_plan_bind(StNet *net, Plan *p, StBuffer *persist);
 StyleVal *st_style_vals_of(const StNet *net, const Plan *p, int *n, StError *err);
@@ -244,14 +255,13 @@ bool st_mask_check(const StMask *m, StError *err);
 /* The mask scaled bilinearly to w x h, as 0..1 floats and/or bytes (either may be NULL). */
 void st_mask_resize(const StMask *m, int w, int h, float *outf, uint8_t *outb);
 /* out = in + mask * (out - in), sample by sample (in and out: the same format and size). */
-bool st_mask_composite(StNet *net, const StMask *m, const StImage *in, StImage *out,
-                       StError *err);
+bool st_mask_composite(StNet *net, const StMask *m, const StImage *in, StImage *out, StError *err);
 
 /* net_style.c */
 void st_styles_free(StNet *net);
 /* Brings the effective style state to this frame's style_mix / style_fade (a submission of its
  * own when they or a slot changed; nothing otherwise). */
-bool st_style_prepare(StNet *net, const StFrameParams *params, StError *err);
+bool st_style_prepare(StNet *net, const StFrameParams *params, bool masked, StError *err);
 
 /* net_temporal.c */
 bool st_uses_motion(const Plan *p, const StFrameParams *params);

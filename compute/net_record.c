@@ -83,7 +83,8 @@ static bool record_div(const Rec *r) {
 }
 
 static bool record_moments(const Rec *r) {
-  return st_op_moments(r->dev, r->cmd, r->a, r->op->eps, r->y, &r->p->vals[r->s->out[1]].t, r->err);
+  return st_op_moments(r->dev, r->cmd, r->a, r->b, r->op->eps, r->y, &r->p->vals[r->s->out[1]].t,
+                       r->err);
 }
 
 static bool record_gram(const Rec *r) {

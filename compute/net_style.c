@@ -39,6 +39,25 @@ void st_styles_free(StNet *net) {
   st_style_vals_free(net->style_vals, net->nstyle);
   net->style_vals = NULL;
   net->nstyle = 0;
+  st_style_vals_free(net->style2_vals, net->nstyle2);
+  net->style2_vals = NULL;
+  net->nstyle2 = 0;
+}
+
+/* After the second slot changed: its values under their masked names (models with masked
+ * subgraphs), and new frame plans and recordings (they bind its buffer). */
+static bool second_changed(StNet *net, StError *err) {
+  const StyleSlot *s = &net->slots[STYLE_SECOND];
+  st_style_vals_free(net->style2_vals, net->nstyle2);
+  net->style2_vals = NULL;
+  net->nstyle2 = 0;
+  net->mix_valid = false;
+  net->style_gen++;
+  net->res_gen++;
+  if (!s->vals || !net->model->mask_input)
+    return true;
+  net->style2_vals = st_style_vals_second(net->model, s->vals, s->nvals, &net->nstyle2, err);
+  return net->style2_vals != NULL;
 }
 
 /* Same values (names, ranks, shapes, types) and the same offsets. */
@@ -248,8 +267,7 @@ static bool set_style_slot(StNet *net, StStyleSlot slot, const StImage *style, c
     }
     slot_free(net->dev, &net->slots[STYLE_SECOND]);
     net->slots[STYLE_SECOND] = s;
-    net->mix_valid = false;
-    return true;
+    return second_changed(net, err);
   }
   bool fade =
       (flags & ST_STYLE_CROSSFADE) && net->slots[STYLE_MAIN].vals &&
@@ -265,8 +283,10 @@ static bool set_style_slot(StNet *net, StStyleSlot slot, const StImage *style, c
     net->state_valid = false;
   }
   StyleSlot *second = &net->slots[STYLE_SECOND];
-  if (second->vals && !same_layout(second->vals, second->nvals, s.vals, s.nvals))
+  if (second->vals && !same_layout(second->vals, second->nvals, s.vals, s.nvals)) {
     slot_free(net->dev, second); /* cannot happen with one model; never mixed if it did */
+    second_changed(net, err);
+  }
   slot_free(net->dev, &net->slots[STYLE_MAIN]);
   net->slots[STYLE_MAIN] = s;
   net->has_style = true;
@@ -299,7 +319,7 @@ void st_net_clear_style_slot(StNet *net, StStyleSlot slot) {
     return;
   st_device_settle(net->dev);
   slot_free(net->dev, &net->slots[STYLE_SECOND]);
-  net->mix_valid = false;
+  second_changed(net, NULL);
 }
 
 bool st_net_has_style_slot(const StNet *net, StStyleSlot slot) {
@@ -309,10 +329,11 @@ bool st_net_has_style_slot(const StNet *net, StStyleSlot slot) {
 
 bool st_net_crossfading(const StNet *net) { return net && net->slots[STYLE_FROM].vals != NULL; }
 
-bool st_style_prepare(StNet *net, const StFrameParams *params, StError *err) {
+bool st_style_prepare(StNet *net, const StFrameParams *params, bool masked, StError *err) {
   StyleSlot *main_ = &net->slots[STYLE_MAIN], *second = &net->slots[STYLE_SECOND],
             *from = &net->slots[STYLE_FROM];
-  float m = second->vals ? params->style_mix : 0.0f;
+  /* masked: the second style has its own region (and values), style_mix does not apply */
+  float m = second->vals && !masked ? params->style_mix : 0.0f;
   float f = from->vals ? params->style_fade : 1.0f;
   if (f >= 1.0f && from->vals) {
     slot_free(net->dev, from); /* the crossfade ended */

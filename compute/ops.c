@@ -469,18 +469,24 @@ static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const S
       !check_tensor(y, op, "output", err) || !check_act(act, true, op, err))
     return false;
   size_t n = st_tensor_numel(a);
-  int bcast = 0;
+  int bcast = 0; /* eltwise.comp's BCAST: 1 b [C] over H*W, 2 b [1,H,W] over C */
   uint32_t hw = 1;
   if (kind != 0 && st_tensor_numel(b) != n) {
     if (a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0]) {
       bcast = 1;
-      hw = (uint32_t)a->shape[1] * (uint32_t)a->shape[2];
+    } else if (a->rank == 3 && is_shape3(b, 1, a->shape[1], a->shape[2])) {
+      bcast = 2;
     } else {
       char exp[160], s[64];
       shape_str(a, s, sizeof s);
-      snprintf(exp, sizeof exp, "%s or [%d]", s, a->rank == 3 ? a->shape[0] : 0);
+      if (a->rank == 3)
+        snprintf(exp, sizeof exp, "%s, [%d] or [1,%d,%d]", s, a->shape[0], a->shape[1],
+                 a->shape[2]);
+      else
+        snprintf(exp, sizeof exp, "%s", s);
       return shape_error(err, op, "second input", b, exp);
     }
+    hw = (uint32_t)a->shape[1] * (uint32_t)a->shape[2];
   }
   if (st_tensor_numel(y) != n) {
     char s[64];
@@ -526,16 +532,21 @@ bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float al
 
 /* ---- reductions -------------------------------------------------------------------------- */
 
-bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, const StTensor *mean,
-                   const StTensor *std, StError *err) {
+bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w, float eps,
+                   const StTensor *mean, const StTensor *std, StError *err) {
   const char *op = "moments";
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
-      !check_tensor(mean, op, "mean", err) || !check_tensor(std, op, "std", err))
+      (w && !check_tensor(w, op, "mask", err)) || !check_tensor(mean, op, "mean", err) ||
+      !check_tensor(std, op, "std", err))
     return false;
   if (x->rank != 3)
     return shape_error(err, op, "input", x, "[C,H,W]");
   int c = x->shape[0];
-  char exp[32];
+  char exp[64];
+  if (w && !is_shape3(w, 1, x->shape[1], x->shape[2])) {
+    snprintf(exp, sizeof exp, "[1,%d,%d]", x->shape[1], x->shape[2]);
+    return shape_error(err, op, "mask", w, exp);
+  }
   snprintf(exp, sizeof exp, "[%d]", c);
   if (st_tensor_numel(mean) != (size_t)c)
     return shape_error(err, op, "mean", mean, exp);
@@ -545,16 +556,20 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, cons
     uint32_t c, hw;
     float eps;
   } pc = {(uint32_t)c, (uint32_t)x->shape[1] * (uint32_t)x->shape[2], eps};
-  /* two passes of hw / 256 steps per invocation, and the two 8-step tree reductions */
-  if (!cpu_loops_fit(dev, 2 * (((size_t)pc.hw + 255) / 256) + 16, op, "channel", pc.hw, err))
+  /* two passes of hw / 256 steps per invocation, and the two (masked: three) 8-step tree
+   * reductions */
+  if (!cpu_loops_fit(dev, 2 * (((size_t)pc.hw + 255) / 256) + (w ? 24 : 16), op, "channel", pc.hw,
+                     err))
     return false;
-  const StTensor *bind[3] = {x, mean, std};
+  /* binding 3 is the mask; x stands in for it without one (MASKED = 0 does not read it) */
+  const StTensor *bind[4] = {x, mean, std, w ? w : x};
   int32_t spec[ST_SPEC_COUNT] = {0};
-  StKernel *kern = get_kernel(dev, ST_SHADER_MOMENTS, bind, 3, spec, sizeof pc, err);
+  spec[ST_SPEC_MASKED] = w != NULL;
+  StKernel *kern = get_kernel(dev, ST_SHADER_MOMENTS, bind, 4, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups((size_t)c, &gx, &gy, op, err))
     return false;
-  st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  st_cmd_dispatch(cmd, kern, bind, 4, &pc, sizeof pc, gx, gy, 1);
   return true;
 }
 

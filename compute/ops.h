@@ -51,22 +51,24 @@ typedef struct {
 bool st_op_temporal_blend(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *prev_out,
                           const StTensor *cur_in, const StTensor *prev_in, const StTensor *flow,
                           const StBlendParams *bp, const StTensor *y, StError *err);
-/* y = act(ka*a + kb*b); b same shape as a, or [C] broadcast over a's H,W. */
+/* y = act(ka*a + kb*b); b same shape as a, [C] broadcast over a's H,W, or (a [C,H,W]) [1,H,W]
+ * broadcast over a's channels. */
 bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
                StAct act, float alpha, const StTensor *y, StError *err);
-/* y = act(a*b); b same shape or [C] broadcast. */
+/* y = act(a*b); b same shape, [C] or [1,H,W] broadcast (as st_op_add). */
 bool st_op_mul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
                float alpha, const StTensor *y, StError *err);
-/* y = act(a/b); b same shape or [C] broadcast. Plain float division: b = 0 gives +-inf or NaN
- * where the device follows IEEE (Vulkan does not promise it). */
+/* y = act(a/b); b same shape, [C] or [1,H,W] broadcast (as st_op_add). Plain float division: b = 0
+ * gives +-inf or NaN where the device follows IEEE (Vulkan does not promise it). */
 bool st_op_div(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
                float alpha, const StTensor *y, StError *err);
 /* y = act(x) elementwise. */
 bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float alpha,
                const StTensor *y, StError *err);
-/* mean[C], std[C] = sqrt(biased var + eps) over H*W. */
-bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, float eps, const StTensor *mean,
-                   const StTensor *std, StError *err);
+/* mean[C], std[C] = sqrt(biased var + eps) over H*W. With a weight mask w [1,H,W] (NULL: none):
+ * S = sum w, mean = sum w x / (S + 1e-6), var = sum w (x - mean)^2 / (S + 1e-6). */
+bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w, float eps,
+                   const StTensor *mean, const StTensor *std, StError *err);
 /* g[C,D] = x yᵀ/(H*W) (y NULL: y = x); center: subtract channel means; sqrt: sqrt(max(g,0)+1e-8).
  */
 bool st_op_gram(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *y, bool center,

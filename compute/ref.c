@@ -165,24 +165,26 @@ void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int o
   }
 }
 
-void st_ref_add(const float *a, const float *b, size_t n, size_t bcast_hw, float ka, float kb,
-                StAct act, float alpha, float *y) {
-  for (size_t i = 0; i < n; i++) {
-    float bv = b[bcast_hw ? i / bcast_hw : i];
-    y[i] = st_ref_act1(ka * a[i] + kb * bv, act, alpha);
-  }
+static size_t bcast_index(size_t i, StRefBcast bcast, size_t hw) {
+  return bcast == ST_REF_BCAST_C ? i / hw : bcast == ST_REF_BCAST_HW ? i % hw : i;
 }
 
-void st_ref_mul(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
-                float *y) {
+void st_ref_add(const float *a, const float *b, size_t n, StRefBcast bcast, size_t hw, float ka,
+                float kb, StAct act, float alpha, float *y) {
   for (size_t i = 0; i < n; i++)
-    y[i] = st_ref_act1(a[i] * b[bcast_hw ? i / bcast_hw : i], act, alpha);
+    y[i] = st_ref_act1(ka * a[i] + kb * b[bcast_index(i, bcast, hw)], act, alpha);
 }
 
-void st_ref_div(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
-                float *y) {
+void st_ref_mul(const float *a, const float *b, size_t n, StRefBcast bcast, size_t hw, StAct act,
+                float alpha, float *y) {
   for (size_t i = 0; i < n; i++)
-    y[i] = st_ref_act1(a[i] / b[bcast_hw ? i / bcast_hw : i], act, alpha);
+    y[i] = st_ref_act1(a[i] * b[bcast_index(i, bcast, hw)], act, alpha);
+}
+
+void st_ref_div(const float *a, const float *b, size_t n, StRefBcast bcast, size_t hw, StAct act,
+                float alpha, float *y) {
+  for (size_t i = 0; i < n; i++)
+    y[i] = st_ref_act1(a[i] / b[bcast_index(i, bcast, hw)], act, alpha);
 }
 
 void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y) {
@@ -190,17 +192,25 @@ void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y) {
     y[i] = st_ref_act1(x[i], act, alpha);
 }
 
-void st_ref_moments(const float *x, int c, size_t hw, float eps, float *mean, float *std) {
+void st_ref_moments(const float *x, const float *w, int c, size_t hw, float eps, float *mean,
+                    float *std) {
+  double den = (double)hw;
+  if (w) {
+    double sw = 0.0;
+    for (size_t i = 0; i < hw; i++)
+      sw += w[i];
+    den = sw + 1e-6;
+  }
   for (int ch = 0; ch < c; ch++) {
     const float *p = x + (size_t)ch * hw;
     double s = 0.0, q = 0.0;
     for (size_t i = 0; i < hw; i++)
-      s += p[i];
-    double m = s / (double)hw;
+      s += w ? (double)w[i] * p[i] : p[i];
+    double m = s / den;
     for (size_t i = 0; i < hw; i++)
-      q += (p[i] - m) * (p[i] - m);
+      q += (w ? (double)w[i] : 1.0) * (p[i] - m) * (p[i] - m);
     mean[ch] = (float)m;
-    std[ch] = (float)sqrt(q / (double)hw + eps);
+    std[ch] = (float)sqrt(q / den + eps);
   }
 }
 

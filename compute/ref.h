@@ -26,15 +26,21 @@ void st_ref_temporal_blend(const float *x, const float *prev_out, const float *c
                            float block_x, float block_y, float keep, float thr, float *y);
 void st_ref_resize(const float *x, int c, int h, int w, StResizeMode mode, int oh, int ow,
                    float *y);
-/* b has n elements, or (bcast_hw > 0) n / bcast_hw elements broadcast over runs of bcast_hw. */
-void st_ref_add(const float *a, const float *b, size_t n, size_t bcast_hw, float ka, float kb,
-                StAct act, float alpha, float *y);
-void st_ref_mul(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
-                float *y);
-void st_ref_div(const float *a, const float *b, size_t n, size_t bcast_hw, StAct act, float alpha,
-                float *y);
+/* How b of an elementwise op covers a's n elements (a planar [C,H,W] for the broadcasts, hw =
+ * H*W): ST_REF_SAME b has n elements (b[i]); ST_REF_BCAST_C b is [C], broadcast over H*W
+ * (b[i / hw]); ST_REF_BCAST_HW b is [1,H,W], broadcast over C (b[i % hw]). */
+typedef enum { ST_REF_SAME = 0, ST_REF_BCAST_C, ST_REF_BCAST_HW } StRefBcast;
+void st_ref_add(const float *a, const float *b, size_t n, StRefBcast bcast, size_t hw, float ka,
+                float kb, StAct act, float alpha, float *y);
+void st_ref_mul(const float *a, const float *b, size_t n, StRefBcast bcast, size_t hw, StAct act,
+                float alpha, float *y);
+void st_ref_div(const float *a, const float *b, size_t n, StRefBcast bcast, size_t hw, StAct act,
+                float alpha, float *y);
 void st_ref_act(const float *x, size_t n, StAct act, float alpha, float *y);
-void st_ref_moments(const float *x, int c, size_t hw, float eps, float *mean, float *std);
+/* x [c, hw]; w NULL or a mask of hw weights: S = sum w, mean = sum w x / (S + 1e-6),
+ * var = sum w (x - mean)^2 / (S + 1e-6); std = sqrt(var + eps). */
+void st_ref_moments(const float *x, const float *w, int c, size_t hw, float eps, float *mean,
+                    float *std);
 /* g[c, d] = x y^T / hw; y NULL: y = x (d = c). */
 void st_ref_gram(const float *x, const float *y, int c, int d, size_t hw, bool center, bool sqrt_,
                  float *g);

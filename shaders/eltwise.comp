@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Elementwise ops: y = act(a) | act(ka*a + kb*b) | act(a*b) | act(a/b); b same shape as a or [C]
-// broadcast over H*W (BCAST). Division is plain float division (b = 0: +-inf or NaN where the
-// device follows IEEE). One invocation per element, 2D dispatch over groups of 256.
+// Elementwise ops: y = act(a) | act(ka*a + kb*b) | act(a*b) | act(a/b); b same shape as a, [C]
+// broadcast over H*W (BCAST 1: index i / hw) or [1,H,W] broadcast over C (BCAST 2: i % hw).
+// Division is plain float division (b = 0: +-inf or NaN where the device follows IEEE). One
+// invocation per element, 2D dispatch over groups of 256.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -9,7 +10,7 @@
 layout(local_size_x = 256) in;
 layout(constant_id = ST_SPEC_ELT_OP) const int OP = 0; // 0 act(a), 1 add, 2 mul, 3 div
 layout(constant_id = ST_SPEC_ACT) const int ACT = 0;
-layout(constant_id = ST_SPEC_BCAST) const int BCAST = 0; // b is [C], index = i / hw
+layout(constant_id = ST_SPEC_BCAST) const int BCAST = 0; // 1: b [C], i / hw; 2: b [1,H,W], i % hw
 
 ST_IN(0, a)
 ST_IN(1, b)
@@ -29,7 +30,7 @@ void main() {
     return;
   float v = ld_a(i);
   if (OP != 0) {
-    float bv = ld_b(BCAST != 0 ? i / p.hw : i);
+    float bv = ld_b(BCAST == 1 ? i / p.hw : BCAST == 2 ? i % p.hw : i);
     if (OP == 1)
       v = p.ka * v + p.kb * bv;
     else if (OP == 2)

@@ -2,15 +2,19 @@
 // Per-channel mean and std = sqrt(biased variance + eps) over H*W. One workgroup per channel;
 // two passes over the channel (mean, then sum of squared deviations: no cancellation), each a
 // strided loop (contiguous loads across invocations) followed by a shared-memory tree reduction.
+// MASKED: weighted by w [1,H,W] (binding 3): S = sum w, mean = sum w x / (S + 1e-6),
+// var = sum w (x - mean)^2 / (S + 1e-6) (an all-zero mask gives mean 0, std sqrt(eps)).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
+layout(constant_id = ST_SPEC_MASKED) const int MASKED = 0;
 
 ST_IN(0, x)
 ST_OUT(1, mean)
 ST_OUT(2, sd)
+ST_IN(3, w) // MASKED only (ops.c binds x here otherwise)
 
 layout(push_constant) uniform P {
   uint c;
@@ -40,16 +44,34 @@ void main() {
     return; // uniform over the workgroup
   uint t = gl_LocalInvocationID.x;
   uint base = c * p.hw;
-  float s = 0.0;
-  for (uint i = t; i < p.hw; i += 256u)
-    s += ld_x(base + i);
-  float m = reduce_sum(s) / float(p.hw);
-  float q = 0.0;
-  for (uint i = t; i < p.hw; i += 256u) {
-    float d = ld_x(base + i) - m;
-    q += d * d;
+  float m, var;
+  if (MASKED != 0) {
+    float sw = 0.0, s = 0.0;
+    for (uint i = t; i < p.hw; i += 256u) {
+      float wi = ld_w(i);
+      sw += wi;
+      s += wi * ld_x(base + i);
+    }
+    float den = reduce_sum(sw) + 1e-6;
+    m = reduce_sum(s) / den;
+    float q = 0.0;
+    for (uint i = t; i < p.hw; i += 256u) {
+      float d = ld_x(base + i) - m;
+      q += ld_w(i) * d * d;
+    }
+    var = reduce_sum(q) / den;
+  } else {
+    float s = 0.0;
+    for (uint i = t; i < p.hw; i += 256u)
+      s += ld_x(base + i);
+    m = reduce_sum(s) / float(p.hw);
+    float q = 0.0;
+    for (uint i = t; i < p.hw; i += 256u) {
+      float d = ld_x(base + i) - m;
+      q += d * d;
+    }
+    var = reduce_sum(q) / float(p.hw);
   }
-  float var = reduce_sum(q) / float(p.hw);
   if (t == 0u) {
     st_mean(c, m);
     st_sd(c, sqrt(var + p.eps));

@@ -284,9 +284,38 @@ def write_test_data(net, model_path, out_dir, seed):
         seq["frames"].append({"content": cname, "content_shape": [3, h, w], "output": oname,
                               "output_shape": list(y.shape), "state_shift": list(shifts[i])})
     index["sequences"].append(seq)
+    if "masked" in json.loads(st_io.read(model_path)[1]["graph"]):
+        write_masked_cases(net, out_dir, index, S, seed)
     with open(os.path.join(out_dir, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
     return index
+
+
+def write_masked_cases(net, out_dir, index, S, seed):
+    """Two styles by a mask: a second style, and cases with a mask (8-bit, at the content's size:
+    the reference uses bytes / 255, as the engine reads it at that processing size)."""
+    ss = net.cfg["style_size"]
+    style2 = synthetic_image(ss, ss * 2 // 3, seed + 200)
+    write_f32(os.path.join(out_dir, "style2.f32"), style2)
+    index["style2"] = {"file": "style2.f32", "shape": list(style2.shape)}
+    with torch.no_grad():
+        S2 = net.style(style2[None])
+    index["masked_cases"] = []
+    for w, h, steps, s in [(33, 17, 2, 1.0), (64, 48, 0, 1.0), (64, 48, 3, 0.5)]:
+        content = synthetic_image(h, w, seed + 300 + w)
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        m8 = ((0.5 + 2.5 * (xx - 0.5) + 0.4 * torch.sin(7 * yy)).clamp(0, 1) * 255).round()
+        cname, mname = "mcontent_%dx%d.f32" % (w, h), "mask_%dx%d.u8" % (w, h)
+        oname = "mout_%dx%d_s%g_n%d.f32" % (w, h, s, steps)
+        write_f32(os.path.join(out_dir, cname), content)
+        m8.to(torch.uint8).numpy().tofile(os.path.join(out_dir, mname))
+        G.set_strength(s)
+        with torch.no_grad():
+            outs, _ = net(content[None], None, steps, S=S, mask=(m8 / 255.0)[None, None], S2=S2)
+        write_f32(os.path.join(out_dir, oname), outs[-1][0])
+        index["masked_cases"].append({"content": cname, "content_shape": [3, h, w], "mask": mname,
+                                      "strength": s, "steps": steps, "output": oname,
+                                      "output_shape": list(outs[-1][0].shape)})
 
 
 def main():

@@ -9,6 +9,7 @@
 #include "json.h"
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,52 @@ static void expect_mutation_fails(const char *what, const char *find, const char
   if (d)
     expect_fail(what, d, n, want);
   free(d);
+}
+
+/* A copy of the model with the mutation must load (fp32 and fp16) and run one frame (style set,
+ * 33x17 content) to a finite output. */
+static void expect_mutation_runs(const char *what, const char *find, const char *repl, int nth) {
+  size_t n;
+  uint8_t *d = mutate(find, repl, nth, &n);
+  if (!d)
+    return;
+  CHECK(write_file(tmp_path, d, n), "%s: cannot write %s", what, tmp_path);
+  free(d);
+  enum { SW = 24, SH = 20, W = 33, H = 17 };
+  static uint8_t style[SW * SH * 4];
+  static float content[3 * W * H];
+  for (int i = 0; i < SW * SH * 4; i++)
+    style[i] = (uint8_t)(i * 37 % 251);
+  for (int i = 0; i < 3 * W * H; i++)
+    content[i] = (float)(i * 53 % 97) / 96.0f;
+  for (int fp16 = 0; fp16 < 2; fp16++) {
+    StError err = {0};
+    StNetOptions o = {.fp16 = fp16 != 0};
+    StNet *net = st_net_load(dev, tmp_path, &o, &err);
+    CHECK(net != NULL, "%s (%s): refused: %s", what, fp16 ? "fp16" : "fp32", err.message);
+    if (!net)
+      continue;
+    StImage si = {.format = ST_FORMAT_RGBA, .width = SW, .height = SH};
+    si.planes[0] = style;
+    si.strides[0] = SW * 4;
+    StFrameParams p;
+    st_frame_params_init(&p);
+    float *out = NULL;
+    int ow = 0, oh = 0;
+    bool ok = st_net_set_style(net, &si, &err) &&
+              st_net_run_float(net, content, W, H, &p, &out, &ow, &oh, &err);
+    CHECK(ok, "%s (%s): %s", what, fp16 ? "fp16" : "fp32", err.message);
+    if (ok) {
+      size_t bad = 0;
+      for (size_t i = 0; i < (size_t)3 * ow * oh; i++)
+        bad += !isfinite(out[i]);
+      CHECK(ow == W && oh == H && bad == 0, "%s (%s): %dx%d output, %zu values not finite", what,
+            fp16 ? "fp16" : "fp32", ow, oh, bad);
+      printf("%-28s -> loads and runs (%s)\n", what, fp16 ? "fp16" : "fp32");
+    }
+    free(out);
+    st_net_free(net);
+  }
 }
 
 static void json_tests(void) {
@@ -312,6 +359,43 @@ int main(void) {
                         "\\\"in\\\": [\\\"st1\\\", \\\"st1\\\"]", 0, "inputs, expected");
   expect_mutation_fails("SSA violation", "\\\"out\\\": \\\"st2\\\"", "\\\"out\\\": \\\"st1\\\"", 0,
                         "assigned twice");
+  /* Masked moments and [1,H,W] broadcasts (FORMAT.md: moments' mask, add/mul/div). */
+  expect_mutation_fails("moments: 3 inputs", "\\\"in\\\": [\\\"st7\\\"], \\\"out\\\": [",
+                        "\\\"in\\\": [\\\"st7\\\", \\\"st7\\\", \\\"st7\\\"], \\\"out\\\": [", 0,
+                        "(moments): 3 inputs, expected 1 to 2");
+  expect_mutation_fails("moments: mask of C channels", "\\\"in\\\": [\\\"st7\\\"], \\\"out\\\": [",
+                        "\\\"in\\\": [\\\"st7\\\", \\\"st7\\\"], \\\"out\\\": [", 0,
+                        "(moments -> s_mean): mask 'st7' is [64,16,16], not [1,16,16]");
+  expect_mutation_fails("moments: mask a matrix", "\\\"in\\\": [\\\"st7\\\"], \\\"out\\\": [",
+                        "\\\"in\\\": [\\\"st7\\\", \\\"s_gram1\\\"], \\\"out\\\": [", 0,
+                        "mask 's_gram1' is [16,16], not [1,16,16]");
+  expect_mutation_fails("moments: mask of other H,W",
+                        "{\\\"op\\\": \\\"moments\\\", \\\"in\\\": [\\\"st7\\\"]",
+                        "{\\\"op\\\": \\\"reshape\\\", \\\"in\\\": [\\\"s_gram2\\\"], \\\"out\\\": "
+                        "\\\"mk\\\", \\\"shape\\\": [1, 32, 32]}, {\\\"op\\\": \\\"moments\\\", "
+                        "\\\"in\\\": [\\\"st7\\\", \\\"mk\\\"]",
+                        0, "mask 'mk' is [1,32,32], not [1,16,16]");
+  expect_mutation_fails("add: [1,H,W] of other H,W",
+                        "{\\\"op\\\": \\\"add\\\", \\\"in\\\": [\\\"st7\\\", \\\"s_mean\\\"]",
+                        "{\\\"op\\\": \\\"reshape\\\", \\\"in\\\": [\\\"s_gram2\\\"], \\\"out\\\": "
+                        "\\\"mk\\\", \\\"shape\\\": [1, 32, 32]}, {\\\"op\\\": \\\"add\\\", "
+                        "\\\"in\\\": [\\\"st7\\\", \\\"mk\\\"]",
+                        0, "'st7' [64,16,16] and 'mk' [1,32,32] do not match");
+  /* A mask [1,H,W] made from the frame's features (in9's 64 channel means as an 8x8 image,
+   * resized like in9), in9 * mask (broadcast over the channels) and its moments weighted by the
+   * mask, in place of in9's moments. */
+  expect_mutation_runs("masked moments, [1,H,W] mul",
+                       "{\\\"op\\\": \\\"moments\\\", \\\"in\\\": [\\\"in9\\\"]",
+                       "{\\\"op\\\": \\\"moments\\\", \\\"in\\\": [\\\"in9\\\"], "
+                       "\\\"out\\\": [\\\"mq0\\\", \\\"mq1\\\"]}, "
+                       "{\\\"op\\\": \\\"reshape\\\", \\\"in\\\": [\\\"mq0\\\"], "
+                       "\\\"out\\\": \\\"mq2\\\", \\\"shape\\\": [1, 8, 8]}, "
+                       "{\\\"op\\\": \\\"resize\\\", \\\"in\\\": [\\\"mq2\\\", \\\"in9\\\"], "
+                       "\\\"out\\\": \\\"mq3\\\", \\\"mode\\\": \\\"bilinear\\\"}, "
+                       "{\\\"op\\\": \\\"mul\\\", \\\"in\\\": [\\\"in9\\\", \\\"mq3\\\"], "
+                       "\\\"out\\\": \\\"mq4\\\"}, "
+                       "{\\\"op\\\": \\\"moments\\\", \\\"in\\\": [\\\"mq4\\\", \\\"mq3\\\"]",
+                       0);
   expect_mutation_fails("scalar name", "\\\"ka\\\": \\\"strength\\\"", "\\\"ka\\\": \\\"strong\\\"",
                         0, "unknown scalar 'strong'");
 

@@ -403,6 +403,80 @@ static void check_mask_composite(StNet *net, const StImage *si, StImage *so,
   free(full);
 }
 
+/* Two styles by a mask (index "masked_cases", the model's masked subgraphs): the main style
+ * where the mask is 255, the second where it is 0, each region with its own statistics, against
+ * the PyTorch model; a mask of 255 everywhere gives the one-style output. The second style is
+ * cleared at the end. */
+static void check_masked(StNet *net, const JsonValue *index, bool fp16, double min_psnr) {
+  const JsonValue *cases = json_get(index, "masked_cases"), *st2 = json_get(index, "style2");
+  if (!cases || !st2) {
+    printf("no masked cases in the test data\n");
+    return;
+  }
+  StError err = {0};
+  int c, h, w;
+  float *s2 = read_f32(json_get(st2, "file")->string, json_get(st2, "shape"), &c, &h, &w);
+  CHECK(s2 && st_net_set_style_slot_float(net, ST_STYLE_SECOND, s2, w, h, 0, &err),
+        "second style: %s", err.message);
+  free(s2);
+  for (size_t i = 0; i < cases->len; i++) {
+    const JsonValue *cs = &cases->items[i];
+    int oc, oh, ow;
+    size_t msize = 0;
+    float *in =
+        read_f32(json_get(cs, "content")->string, json_get(cs, "content_shape"), &c, &h, &w);
+    float *ref =
+        read_f32(json_get(cs, "output")->string, json_get(cs, "output_shape"), &oc, &oh, &ow);
+    uint8_t *mpx = read_file(json_get(cs, "mask")->string, &msize);
+    CHECK(in && ref && mpx && msize == (size_t)w * h, "masked case %zu data", i);
+    float *out = NULL;
+    int rw = 0, rh = 0;
+    StFrameParams p;
+    st_frame_params_init(&p);
+    p.steps = (int)json_get(cs, "steps")->number;
+    p.strength = (float)json_get(cs, "strength")->number;
+    p.temporal = false;
+    StMask m = {.data = mpx, .width = w, .height = h, .stride = w};
+    p.mask = &m;
+    bool ok = in && ref && mpx && st_net_run_float(net, in, w, h, &p, &out, &rw, &rh, &err);
+    CHECK(ok, "masked case %zu: %s", i, err.message);
+    if (ok && rw == ow && rh == oh) {
+      Cmp r = compare(out, ref, (size_t)3 * ow * oh);
+      printf("%s masked %-14s steps %d strength %.1f -> %3dx%-3d  max|d| %.2e  PSNR %6.2f dB\n",
+             fp16 ? "fp16" : "fp32", json_get(cs, "content")->string, p.steps, (double)p.strength,
+             ow, oh, r.max_abs, r.psnr);
+      CHECK(r.psnr >= min_psnr, "masked case %zu: PSNR %.2f dB < %.0f", i, r.psnr, min_psnr);
+      /* a mask of 255 everywhere: the main style alone (the masked subgraphs' other path) */
+      float *one = NULL, *all = NULL;
+      memset(mpx, 255, msize);
+      StFrameParams q = p;
+      q.mask = NULL;
+      st_net_clear_style_slot(net, ST_STYLE_SECOND);
+      bool ok1 = st_net_run_float(net, in, w, h, &q, &one, NULL, NULL, &err);
+      CHECK(ok1, "one style: %s", err.message);
+      int sc, sh, sw;
+      float *s2b = read_f32(json_get(st2, "file")->string, json_get(st2, "shape"), &sc, &sh, &sw);
+      CHECK(s2b && st_net_set_style_slot_float(net, ST_STYLE_SECOND, s2b, sw, sh, 0, &err),
+            "second style again: %s", err.message);
+      free(s2b);
+      bool ok2 = st_net_run_float(net, in, w, h, &p, &all, NULL, NULL, &err);
+      CHECK(ok2, "mask of 255: %s", err.message);
+      if (ok1 && ok2) {
+        Cmp r1 = compare(all, one, (size_t)3 * ow * oh);
+        CHECK(r1.psnr >= min_psnr, "masked case %zu: a mask of 255 is %.2f dB from one style", i,
+              r1.psnr);
+      }
+      free(one);
+      free(all);
+    }
+    free(out);
+    free(in);
+    free(ref);
+    free(mpx);
+  }
+  st_net_clear_style_slot(net, ST_STYLE_SECOND);
+}
+
 static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool frame_only) {
   double min_psnr = fp16 ? 35.0 : 40.0;
   StNet *net = load_net(dev, json_get(index, "model")->string, fp16, index);
@@ -456,6 +530,8 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
     check_reuse(net, &cases->items[0], fp16);
   if (!frame_only && cases->len > 0)
     check_styles(net, &cases->items[0], index);
+  if (!frame_only)
+    check_masked(net, index, fp16, min_psnr);
 
   /* Temporal sequences: state carried from frame to frame. */
   const JsonValue *seqs = frame_only ? NULL : json_get(index, "sequences");

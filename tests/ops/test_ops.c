@@ -550,23 +550,29 @@ static void away_from_zero(float *p, size_t n) {
     p[i] = copysignf(exp2f(4.0f * fabsf(p[i]) - 2.0f), p[i]);
 }
 
+/* b: the same shape as a (bc 0), [C] broadcast over H,W (bc 1) or [1,H,W] broadcast over C
+ * (bc 2; with C = 1 it is a's own shape). In fp16 runs a [1,H,W] b is fp32 on even shapes (the
+ * engine's form: it stores maps of up to 3 channels as fp32) and fp16 on odd ones. */
 static void test_eltwise(void) {
-  static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {4, 129, 257}};
-  for (size_t s = 0; s < 3; s++) {
+  static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {4, 129, 257},
+                                  {1, 7, 9}, {5, 7, 9}, {16, 33, 65}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
     size_t n = (size_t)c * h * w;
     for (int kind = 0; kind < 4; kind++)
-      for (int bc = 0; bc < (kind ? 2 : 1); bc++)
+      for (int bc = 0; bc < (kind ? 3 : 1); bc++)
         for (int act = 0; act < 5; act++)
           for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
             if (kind != 0 && act > 2 && f)
               continue;
             StDType dt = f ? ST_F16 : ST_F32;
+            StDType bdt = bc == 1 || (bc == 2 && s % 2 == 0) ? ST_F32 : dt;
             float *ha, *hb = NULL;
             DT *a = dt_random(dt, 3, c, h, w, -6.0f, 6.0f, &ha);
-            DT *b = kind ? (bc ? dt_random(ST_F32, 1, c, 1, 1, -2.0f, 2.0f, &hb)
-                               : dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hb))
-                         : NULL;
+            DT *b = kind == 0 ? NULL
+                    : bc == 1 ? dt_random(bdt, 1, c, 1, 1, -2.0f, 2.0f, &hb)
+                    : bc == 2 ? dt_random(bdt, 3, 1, h, w, -2.0f, 2.0f, &hb)
+                              : dt_random(bdt, 3, c, h, w, -2.0f, 2.0f, &hb);
             if (kind == 3) { /* div: |b| in [0.25, 4], random sign */
               away_from_zero(hb, st_tensor_numel(&b->t));
               dt_write(b, hb);
@@ -574,12 +580,16 @@ static void test_eltwise(void) {
             DT *y = dt_new(dt, 3, c, h, w);
             float ka = 0.75f, kb = -1.5f;
             char what[128];
-            snprintf(what, sizeof what, "%s%s act=%s [%d,%d,%d] %s",
+            snprintf(what, sizeof what, "%s%s act=%s [%d,%d,%d] %s%s",
                      kind == 0   ? "act"
                      : kind == 1 ? "add"
                      : kind == 2 ? "mul"
                                  : "div",
-                     bc ? " broadcast" : "", act_name((StAct)act), c, h, w, f ? "f16" : "f32");
+                     bc == 1   ? " broadcast [C]"
+                     : bc == 2 ? " broadcast [1,H,W]"
+                               : "",
+                     act_name((StAct)act), c, h, w, f ? "f16" : "f32",
+                     kind && bdt != dt ? " (b f32)" : "");
             StError err = {0};
             StCmd *cmd = begin();
             bool ok;
@@ -594,15 +604,16 @@ static void test_eltwise(void) {
             if (finish(cmd, ok, &err, what)) {
               float *got = fmalloc(n), *ref = fmalloc(n);
               dt_read(y, got);
-              size_t hw = bc ? (size_t)h * w : 0;
+              size_t hw = (size_t)h * w;
+              StRefBcast rb = bc == 1 ? ST_REF_BCAST_C : bc == 2 ? ST_REF_BCAST_HW : ST_REF_SAME;
               if (kind == 0)
                 st_ref_act(ha, n, (StAct)act, 0.1f, ref);
               else if (kind == 1)
-                st_ref_add(ha, hb, n, hw, ka, kb, (StAct)act, 0.1f, ref);
+                st_ref_add(ha, hb, n, rb, hw, ka, kb, (StAct)act, 0.1f, ref);
               else if (kind == 2)
-                st_ref_mul(ha, hb, n, hw, (StAct)act, 0.1f, ref);
+                st_ref_mul(ha, hb, n, rb, hw, (StAct)act, 0.1f, ref);
               else
-                st_ref_div(ha, hb, n, hw, (StAct)act, 0.1f, ref);
+                st_ref_div(ha, hb, n, rb, hw, (StAct)act, 0.1f, ref);
               compare(what, got, ref, n, rtol_for(dt), 1e-6f);
               free(got);
               free(ref);
@@ -618,6 +629,59 @@ static void test_eltwise(void) {
 
 /* ---- reductions ------------------------------------------------------------------------ */
 
+/* Masked moments (x [c,h,w], weight mask [1,h,w]). mask: 0 all zero (an empty region: mean 0,
+ * std sqrt(eps), finite), 1 soft random weights in [0, 1], 2 binary (about a third of the pixels
+ * 1), 3 all ones (the unmasked statistics up to the 1e-6). In fp16 runs x and std are fp16 and
+ * the mask is fp16 for soft masks and odd shapes (fp32 otherwise, the engine's form). */
+static void test_moments_masked_case(int c, int h, int w, int mask, StDType dt, StDType wdt) {
+  static const char *names[] = {"zero", "soft", "binary", "ones"};
+  const float eps = 1e-5f;
+  size_t hw = (size_t)h * w;
+  float *hx, *hm = fmalloc(hw);
+  DT *x = dt_random(dt, 3, c, h, w, 3.0f, 5.0f, &hx);
+  DT *wm = dt_new(wdt, 3, 1, h, w);
+  for (size_t i = 0; i < hw; i++)
+    hm[i] = mask == 0   ? 0.0f
+            : mask == 1 ? rnd_uniform(0.0f, 1.0f)
+            : mask == 2 ? (rnd_u32() % 3 == 0 ? 1.0f : 0.0f)
+                        : 1.0f;
+  dt_write(wm, hm);
+  DT *m = dt_new(ST_F32, 1, c, 1, 1), *sd = dt_new(dt, 1, c, 1, 1);
+  char what[160];
+  snprintf(what, sizeof what, "moments [%d,%d,%d] mask %s (%s) %s", c, h, w, names[mask],
+           wdt == ST_F16 ? "f16" : "f32", dt == ST_F16 ? "f16" : "f32");
+  StError err = {0};
+  StCmd *cmd = begin();
+  bool ok = st_op_moments(dev, cmd, &x->t, &wm->t, eps, &m->t, &sd->t, &err);
+  if (finish(cmd, ok, &err, what)) {
+    float gm[8], gs[8], rm[8], rs[8];
+    dt_read(m, gm);
+    dt_read(sd, gs);
+    st_ref_moments(hx, hm, c, hw, eps, rm, rs);
+    char w2[200];
+    snprintf(w2, sizeof w2, "%s mean", what);
+    compare(w2, gm, rm, (size_t)c, 1e-4f, 1e-6f);
+    snprintf(w2, sizeof w2, "%s std", what);
+    compare(w2, gs, rs, (size_t)c, rtol_for(dt), 1e-6f);
+    if (mask == 0) { /* exactly what the formula gives: 0 / 1e-6 */
+      checks++;
+      for (int i = 0; i < c; i++)
+        if (!isfinite(gm[i]) || !isfinite(gs[i]) || gm[i] != 0.0f ||
+            fabsf(gs[i] - sqrtf(eps)) > rtol_for(dt) * sqrtf(eps)) {
+          fail("%s: channel %d mean %g std %g (0 and sqrt(eps) = %g expected)", what, i, gm[i],
+               gs[i], sqrtf(eps));
+          break;
+        }
+    }
+  }
+  free(hx);
+  free(hm);
+  dt_free(x);
+  dt_free(wm);
+  dt_free(m);
+  dt_free(sd);
+}
+
 static void test_moments(void) {
   static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {5, 129, 257}, {2, 1000, 1000}};
   for (size_t s = 0; s < 4; s++)
@@ -632,12 +696,12 @@ static void test_moments(void) {
       snprintf(what, sizeof what, "moments [%d,%d,%d] %s", c, h, w, f ? "f16" : "f32");
       StError err = {0};
       StCmd *cmd = begin();
-      bool ok = st_op_moments(dev, cmd, &x->t, 1e-5f, &m->t, &sd->t, &err);
+      bool ok = st_op_moments(dev, cmd, &x->t, NULL, 1e-5f, &m->t, &sd->t, &err);
       if (finish(cmd, ok, &err, what)) {
         float gm[8], gs[8], rm[8], rs[8];
         dt_read(m, gm);
         dt_read(sd, gs);
-        st_ref_moments(hx, c, (size_t)h * w, 1e-5f, rm, rs);
+        st_ref_moments(hx, NULL, c, (size_t)h * w, 1e-5f, rm, rs);
         char w2[160];
         snprintf(w2, sizeof w2, "%s mean", what);
         compare(w2, gm, rm, (size_t)c, 1e-4f, 1e-6f);
@@ -649,6 +713,11 @@ static void test_moments(void) {
       dt_free(m);
       dt_free(sd);
     }
+  for (size_t s = 0; s < 4; s++)
+    for (int mask = 0; mask < 4; mask++)
+      for (int f = 0; f < (have_f16 ? 2 : 1); f++)
+        test_moments_masked_case(shapes[s][0], shapes[s][1], shapes[s][2], mask,
+                                 f ? ST_F16 : ST_F32, f && (mask == 1 || s % 2) ? ST_F16 : ST_F32);
   /* A channel longer than one invocation may loop over on llvmpipe (2 x 32,813 steps: more than
    * 65,000 in all) is refused on CPU devices with a message, never a silently wrong result. */
   if (st_device_is_cpu(dev)) {
@@ -656,7 +725,7 @@ static void test_moments(void) {
        *sd = dt_new(ST_F32, 1, 1, 1, 1);
     StError err = {0};
     StCmd *cmd = st_cmd_begin(dev, &err);
-    bool ok = st_op_moments(dev, cmd, &x->t, 1e-5f, &m->t, &sd->t, &err);
+    bool ok = st_op_moments(dev, cmd, &x->t, NULL, 1e-5f, &m->t, &sd->t, &err);
     checks++;
     if (ok || err.code != ST_ERROR_ARGUMENT || !strstr(err.message, "smaller processing size"))
       fail("moments over 8.4M elements on a CPU device: %s", ok ? "accepted" : err.message);
@@ -1066,6 +1135,23 @@ static void test_errors(void) {
   expect_error("add shape mismatch",
                st_op_add(dev, cmd, &x->t, &bad->t, 1, 1, ST_ACT_NONE, 0, &x->t, &err), &err);
   err.message[0] = 0;
+  DT *m1 = dt_new(ST_F32, 3, 1, 5, 6), *m2 = dt_new(ST_F32, 3, 2, 6, 6);
+  DT *mean = dt_new(ST_F32, 1, 4, 1, 1), *sd = dt_new(ST_F32, 1, 4, 1, 1);
+  expect_error("add [1,H,W] of another size",
+               st_op_add(dev, cmd, &x->t, &m1->t, 1, 1, ST_ACT_NONE, 0, &x->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("mul [2,H,W] against [4,H,W]",
+               st_op_mul(dev, cmd, &x->t, &m2->t, ST_ACT_NONE, 0, &x->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("moments mask of another size",
+               st_op_moments(dev, cmd, &x->t, &m1->t, 1e-5f, &mean->t, &sd->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("moments mask of two channels",
+               st_op_moments(dev, cmd, &x->t, &m2->t, 1e-5f, &mean->t, &sd->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("moments mask of rank 1",
+               st_op_moments(dev, cmd, &x->t, &mean->t, 1e-5f, &mean->t, &sd->t, &err), &err);
+  err.message[0] = 0;
   expect_error("matmul inner mismatch",
                st_op_matmul(dev, cmd, &y2->t, &y3->t, false, false, &y2->t, &err), &err);
   err.message[0] = 0;
@@ -1086,6 +1172,10 @@ static void test_errors(void) {
   dt_free(bad);
   dt_free(y2);
   dt_free(y3);
+  dt_free(m1);
+  dt_free(m2);
+  dt_free(mean);
+  dt_free(sd);
 }
 
 /* ---- benchmark (not part of the default run: `test-ops bench`) ------------------------- */

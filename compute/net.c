@@ -139,6 +139,8 @@ StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *op
 }
 
 int st_net_max_steps(const StNet *net) { return net->model->nrefine; }
+
+bool st_net_has_masked_styles(const StNet *net) { return net && net->model->mask_input; }
 VkDeviceSize st_net_arena_bytes(const StNet *net) { return net->plan ? net->plan->arena_size : 0; }
 bool st_net_has_style(const StNet *net) { return net->has_style; }
 

@@ -178,8 +178,11 @@ typedef struct {
 
 StNet *st_net_load(StDevice *dev, const char *model_path, const StNetOptions *opts, StError *err);
 void st_net_free(StNet *net);
-int st_net_max_steps(
-    const StNet *net); /* number of refine subgraphs (steps beyond repeat the last) */
+/* The number of refine subgraphs (steps beyond repeat the last). */
+int st_net_max_steps(const StNet *net);
+/* Whether the model can put two styles in one frame split by a mask (its masked subgraphs,
+ * weights/FORMAT.md): StFrameParams.mask with a second style set is refused otherwise. */
+bool st_net_has_masked_styles(const StNet *net);
 
 /* Sets the style image (any size >= 1x1; RGBA-like or YUV formats). Runs the style subgraph
  * once; the result is cached until the next call. */
@@ -248,11 +251,14 @@ typedef struct {
    * no crossfade runs). */
   float style_mix;
   float style_fade;
-  /* Spatial control: NULL = the whole frame in one style (style_mix applies). With a mask, the
-   * style applies where it is 255 and the input frame itself shows where it is 0 (bytes of the
-   * output blended with the input's by the mask: st_net_process needs the same input and output
-   * format then). A mask with a second style set is refused: putting the second style where
-   * the mask is 0 needs masked subgraphs in the model, which no model has yet. */
+  /* Spatial control: NULL = the whole frame in one style (style_mix applies). With a mask and
+   * no second style, the style applies where it is 255 and the input frame itself shows where it
+   * is 0 (bytes of the output blended with the input's by the mask: st_net_process needs the
+   * same input and output format then). With a mask and a second style, the main style applies
+   * where it is 255 and the second where it is 0, inside the network (each region with its own
+   * statistics; style_mix does not apply): this needs a model with masked subgraphs
+   * (st_net_has_masked_styles), and is the only use of a mask on float frames
+   * (st_net_run_float). */
   const struct StMask *mask;
 } StFrameParams;
 #define ST_MAX_SMOOTHING 0.95f

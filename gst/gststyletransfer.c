@@ -845,13 +845,14 @@ static const gchar *mask_source_nick(gint source) {
   return v != NULL ? v->value_nick : "?";
 }
 
-/* The error of a mask together with style-2 (the engine applies one style by a mask). */
-static void set_mask_style2_error(GError **error, gint source) {
+/* The error of a mask together with style-2 on a model without two-style subgraphs. */
+static void set_mask_style2_error(GError **error, gint source, const gchar *model) {
   g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-              "mask-source=%s and style-2 cannot be used together yet: a mask applies the style "
-              "where it is white and shows the input frame where it is black. Unset style-2 to "
-              "use the mask, or set mask-source=none to mix the two styles with style-mix",
-              mask_source_nick(source));
+              "mask-source=%s with style-2 needs a model that can put two styles in one frame, "
+              "and %s cannot (it has no masked subgraphs; the bundled model has them). Unset "
+              "style-2 to show the input frame where the mask is black, or set mask-source=none "
+              "to mix the two styles with style-mix",
+              mask_source_nick(source), model);
 }
 
 /* Queues a style, style-2, mask or engine job while started; called with `lock` held. Returns
@@ -943,10 +944,6 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
     g_set_error_literal(&error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, NO_MASK_MESSAGE);
     goto fail;
   }
-  if (mask_source != MASK_SOURCE_NONE && has_style2) {
-    set_mask_style2_error(&error, mask_source);
-    goto fail;
-  }
   if (!style_image_check_file(style, "Style image", &error) ||
       (has_style2 && !style_image_check_file(style2, "Second style image (style-2)", &error)) ||
       (has_mask && !style_image_check_file(mask, "Mask image", &error)) ||
@@ -957,6 +954,10 @@ static gboolean gst_style_transfer_start(GstBaseTransform *trans) {
   if (engine == NULL)
     goto fail;
   gdouble load_ms = (g_get_monotonic_time() - t0) / 1000.0;
+  if (mask_source != MASK_SOURCE_NONE && has_style2 && !st_net_has_masked_styles(engine->net)) {
+    set_mask_style2_error(&error, mask_source, model);
+    goto fail;
+  }
   StyleImageInfo info, info2;
   gdouble features_ms = 0, features2_ms = 0;
   sample = load_style(engine, NULL, style, SLOT_STYLE, 0, NULL, &info, &features_ms, &error);
@@ -1322,8 +1323,10 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
     break;
   case MASK_SOURCE_ROI:
     if (rasterize_rois(engine, inframe->buffer, width, height, roi_types, n_roi_types, feather) ==
-        0) {
-      /* nothing to style in this frame: the input as it is, and a fresh start after it */
+            0 &&
+        !has_style2) {
+      /* nothing to style in this frame: the input as it is, and a fresh start after it (with
+       * style-2: its zero mask, the second style everywhere) */
       g_mutex_unlock(&self->engine_lock);
       g_mutex_lock(&self->lock);
       self->reset_temporal = TRUE;
@@ -1342,8 +1345,8 @@ static GstFlowReturn gst_style_transfer_transform_frame(GstVideoFilter *filter,
     break;
   }
   if (mask.data != NULL) {
-    if (has_style2) {
-      set_mask_style2_error(&error, mask_source);
+    if (has_style2 && !st_net_has_masked_styles(engine->net)) {
+      set_mask_style2_error(&error, mask_source, engine->model_path);
       goto fail;
     }
     params.mask = &mask;

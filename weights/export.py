@@ -323,6 +323,9 @@ def main():
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint-dir", help="use the latest stage checkpoint found here")
     src.add_argument("--random", action="store_true", help="random weights (test model)")
+    src.add_argument("--from-file", metavar="MODEL",
+                     help="the weights of a model file, exported again with this exporter's graph "
+                          "(e.g. the masked subgraphs added to a shipped model)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--test-cfg", action="store_true",
                     help="with --random: the smaller test configuration (model.TEST_CFG)")
@@ -343,6 +346,11 @@ def main():
         net = M.StyleNet(cfg)
         randomize(net, a.seed)
         info = {"weights": "random", "seed": a.seed}
+    elif a.from_file:
+        import val_score
+        net = val_score.load_model_file(a.from_file)
+        arch = json.loads(st_io.read(a.from_file)[1]["arch"])
+        info = {k: v for k, v in arch.items() if k not in net.cfg}
     else:
         import train
         train.CKPT_DIR = os.path.abspath(a.checkpoint_dir)

@@ -2346,8 +2346,9 @@ static GstHarness *new_watched_harness(GstElement *e, GstCaps *caps, GstBus **bu
 }
 
 /* mask-source=alpha: the style where the input's alpha is 255, the input itself where it is 0,
- * the alpha passed through (also without a mask); a second style set while playing makes the
- * next frame fail with an error saying why, and the stream goes on once it is removed. */
+ * the alpha passed through (also without a mask); a second style set while playing goes where
+ * the alpha is 0 (each half nearer its own style's one-style output than the other's), and once
+ * it is removed the frames are as before. */
 GST_START_TEST(test_mask_alpha) {
   const gint w = 128, hgt = 96;
   GstSample *plain = make_frame("RGBA", w, hgt, "smpte");
@@ -2370,16 +2371,30 @@ GST_START_TEST(test_mask_alpha) {
   fail_unless(same_alpha(inbuf, out), "the alpha did not pass through (mask-source=alpha)");
 
   gchar *pin = data_path("style-pinwheel.jpg");
+  GstBuffer *styled2 = one_frame(in, "style-pinwheel.jpg", NULL, 0.0);
   g_object_set(e, "style-2", pin, NULL);
   check_style2_applied(bus, pin);
-  g_free(push_expecting_error(h, inbuf, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-                              "mask-source=alpha and style-2 cannot be used together"));
+  GstBuffer *two = process_at(h, in, GST_SECOND / 2);
+  fail_unless(same_alpha(inbuf, two), "the alpha did not pass through (two styles)");
+  gdouble l1 = rgba_mad_rect(styled, two, w, 0, 0, w / 2 - 8, hgt);
+  gdouble l2 = rgba_mad_rect(styled2, two, w, 0, 0, w / 2 - 8, hgt);
+  gdouble r1 = rgba_mad_rect(styled, two, w, w / 2 + 8, 0, w, hgt);
+  gdouble r2 = rgba_mad_rect(styled2, two, w, w / 2 + 8, 0, w, hgt);
+  GST_INFO("two styles by the alpha: left half %.2f from style, %.2f from style-2; right half "
+           "%.2f / %.2f",
+           l1, l2, r1, r2);
+  fail_unless(l1 < l2, "alpha 255 is not nearer the style (%.2f) than style-2 (%.2f)", l1, l2);
+  fail_unless(r2 < r1, "alpha 0 is not nearer style-2 (%.2f) than the style (%.2f)", r2, r1);
+  fail_unless(rgba_mad_rect(inbuf, two, w, w / 2 + 8, 0, w, hgt) > 5.0,
+              "alpha 0 with style-2 is the input");
   g_object_set(e, "style-2", NULL, NULL);
   gst_structure_free(wait_applied(bus, "styletransfer-style-removed"));
   GstBuffer *again = process_at(h, in, GST_SECOND);
   fail_unless(rgba_mad_rect(out, again, w, 0, 0, w, hgt) < 0.01, "style-2 removed: not as before");
 
   gst_buffer_unref(styled);
+  gst_buffer_unref(styled2);
+  gst_buffer_unref(two);
   gst_buffer_unref(out);
   gst_buffer_unref(again);
   unwatch_bus(e, bus);
@@ -2391,8 +2406,8 @@ GST_START_TEST(test_mask_alpha) {
 }
 GST_END_TEST;
 
-/* mask-source=alpha with a format without alpha, and a mask with style-2 at start: errors that
- * say what to do. */
+/* mask-source=alpha with a format without alpha, and a mask with style-2 at start on a model
+ * without two-style subgraphs (the WCT test model): errors that say what to do. */
 GST_START_TEST(test_mask_errors) {
   gchar *style = data_path("style-spokes.png");
   gchar *pin = data_path("style-pinwheel.jpg");
@@ -2402,10 +2417,12 @@ GST_START_TEST(test_mask_errors) {
                     GST_CORE_ERROR_NEGOTIATION,
                     "mask-source=alpha needs input with an alpha channel (RGBA or BGRA), not I420");
   g_free(props);
-  props = g_strdup_printf("style=%s style-2=%s mask-source=roi", style, pin);
+  gchar *wct = data_path("model_wct_random.safetensors");
+  props = g_strdup_printf("style=%s style-2=%s mask-source=roi model=%s", style, pin, wct);
   expect_error(props, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-               "mask-source=roi and style-2 cannot be used together");
+               "mask-source=roi with style-2 needs a model that can put two styles in one frame");
   g_free(props);
+  g_free(wct);
   props = g_strdup_printf("style=%s mask-source=image", style);
   expect_error(props, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "No mask image set");
   g_free(props);
@@ -2555,6 +2572,60 @@ GST_START_TEST(test_mask_image) {
 }
 GST_END_TEST;
 
+/* Two styles split by a mask (mask-source=image with style-2, the model's masked subgraphs):
+ * where the mask is white each pixel is nearer the style's one-style output than style-2's, where
+ * it is black the other way round, and both halves are stylized; a mask of ROIs with style-2
+ * and no ROI on the frame is style-2 everywhere (as an element with style-2 alone). */
+GST_START_TEST(test_mask_two_styles) {
+  const gint w = 128, hgt = 96;
+  gchar *dir = make_tmp_dir();
+  gchar *half = write_mask_png(dir, "half.png", 64, 48, 32);
+  gchar *pin = data_path("style-pinwheel.jpg");
+  GstSample *in = make_frame("RGBA", w, hgt, "smpte");
+  GstBuffer *inbuf = gst_sample_get_buffer(in);
+  GstBuffer *styled = one_frame(in, "style-spokes.png", NULL, 0.0);
+  GstBuffer *styled2 = one_frame(in, "style-pinwheel.jpg", NULL, 0.0);
+
+  GstElement *e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, "mask", half, "style-2", pin, NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "image");
+  GstBus *bus;
+  GstHarness *h = new_watched_harness(e, gst_sample_get_caps(in), &bus);
+  check_mask_applied(bus, half, 64, 48);
+  GstBuffer *out = process_at(h, in, 0);
+  gdouble l1 = rgba_mad_rect(styled, out, w, 0, 0, w / 2 - 8, hgt);
+  gdouble l2 = rgba_mad_rect(styled2, out, w, 0, 0, w / 2 - 8, hgt);
+  gdouble r1 = rgba_mad_rect(styled, out, w, w / 2 + 8, 0, w, hgt);
+  gdouble r2 = rgba_mad_rect(styled2, out, w, w / 2 + 8, 0, w, hgt);
+  fail_unless(l1 < l2, "white: not nearer the style (%.2f) than style-2 (%.2f)", l1, l2);
+  fail_unless(r2 < r1, "black: not nearer style-2 (%.2f) than the style (%.2f)", r2, r1);
+  fail_unless(rgba_mad_rect(inbuf, out, w, 0, 0, w / 2 - 8, hgt) > 5.0 &&
+                  rgba_mad_rect(inbuf, out, w, w / 2 + 8, 0, w, hgt) > 5.0,
+              "a half of the two-style frame is the input");
+  unwatch_bus(e, bus);
+  teardown_harness(h);
+  gst_object_unref(e);
+
+  e = new_element("style-spokes.png");
+  g_object_set(e, "temporal", FALSE, "style-2", pin, "roi-types", "face", NULL);
+  gst_util_set_object_arg(G_OBJECT(e), "mask-source", "roi");
+  h = new_harness(e, gst_sample_get_caps(in));
+  GstBuffer *none = process_at(h, in, 0);
+  gdouble d2 = rgba_mad_rect(styled2, none, w, 0, 0, w, hgt);
+  fail_unless(d2 < 0.5, "no ROI with style-2: %.3f from style-2 alone", d2);
+  teardown_harness(h);
+  gst_object_unref(e);
+
+  GstBuffer *bufs[] = {styled, styled2, out, none};
+  for (guint i = 0; i < G_N_ELEMENTS(bufs); i++)
+    gst_buffer_unref(bufs[i]);
+  gst_sample_unref(in);
+  g_free(pin);
+  g_free(half);
+  remove_tmp_dir(dir);
+}
+GST_END_TEST;
+
 static Suite *styletransfer_suite(void) {
   Suite *s = suite_create("styletransfer");
   TCase *tc = tcase_create("general");
@@ -2584,6 +2655,7 @@ static Suite *styletransfer_suite(void) {
   tcase_add_test(tc, test_mask_errors);
   tcase_add_test(tc, test_mask_roi);
   tcase_add_test(tc, test_mask_image);
+  tcase_add_test(tc, test_mask_two_styles);
   tcase_add_test(tc, test_renegotiate);
   tcase_add_test(tc, test_webcam_caps);
   tcase_add_test(tc, test_colorimetry_from_caps);

@@ -2,9 +2,11 @@
  * st-bench: GPU timings of the engine.
  *
  *   st-bench MODEL [--size WxH] [--steps N] [--frames N] [--fp16] [--per-op] [--device I]
- *            [--strength S] [--processing WxH] [--smoothing K]
+ *            [--strength S] [--processing WxH] [--smoothing K] [--two-styles]
  *     runs N synthetic RGBA frames through st_net_process (one submission each) and prints
  *     the median GPU time per stage (and per op with --per-op) and the frame rate.
+ *     --two-styles: a second style (the synthetic style inverted) and a mask, the left half 255
+ *     and the right half 0, on every frame: two styles split by a mask in the network.
  *     --smoothing K: the output smoothing of the element's temporal-smoothing (default 0, off;
  *     the element's default is 0.8): adds its CPU motion field to the wall time and a
  *     "smoothing" GPU stage. Also accepted with --table.
@@ -28,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+/* --two-styles: a second style and a mask (left half 255, right half 0) on every frame */
+static bool two_styles;
 static float smoothing; /* --smoothing */
 
 static double now_ms(void) {
@@ -72,7 +76,7 @@ static uint16_t float_to_half(float f) {
 static void usage(void) {
   fprintf(stderr,
           "usage: st-bench MODEL [--size WxH] [--processing WxH] [--steps N] [--frames N]\n"
-          "                [--strength S] [--smoothing K] [--fp16] [--per-op]\n"
+          "                [--strength S] [--smoothing K] [--two-styles] [--fp16] [--per-op]\n"
           "                [--device I]\n"
           "       st-bench MODEL --table [--sizes WxH,...] [--steps-max N] [--frames N]\n"
           "                [--fp16 [both]] [--smoothing K] [--device I]\n"
@@ -256,10 +260,22 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
     st_net_free(net);
     return 1;
   }
+  if (two_styles) { /* the second style: the same picture, colours inverted */
+    for (size_t i = 0; i < (size_t)si.width * si.height * 4; i++)
+      if (i % 4 != 3)
+        style[i] = (uint8_t)(255 - style[i]);
+    if (!st_net_set_style_slot(net, ST_STYLE_SECOND, &si, 0, &err)) {
+      fprintf(stderr, "st-bench: second style: %s\n", err.message);
+      free(style);
+      st_net_free(net);
+      return 1;
+    }
+  }
   printf("device: %s | model %s | frame %dx%d | processing %dx%d | steps %d | %s | smoothing "
-         "%.2f\n",
+         "%.2f%s\n",
          st_device_name(dev), model, w, h, pw ? pw : w, ph ? ph : h, steps,
-         fp16 && st_device_has_fp16_storage(dev) ? "fp16 storage" : "fp32", (double)smoothing);
+         fp16 && st_device_has_fp16_storage(dev) ? "fp16 storage" : "fp32", (double)smoothing,
+         two_styles ? " | two styles by a mask" : "");
   printf("set_style: %.1f ms (wall)\n", now_ms() - t0);
   free(style);
 
@@ -273,6 +289,23 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
   p.processing_width = pw;
   p.processing_height = ph;
   p.smoothing = smoothing;
+  uint8_t *mask_px = NULL;
+  StMask mask;
+  if (two_styles) {
+    mask_px = malloc((size_t)w * h);
+    if (!mask_px) {
+      fprintf(stderr, "st-bench: out of memory\n");
+      st_net_free(net);
+      free(in);
+      free(out);
+      return 1;
+    }
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++)
+        mask_px[(size_t)y * w + x] = x < w / 2 ? 255 : 0;
+    mask = (StMask){.data = mask_px, .width = w, .height = h, .stride = w};
+    p.mask = &mask;
+  }
   st_net_set_profiling(net, per_op);
   Series *stages = NULL, *ops = NULL;
   int nstages = 0, nops = 0;
@@ -332,6 +365,7 @@ static int bench_net(StDevice *dev, const char *model, int w, int h, int pw, int
   free(tm);
   free(in);
   free(out);
+  free(mask_px);
   st_net_free(net);
   return rc;
 }
@@ -722,6 +756,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--smoothing") == 0 && v) {
       smoothing = (float)atof(v);
       i++;
+    } else if (strcmp(a, "--two-styles") == 0) {
+      two_styles = true;
     } else if (strcmp(a, "--strength") == 0 && v) {
       strength = (float)atof(v);
       i++;

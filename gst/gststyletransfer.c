@@ -1665,15 +1665,19 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
   /**
    * GstStyleTransfer:style-2:
    *
-   * Path of a second style image (as `style`). Frames then use the two styles' statistics
-   * interpolated by `style-mix`. Can be set, changed and cleared ("" or NULL) while playing, as
-   * `style` (loaded by the loader thread, "styletransfer-style-applied" with property "style-2").
+   * Path of a second style image (as `style`). Without a mask, frames use the two styles'
+   * statistics interpolated by `style-mix`; with a mask (#GstStyleTransfer:mask-source), `style`
+   * applies where the mask is white and `style-2` where it is black, inside the network (each
+   * region with its own statistics; the model needs its masked subgraphs, as the bundled one
+   * has). Can be set, changed and cleared ("" or NULL) while playing, as `style` (loaded by the
+   * loader thread, "styletransfer-style-applied" with property "style-2").
    */
   g_object_class_install_property(
       gobject_class, PROP_STYLE_2,
       g_param_spec_string("style-2", "Second style image",
-                          "Path of a second style image; style-mix interpolates between the two "
-                          "styles (unset: style alone)",
+                          "Path of a second style image: style-mix interpolates between the two "
+                          "styles, or with a mask it applies where the mask is black (unset: "
+                          "style alone)",
                           NULL, rw));
   /**
    * GstStyleTransfer:style-mix:
@@ -1712,15 +1716,17 @@ static void gst_style_transfer_class_init(GstStyleTransferClass *klass) {
    * style, 0: the input frame, values between blend; other formats are a negotiation error).
    * `roi`: the rectangles of the buffers' GstVideoRegionOfInterestMeta (from a face or object
    * detector), filtered by #GstStyleTransfer:roi-types, with soft edges of
-   * #GstStyleTransfer:feather pixels; a frame without a matching ROI passes through unchanged.
-   * `image`: a still mask image (#GstStyleTransfer:mask), scaled to the frame. Can change while
-   * playing.
+   * #GstStyleTransfer:feather pixels; a frame without a matching ROI passes through unchanged
+   * (with style-2: is style-2 everywhere). `image`: a still mask image (#GstStyleTransfer:mask),
+   * scaled to the frame. With #GstStyleTransfer:style-2 set, style-2 applies where the mask is
+   * black instead of the input frame. Can change while playing.
    */
   g_object_class_install_property(
       gobject_class, PROP_MASK_SOURCE,
       g_param_spec_enum("mask-source", "Mask source",
                         "Where the style applies: the whole frame, the input's alpha, the "
-                        "buffers' ROI metas or a mask image (elsewhere the input shows)",
+                        "buffers' ROI metas or a mask image (elsewhere the input shows, or "
+                        "style-2 when set)",
                         GST_TYPE_STYLE_TRANSFER_MASK_SOURCE, DEFAULT_MASK_SOURCE, rw));
   /**
    * GstStyleTransfer:mask:

@@ -4,7 +4,7 @@
 
     /usr/bin/python3 tools/gallery.py [--build build] [--data ../shared/data]
                                       [--model weights/styletransfer.safetensors]
-                                      [--out examples/gallery] [--only pairs|mix|mask|clip]
+                                      [--out examples/gallery] [--only pairs|mix|mask|two|clip]
 
 - pair1.jpg .. pairN.jpg: one row per (content, style) pair: content | style | the element's output
   at steps 0, 1, 2, 3 (temporal off, strength 1, processing-size 0). The content is scaled
@@ -19,6 +19,10 @@
   mask), mask-source=roi (a GstVideoRegionOfInterestMeta rectangle, feather 24) and
   mask-source=alpha (the input's alpha a left-to-right ramp), steps 2, temporal off: the style
   only where the mask says, the photo elsewhere.
+- two.jpg: content | style | style-2 | a mask image | the element's output with mask-source=image
+  (that mask) and mask-source=alpha (a left-to-right ramp), both with style-2 (steps 2, temporal
+  off): style where the mask is white, style-2 where it is black, in the network (each region
+  with its own statistics).
 - clip.jpg: frames 0, 10, 20, 30 of examples/sample.mkv, scaled to --work px wide by videoscale
   (shown as TILE px thumbnails): top row
   the input, bottom row the element's output with examples/default-style.jpg (steps 2, temporal
@@ -243,6 +247,16 @@ def save(img, path):
         print("warning: %s is %.0f KiB (aim: < 150 KiB)" % (path, kb), file=sys.stderr)
 
 
+def ellipse_mask(w, h):
+    """The mask image: a white ellipse with a soft edge, at half the content's size (the element
+    scales it to the frame)."""
+    mask = Image.new("L", (w // 2, h // 2), 0)
+    ex, ey, ew, eh = MASK_ELLIPSE
+    ImageDraw.Draw(mask).ellipse((ex * w / 2, ey * h / 2, (ex + ew) * w / 2, (ey + eh) * h / 2),
+                                 fill=255)
+    return mask.filter(ImageFilter.GaussianBlur(6))
+
+
 def main():
     global WORK
     ap = argparse.ArgumentParser(description=__doc__,
@@ -251,7 +265,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--model", default=os.path.join(ROOT, "weights", "styletransfer.safetensors"))
     ap.add_argument("--out", default=os.path.join(ROOT, "examples", "gallery"))
-    ap.add_argument("--only", choices=("pairs", "clip", "mix", "mask"), default=None)
+    ap.add_argument("--only", choices=("pairs", "clip", "mix", "mask", "two"), default=None)
     ap.add_argument("--work", type=int, default=WORK,
                     help="size the network works at (longer side, px; default %(default)s)")
     a = ap.parse_args()
@@ -289,18 +303,33 @@ def main():
         save(compose([tiles], [labels]), os.path.join(a.out, "mix.jpg"))
         print("  mix: %.1f s" % (time.monotonic() - t1), flush=True)
 
+    if a.only in (None, "two"):
+        t1 = time.monotonic()
+        c, s1, s2 = MIX_PAIR
+        content = load_content(a.data, c)
+        style, style2 = (os.path.abspath(os.path.join(a.data, x)) for x in (s1, s2))
+        w, h = content.size
+        mask = ellipse_mask(w, h)
+        with tempfile.TemporaryDirectory() as tmp:
+            mask_path = os.path.join(tmp, "mask.png")
+            mask.save(mask_path)
+            ramp = np.tile(np.linspace(0, 255, w).round().astype(np.uint8), (h, 1))
+            outs = stylize(model, content, style, [{}, {"mask-source": "alpha"}],
+                           {"mask": mask_path, "mask-source": "image", "style-2": style2,
+                            "steps": 2}, alpha=ramp)
+        tiles = [thumb(content), thumb(Image.open(style)), thumb(Image.open(style2)),
+                 thumb(mask)] + [thumb(o) for o in outs]
+        labels = ["content", "style (white)", "style-2 (black)", "mask image",
+                  "mask-source=image", "mask-source=alpha (ramp)"]
+        save(compose([tiles], [labels]), os.path.join(a.out, "two.jpg"))
+        print("  two: %.1f s" % (time.monotonic() - t1), flush=True)
+
     if a.only in (None, "mask"):
         t1 = time.monotonic()
         content = load_content(a.data, MASK_PAIR[0])
         style = os.path.abspath(os.path.join(a.data, MASK_PAIR[1]))
         w, h = content.size
-        # the mask image: a white ellipse with a soft edge, at half the content's size (the
-        # element scales it to the frame)
-        mask = Image.new("L", (w // 2, h // 2), 0)
-        ex, ey, ew, eh = MASK_ELLIPSE
-        ImageDraw.Draw(mask).ellipse((ex * w / 2, ey * h / 2, (ex + ew) * w / 2,
-                                      (ey + eh) * h / 2), fill=255)
-        mask = mask.filter(ImageFilter.GaussianBlur(6))
+        mask = ellipse_mask(w, h)
         with tempfile.TemporaryDirectory() as tmp:
             mask_path = os.path.join(tmp, "mask.png")
             mask.save(mask_path)

@@ -423,7 +423,8 @@ def write_grey_png(path, w, h, white):
 
 def test_paint_background():
     """paint-background.sh: the style where the mask is white (the left half here, a mask of
-    half the frame's size), the original picture where it is black, in a file that plays."""
+    half the frame's size), the original picture where it is black, in a file that plays; with
+    STYLE2, the black part stylized too (two styles by the mask)."""
     script = os.path.join(EXAMPLES, "paint-background.sh")
     clip = make_clip(out("in.mp4"), 6, "96x64")
     mask = write_grey_png(out("mask.png"), 48, 32, 24)
@@ -441,6 +442,23 @@ def test_paint_background():
         check(d > 8.0, f"frame {i}: the white part of the mask is stylized (differs by {d:.1f})")
         d = mean_abs_diff(crop_rgb(96, 64, a, 56, 96), crop_rgb(96, 64, b, 56, 96))
         check(d < 6.0, f"frame {i}: the black part of the mask is the original (differs by {d:.1f})")
+    # two styles: STYLE_B where the mask is black instead of the original picture
+    mkv2 = out("two.mkv")
+    run([script, clip, mkv2, mask, STYLE_A, STYLE_B], env)
+    check_video(mkv2, 6, "96x64", like=clip)
+    two = decode_rgba(["filesrc", f"location={mkv2}", "!", "matroskademux", "!", "decodebin"],
+                      out("two.rgba"))
+    for i in (0, 5):
+        a, b = drop_alpha(two[i * n : (i + 1) * n]), drop_alpha(orig[i * n : (i + 1) * n])
+        one = drop_alpha(frames[i * n : (i + 1) * n])
+        d = mean_abs_diff(crop_rgb(96, 64, a, 56, 96), crop_rgb(96, 64, b, 56, 96))
+        check(d > 8.0, f"frame {i}: with STYLE2 the black part is stylized (differs by {d:.1f})")
+        d = mean_abs_diff(crop_rgb(96, 64, a, 0, 40), crop_rgb(96, 64, b, 0, 40))
+        check(d > 8.0, f"frame {i}: with STYLE2 the white part is still stylized ({d:.1f})")
+        d = mean_abs_diff(crop_rgb(96, 64, a, 0, 40), crop_rgb(96, 64, one, 0, 40))
+        check(d < 20.0, f"frame {i}: the white part keeps STYLE (differs by {d:.1f} from one style)")
+    p = run([script, clip, out("bad.mkv"), mask, STYLE_A, out("no-such-style.png")], env, expect=1)
+    check("does not exist" in p.stderr, "a missing STYLE2 is reported")
     # the bundled mask (made for the sample clip), scaled to another frame size
     run([script, clip, out("default.mkv")], env)
     check_video(out("default.mkv"), 6, "96x64", like=clip)

@@ -22,7 +22,8 @@
 - two.jpg: content | style | style-2 | a mask image | the element's output with mask-source=image
   (that mask) and mask-source=alpha (a left-to-right ramp), both with style-2 (steps 2, temporal
   off): style where the mask is white, style-2 where it is black, in the network (each region
-  with its own statistics).
+  with its own statistics). seam.jpg: the seam of a half mask (a 16-px ramp), 2x: the two styles
+  in the network beside the two one-style outputs blended by the same mask.
 - clip.jpg: frames 0, 10, 20, 30 of examples/sample.mkv, scaled to --work px wide by videoscale
   (shown as TILE px thumbnails): top row
   the input, bottom row the element's output with examples/default-style.jpg (steps 2, temporal
@@ -77,6 +78,9 @@ MASK_PAIR = ("content/deb-lomiri_aitzgorri_by_Aitzol_Berasategi.jpg",
              "style/nstyle_starry_night.jpg")
 MASK_ROI = (0.30, 0.15, 0.40, 0.55)
 MASK_ELLIPSE = (0.15, 0.10, 0.70, 0.80)
+# the two styles' seam: the ramp of the half mask and the width of the crop around it (px)
+SEAM_RAMP = 16
+SEAM_CROP = 160
 LABEL_H = 16
 GAP = 4
 JPEG_QUALITY = 85
@@ -322,6 +326,28 @@ def main():
         labels = ["content", "style (white)", "style-2 (black)", "mask image",
                   "mask-source=image", "mask-source=alpha (ramp)"]
         save(compose([tiles], [labels]), os.path.join(a.out, "two.jpg"))
+        # the seam: a half mask with a SEAM_RAMP-px ramp; the two styles in the network beside
+        # the two one-style outputs blended by the same mask, 2x around the seam
+        ramp_x = np.arange(w) + 0.5 - w / 2.0
+        half = np.clip(0.5 - ramp_x / SEAM_RAMP, 0, 1)
+        half_mask = Image.fromarray(np.tile((half * 255).round().astype(np.uint8), (h, 1)))
+        with tempfile.TemporaryDirectory() as tmp:
+            mask_path = os.path.join(tmp, "half.png")
+            half_mask.save(mask_path)
+            two_out = stylize(model, content, style, [{}],
+                              {"mask": mask_path, "mask-source": "image", "style-2": style2,
+                               "steps": 2})[0]
+        ones = [stylize(model, content, st, [{}], {"steps": 2})[0] for st in (style, style2)]
+        m = half[None, :, None]
+        blend = Image.fromarray((np.asarray(ones[0], np.float64) * m +
+                                 np.asarray(ones[1], np.float64) * (1 - m)).round()
+                                .astype(np.uint8))
+        box = (w // 2 - SEAM_CROP // 2, 0, w // 2 + SEAM_CROP // 2, h)
+        zoom = [im.crop(box).resize((SEAM_CROP * 2, h * 2), Image.NEAREST)
+                for im in (two_out, blend)]
+        save(compose([zoom], [["two styles in the network (2x, %d px ramp)" % SEAM_RAMP,
+                               "two one-style outputs blended by the mask"]]),
+             os.path.join(a.out, "seam.jpg"))
         print("  two: %.1f s" % (time.monotonic() - t1), flush=True)
 
     if a.only in (None, "mask"):

@@ -3,7 +3,7 @@
 side on the same pairs in the same run.
 
     /usr/bin/python3 weights/val_score.py [--pairs 12] [--configs "256:2:1,0:3:1"] [--peer 0.3,0.5,0.7,1.0]
-        [--out DIR]
+        [--out DIR] [--model FILE]
 
 Pairs: validation photos (the 5% hash split of train.py) x paintings by validation artists
 (artists training never sees), drawn with a fixed seed. Each config is PSIZE:STEPS:STRENGTH and
@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--refresh-efa", default="", metavar="DIR",
                     help="take the EFA block and its decoder from DIR/efa.pt")
     ap.add_argument("--initial", default="", help="override the initial image (efa, chain)")
+    ap.add_argument("--model", default="",
+                    help="score this model file instead of the checkpoints (e.g. the shipped one)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -151,13 +153,13 @@ def main():
         print("%-28s content %.3f  style %.3f" % (name, c, s), flush=True)
 
     report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)])
-    net = load_net(a.efa_base, a.refresh_efa, a.initial)
+    net = load_model_file(a.model) if a.model else load_net(a.efa_base, a.refresh_efa, a.initial)
     net.eval()
     for spec in [x for x in a.configs.split(",") if x]:
         psize, steps, strength = spec.split(":")
         psize, steps, strength = int(psize), int(steps), float(strength)
         tag = a.efa_base or ("efa:" + os.path.basename(a.refresh_efa.rstrip("/")) if a.refresh_efa
-                             else "") or a.initial
+                             else "") or a.initial or os.path.basename(a.model)
         name = "element %s%s steps %d str %.2f" % (tag + " " if tag else "",
                                                    "full" if psize == 0 else psize, steps, strength)
         rows = []

@@ -2338,6 +2338,21 @@ static gchar *write_mask_png(const gchar *dir, const gchar *name, gint width, gi
 }
 
 /* A harness around `e` whose messages from start on go to *bus. */
+/* Two styles split at x = w / 2 (the style on the left, style-2 on the right): away from the
+ * seam (8 px), each half of `two` is nearer the one-style output of its own style (`styled`,
+ * `styled2`) than the other's. */
+static void check_two_halves(GstBuffer *styled, GstBuffer *styled2, GstBuffer *two, gint w,
+                             gint hgt, const gchar *what) {
+  gdouble l1 = rgba_mad_rect(styled, two, w, 0, 0, w / 2 - 8, hgt);
+  gdouble l2 = rgba_mad_rect(styled2, two, w, 0, 0, w / 2 - 8, hgt);
+  gdouble r1 = rgba_mad_rect(styled, two, w, w / 2 + 8, 0, w, hgt);
+  gdouble r2 = rgba_mad_rect(styled2, two, w, w / 2 + 8, 0, w, hgt);
+  fail_unless(l1 < l2, "%s: the style's half is not nearer the style (%.2f) than style-2 (%.2f)",
+              what, l1, l2);
+  fail_unless(r2 < r1, "%s: style-2's half is not nearer style-2 (%.2f) than the style (%.2f)",
+              what, r2, r1);
+}
+
 static GstHarness *new_watched_harness(GstElement *e, GstCaps *caps, GstBus **bus) {
   *bus = watch_bus(e);
   GstHarness *h = gst_harness_new_with_element(e, "sink", "src");
@@ -2376,15 +2391,7 @@ GST_START_TEST(test_mask_alpha) {
   check_style2_applied(bus, pin);
   GstBuffer *two = process_at(h, in, GST_SECOND / 2);
   fail_unless(same_alpha(inbuf, two), "the alpha did not pass through (two styles)");
-  gdouble l1 = rgba_mad_rect(styled, two, w, 0, 0, w / 2 - 8, hgt);
-  gdouble l2 = rgba_mad_rect(styled2, two, w, 0, 0, w / 2 - 8, hgt);
-  gdouble r1 = rgba_mad_rect(styled, two, w, w / 2 + 8, 0, w, hgt);
-  gdouble r2 = rgba_mad_rect(styled2, two, w, w / 2 + 8, 0, w, hgt);
-  GST_INFO("two styles by the alpha: left half %.2f from style, %.2f from style-2; right half "
-           "%.2f / %.2f",
-           l1, l2, r1, r2);
-  fail_unless(l1 < l2, "alpha 255 is not nearer the style (%.2f) than style-2 (%.2f)", l1, l2);
-  fail_unless(r2 < r1, "alpha 0 is not nearer style-2 (%.2f) than the style (%.2f)", r2, r1);
+  check_two_halves(styled, styled2, two, w, hgt, "alpha");
   fail_unless(rgba_mad_rect(inbuf, two, w, w / 2 + 8, 0, w, hgt) > 5.0,
               "alpha 0 with style-2 is the input");
   g_object_set(e, "style-2", NULL, NULL);
@@ -2593,12 +2600,7 @@ GST_START_TEST(test_mask_two_styles) {
   GstHarness *h = new_watched_harness(e, gst_sample_get_caps(in), &bus);
   check_mask_applied(bus, half, 64, 48);
   GstBuffer *out = process_at(h, in, 0);
-  gdouble l1 = rgba_mad_rect(styled, out, w, 0, 0, w / 2 - 8, hgt);
-  gdouble l2 = rgba_mad_rect(styled2, out, w, 0, 0, w / 2 - 8, hgt);
-  gdouble r1 = rgba_mad_rect(styled, out, w, w / 2 + 8, 0, w, hgt);
-  gdouble r2 = rgba_mad_rect(styled2, out, w, w / 2 + 8, 0, w, hgt);
-  fail_unless(l1 < l2, "white: not nearer the style (%.2f) than style-2 (%.2f)", l1, l2);
-  fail_unless(r2 < r1, "black: not nearer style-2 (%.2f) than the style (%.2f)", r2, r1);
+  check_two_halves(styled, styled2, out, w, hgt, "mask image");
   fail_unless(rgba_mad_rect(inbuf, out, w, 0, 0, w / 2 - 8, hgt) > 5.0 &&
                   rgba_mad_rect(inbuf, out, w, w / 2 + 8, 0, w, hgt) > 5.0,
               "a half of the two-style frame is the input");

@@ -16,6 +16,10 @@ For a model file it writes, in --out:
     -> bilinear resize (align_corners=False) to the frame size -> clamp [0, 1]
     -> floor(255 v + 0.5); alpha 255.
   The element runs with processing-size=0 (the network works at the frame size).
+- for a model with masked subgraphs, style2.png (the second style, made as style.png) and
+  two-style cases: mcontent_WxH.rgba, whose alpha is a soft mask, and expected_masked_*.rgba
+  (the masked subgraphs with mask = alpha / 255; alpha passed through) for the element with
+  mask-source=alpha and style-2;
 - index.json: the cases (single frames with temporal state off/first frame, and a three-frame
   sequence with temporal state on, the last frame still with faint noise), the model's path
   relative to --out, its SHA-256 and the command that wrote the data set.
@@ -90,10 +94,49 @@ def to_frame(x, h, w):
     return y.clamp(0, 255).to(torch.uint8).numpy().transpose(1, 2, 0).copy()
 
 
-def write_rgba(path, rgb):
+def write_rgba(path, rgb, alpha=None):
     h, w, _ = rgb.shape
-    rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=-1)
+    if alpha is None:
+        alpha = np.full((h, w), 255, np.uint8)
+    rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
     rgba.tofile(path)
+
+
+def soft_mask(h, w, seed):
+    """A deterministic uint8 [h, w] mask for two styles: a soft disc (255 inside, 0 far
+    outside, a ramp between) on a left-to-right ramp, so that both styles and the soft values
+    between them appear."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.meshgrid(np.linspace(0.0, 1.0, h), np.linspace(0.0, 1.0, w), indexing="ij")
+    cy, cx = rng.uniform(0.35, 0.65, 2)
+    d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+    disc = np.clip((0.4 - d) / 0.15, 0.0, 1.0)
+    m = np.maximum(disc, np.clip((0.3 - xx) / 0.3, 0.0, 1.0))
+    return np.floor(m * 255.0 + 0.5).astype(np.uint8)
+
+
+def style_picture(path, ss, seed, colors):
+    """The style picture: a file resized (Lanczos) to ss on its longer side, or synthetic."""
+    if path is None:
+        img = Image.fromarray(synthetic_rgb(max(1, round(ss * 3 / 4)), ss, seed), "RGB")
+    else:
+        img = Image.open(path).convert("RGB")
+        sc = ss / max(img.size)
+        img = img.resize((max(1, round(img.width * sc)), max(1, round(img.height * sc))),
+                         Image.LANCZOS)
+    if colors > 0:
+        img = img.quantize(colors, method=Image.MEDIANCUT, dither=Image.NONE)
+    return img
+
+
+def save_style(img, out, name, ss, colors):
+    """Stores the style PNG and returns it as decoded (what the element reads)."""
+    img.save(os.path.join(out, name), optimize=True)
+    rgb = np.asarray(Image.open(os.path.join(out, name)).convert("RGB"))
+    assert max(rgb.shape[:2]) == ss
+    if colors == 0:
+        assert np.array_equal(rgb, np.asarray(img.convert("RGB")))
+    return rgb
 
 
 def psnr8(a, b):
@@ -120,6 +163,9 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--style", default=None,
                     help="style picture (default: a synthetic one), resized to style_size")
+    ap.add_argument("--style-2", default=None,
+                    help="second style picture for the two-style cases of a model with masked "
+                         "subgraphs (default: a synthetic one)")
     ap.add_argument("--style-colors", type=int, default=0,
                     help="store the style PNG with this many palette colours (0: full RGB)")
     a = ap.parse_args()
@@ -133,28 +179,16 @@ def main():
 
     # Style: longer side == style_size (the engine's resize is then the identity), stored
     # losslessly as PNG; the reference uses the PNG as decoded.
-    if a.style is None:
-        style_img = Image.fromarray(synthetic_rgb(max(1, round(ss * 3 / 4)), ss, a.seed + 1000),
-                                    "RGB")
-    else:
-        style_img = Image.open(a.style).convert("RGB")
-        sc = ss / max(style_img.size)
-        style_img = style_img.resize((max(1, round(style_img.width * sc)),
-                                      max(1, round(style_img.height * sc))), Image.LANCZOS)
-    if a.style_colors > 0:
-        style_img = style_img.quantize(a.style_colors, method=Image.MEDIANCUT,
-                                       dither=Image.NONE)
-    style_img.save(os.path.join(a.out, "style.png"), optimize=True)
-    style_rgb = np.asarray(Image.open(os.path.join(a.out, "style.png")).convert("RGB"))
-    assert max(style_rgb.shape[:2]) == ss
-    if a.style_colors == 0:
-        assert np.array_equal(style_rgb, np.asarray(style_img.convert("RGB")))
+    style_rgb = save_style(style_picture(a.style, ss, a.seed + 1000, a.style_colors), a.out,
+                           "style.png", ss, a.style_colors)
     m.set_style(to_tensor(style_rgb))
 
     index = {
         "description": "Element-level end-to-end reference (weights/make_e2e_data.py): raw 8-bit "
                        "RGBA frames (rows packed, alpha 255); 'expected' is the element's output "
-                       "computed with weights/run_graph.py for processing-size=0. Compare RGB.",
+                       "computed with weights/run_graph.py for processing-size=0. Compare RGB. "
+                       "masked_cases (if any): the content's alpha is the mask of two styles "
+                       "(mask-source=alpha, style-2), passed through to the output.",
         "model": os.path.relpath(os.path.abspath(a.model), os.path.abspath(a.out)),
         "model_sha256": sha,
         "command": " ".join(["/usr/bin/python3 weights/make_e2e_data.py"] + sys.argv[1:]),
@@ -219,6 +253,37 @@ def main():
             entry["psnr_without_temporal_state"] = round(psnr8(out, to_frame(x0, h, w)), 2)
         seq["frames"].append(entry)
     index["sequences"].append(seq)
+
+    # Two styles by a mask (a model with masked subgraphs, FORMAT.md "Two styles by a mask"):
+    # the element runs with mask-source=alpha and style-2; the content's alpha is the mask,
+    # which the element passes through. At processing-size=0 the engine's mask resize is the
+    # identity, so the graph's mask is alpha / 255.
+    if "masked" in m.graph:
+        style2_rgb = save_style(style_picture(a.style_2, ss, a.seed + 2000, a.style_colors),
+                                a.out, "style2.png", ss, a.style_colors)
+        m.set_style(to_tensor(style_rgb), to_tensor(style2_rgb))
+        index["style_2"] = "style2.png"
+        index["masked_cases"] = []
+        sizes = parse_sizes(a.sizes)
+        masked = [(sizes[0], n) for n in steps_list] + [(sizes[1], steps_list[-1])]
+        for (w, h), n in masked:
+            k = sizes.index((w, h))
+            rgb = synthetic_rgb(h, w, a.seed + k)
+            alpha = soft_mask(h, w, a.seed + 300 + k)
+            cname = "mcontent_%dx%d.rgba" % (w, h)
+            write_rgba(os.path.join(a.out, cname), rgb, alpha)
+            mask = torch.from_numpy(alpha.astype(np.float32))[None] / 255.0
+            x, _ = m.run_frame(to_tensor(rgb), n, 1.0, mask=mask)
+            out = to_frame(x, h, w)
+            oname = "expected_masked_%dx%d_n%d.rgba" % (w, h, n)
+            write_rgba(os.path.join(a.out, oname), out, alpha)
+            # how far each one-style output is: the test must tell the masked one apart
+            x1, _ = m.run_frame(to_tensor(rgb), n, 1.0)
+            case = {"width": w, "height": h, "content": cname, "steps": n, "strength": 1.0,
+                    "expected": oname,
+                    "psnr_vs_one_style": round(psnr8(out, to_frame(x1, h, w)), 2)}
+            index["masked_cases"].append(case)
+            print("masked %dx%d steps %d -> %s" % (w, h, n, oname))
 
     with open(os.path.join(a.out, "index.json"), "w") as f:
         json.dump(index, f, indent=1)

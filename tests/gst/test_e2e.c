@@ -3,7 +3,9 @@
  * tests/data/e2e/index.json (written by weights/make_e2e_data.py with weights/run_graph.py), the
  * element runs on the 8-bit RGBA content frame with the case's style, steps and strength at
  * processing-size=0, and its output must match the expected frame: PSNR over RGB >= 40 dB with
- * fp32 storage and >= 35 dB with fp16 storage.
+ * fp32 storage and >= 35 dB with fp16 storage, and the alpha must pass through unchanged. The
+ * index's "masked_cases" (a model with masked subgraphs) run two styles by a mask:
+ * mask-source=alpha, style-2 the index's "style_2", the content's alpha the mask.
  *
  * Usage: test_e2e [INDEX.json]. The index is the first argument, else $ST_E2E_INDEX, else
  * $ST_TEST_DATA/e2e/index.json. The model is the index's "model" path (relative to the index) and
@@ -106,8 +108,9 @@ static void load_index(void) {
 
 /* ---- element --------------------------------------------------------------------------------- */
 
+/* style_2: NULL for one style, else the second style, put where the input's alpha is 0 */
 static GstHarness *new_harness(gint w, gint hgt, gint steps, gdouble strength, gboolean fp16,
-                               gboolean temporal) {
+                               gboolean temporal, const gchar *style_2) {
   GstElement *e = gst_element_factory_make("styletransfer", NULL);
   fail_unless(e != NULL, "styletransfer element not found (GST_PLUGIN_PATH?)");
   gchar *style = data_file(member(index_json, "style", JSON_STRING)->string);
@@ -116,6 +119,12 @@ static GstHarness *new_harness(gint w, gint hgt, gint steps, gdouble strength, g
                /* the network itself: the output smoothing has its own tests (test_net, ops) */
                "temporal-smoothing", 0.0, NULL);
   g_free(style);
+  if (style_2 != NULL) {
+    gchar *s2 = data_file(style_2);
+    gst_util_set_object_arg(G_OBJECT(e), "mask-source", "alpha");
+    g_object_set(e, "style-2", s2, NULL);
+    g_free(s2);
+  }
   GstHarness *h = gst_harness_new_with_element(e, "sink", "src");
   gst_object_unref(e);
   GstCaps *caps =
@@ -149,6 +158,7 @@ static GstBuffer *run_frame(GstHarness *h, const guint8 *pixels, gint w, gint hg
 typedef struct {
   gdouble psnr; /* dB over the RGB bytes; INFINITY when identical */
   gint max_abs;
+  gint alpha_diff; /* pixels whose alpha differs from the expected frame's */
 } Diff;
 
 static Diff compare(GstBuffer *out, const guint8 *expected, gint w, gint h) {
@@ -157,31 +167,44 @@ static Diff compare(GstBuffer *out, const guint8 *expected, gint w, gint h) {
   GstVideoFrame f;
   fail_unless(gst_video_frame_map(&f, &info, out, GST_MAP_READ));
   gdouble se = 0;
-  gint mx = 0;
+  gint mx = 0, na = 0;
   for (gint y = 0; y < h; y++) {
     const guint8 *row =
         (const guint8 *)GST_VIDEO_FRAME_PLANE_DATA(&f, 0) + y * GST_VIDEO_FRAME_PLANE_STRIDE(&f, 0);
     const guint8 *ref = expected + (gsize)y * w * 4;
-    for (gint x = 0; x < w; x++)
+    for (gint x = 0; x < w; x++) {
       for (gint c = 0; c < 3; c++) {
         gint d = (gint)row[4 * x + c] - (gint)ref[4 * x + c];
         se += (gdouble)d * d;
         mx = MAX(mx, ABS(d));
       }
+      na += row[4 * x + 3] != ref[4 * x + 3];
+    }
   }
   gst_video_frame_unmap(&f);
   gdouble mse = se / ((gdouble)w * h * 3);
-  Diff r = {mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : INFINITY, mx};
+  Diff r = {mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : INFINITY, mx, na};
   return r;
 }
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
-static void run_single_cases(gboolean fp16) {
+/* The single-frame cases of index.json's `key` ("cases", or "masked_cases": two styles, the
+ * content's alpha the mask, with the index's "style_2"). */
+static void run_single_cases(gboolean fp16, const gchar *key) {
   load_index();
   const gdouble bar = fp16 ? MIN_PSNR_FP16 : MIN_PSNR_FP32;
-  const JsonValue *cases = member(index_json, "cases", JSON_ARRAY);
-  fail_unless(cases->len > 0, "index.json has no cases");
+  const gboolean masked = strcmp(key, "masked_cases") == 0;
+  const gchar *style_2 = NULL;
+  if (masked) {
+    if (json_get(index_json, key) == NULL) {
+      g_print("%s: no masked cases (the model has no masked subgraphs)\n", index_dir);
+      return;
+    }
+    style_2 = member(index_json, "style_2", JSON_STRING)->string;
+  }
+  const JsonValue *cases = member(index_json, key, JSON_ARRAY);
+  fail_unless(cases->len > 0, "index.json has no %s", key);
   gdouble worst = INFINITY;
   GstHarness *hn = NULL;
   gint hw = 0, hh = 0;
@@ -202,7 +225,7 @@ static void run_single_cases(gboolean fp16) {
       hn = NULL;
     }
     if (hn == NULL) {
-      hn = new_harness(w, h, steps, strength, fp16, FALSE);
+      hn = new_harness(w, h, steps, strength, fp16, FALSE, style_2);
       hw = w;
       hh = h;
       frame = 0;
@@ -211,10 +234,15 @@ static void run_single_cases(gboolean fp16) {
     }
     GstBuffer *out = run_frame(hn, content, w, h, frame++);
     Diff d = compare(out, expected, w, h);
-    g_print("%s %3dx%-3d steps %d strength %.1f: PSNR %6.2f dB (max |d| %d)\n",
-            fp16 ? "fp16" : "fp32", w, h, steps, strength, d.psnr, d.max_abs);
-    fail_unless(d.psnr >= bar, "%s case %zu (%dx%d, steps %d, strength %.1f): PSNR %.2f dB < %.0f",
-                fp16 ? "fp16" : "fp32", i, w, h, steps, strength, d.psnr, bar);
+    g_print("%s %s %3dx%-3d steps %d strength %.1f: PSNR %6.2f dB (max |d| %d)\n",
+            fp16 ? "fp16" : "fp32", key, w, h, steps, strength, d.psnr, d.max_abs);
+    fail_unless(d.psnr >= bar, "%s %s %zu (%dx%d, steps %d, strength %.1f): PSNR %.2f dB < %.0f",
+                fp16 ? "fp16" : "fp32", key, i, w, h, steps, strength, d.psnr, bar);
+    fail_unless(d.alpha_diff == 0, "%s %s %zu: the alpha of %d pixels changed",
+                fp16 ? "fp16" : "fp32", key, i, d.alpha_diff);
+    if (masked) /* the data must tell two styles from one: one style is below the bar */
+      fail_unless(member(c, "psnr_vs_one_style", JSON_NUMBER)->number < MIN_PSNR_FP16,
+                  "masked case %zu: the one-style output is within the bar", i);
     worst = MIN(worst, d.psnr);
     gst_buffer_unref(out);
     g_free(content);
@@ -222,8 +250,8 @@ static void run_single_cases(gboolean fp16) {
   }
   if (hn != NULL)
     gst_harness_teardown(hn);
-  g_print("%s: worst PSNR over %zu cases: %.2f dB (bar %.0f dB)\n", fp16 ? "fp16" : "fp32",
-          cases->len, worst, bar);
+  g_print("%s: worst PSNR over %zu %s: %.2f dB (bar %.0f dB)\n", fp16 ? "fp16" : "fp32", cases->len,
+          key, worst, bar);
 }
 
 static void run_sequences(gboolean fp16) {
@@ -238,7 +266,7 @@ static void run_sequences(gboolean fp16) {
     gdouble strength = member(s, "strength", JSON_NUMBER)->number;
     gboolean temporal = member(s, "temporal", JSON_BOOL)->boolean;
     const JsonValue *frames = member(s, "frames", JSON_ARRAY);
-    GstHarness *hn = new_harness(w, h, steps, strength, fp16, temporal);
+    GstHarness *hn = new_harness(w, h, steps, strength, fp16, temporal, NULL);
     for (gsize fi = 0; fi < frames->len; fi++) {
       const JsonValue *fr = &frames->items[fi];
       guint8 *content = load_rgba(member(fr, "content", JSON_STRING)->string, w, h);
@@ -258,10 +286,16 @@ static void run_sequences(gboolean fp16) {
   }
 }
 
-GST_START_TEST(test_e2e_fp32) { run_single_cases(FALSE); }
+GST_START_TEST(test_e2e_fp32) { run_single_cases(FALSE, "cases"); }
 GST_END_TEST;
 
-GST_START_TEST(test_e2e_fp16) { run_single_cases(TRUE); }
+GST_START_TEST(test_e2e_fp16) { run_single_cases(TRUE, "cases"); }
+GST_END_TEST;
+
+GST_START_TEST(test_e2e_masked_fp32) { run_single_cases(FALSE, "masked_cases"); }
+GST_END_TEST;
+
+GST_START_TEST(test_e2e_masked_fp16) { run_single_cases(TRUE, "masked_cases"); }
 GST_END_TEST;
 
 GST_START_TEST(test_e2e_temporal_fp32) { run_sequences(FALSE); }
@@ -278,6 +312,8 @@ static Suite *e2e_suite(void) {
   tcase_add_test(tc, test_e2e_fp16);
   tcase_add_test(tc, test_e2e_temporal_fp32);
   tcase_add_test(tc, test_e2e_temporal_fp16);
+  tcase_add_test(tc, test_e2e_masked_fp32);
+  tcase_add_test(tc, test_e2e_masked_fp16);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -73,6 +73,9 @@ W_MONO_MARGIN = 0.02
 # upscaled to the frame, both stages weigh style more, and they pay for any output whose style
 # error does not undercut their input's (one step fewer) by W_MONO_MARGIN.
 W_STYLE_REFINE = 4.0
+# The temporal stage's style weight (ST_W_STYLE_TEMPORAL; the temporal stage trained with
+# W_STYLE until step 648 of the wide line).
+W_STYLE_TEMPORAL = float(os.environ.get("ST_W_STYLE_TEMPORAL", W_STYLE_REFINE))
 GATE_LR_MULT = 20.0
 
 
@@ -488,6 +491,10 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         # equal b's moved by the shift and a's moved by twice the shift, besides the content and
         # style losses. The step count of the chain is 1, 2 or 3 (1/5, 2/5, 2/5), so the state is
         # the final residual of any of them (the element's default is 2).
+        # The style weight of the refinement stages it fine-tunes (W_STYLE_TEMPORAL, default
+        # W_STYLE_REFINE): at W_STYLE the wide line's full-size steps-3 output went from content
+        # 1.027 / style 0.301 (refine1) to 0.769 / 0.333 after 385 steps, back toward the photo.
+        w_style = W_STYLE_TEMPORAL
         pad = 10
         big = load_batch(c_train, rng, crop + 2 * pad, B, device)
         r = rng.random()
@@ -533,12 +540,12 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
             if k >= steps:
                 continue
             lck, lsk = perceptual(teacher, full_size(outs_c[k]), cc, s_grams, strength)
-            deep = deep + W_DEEP * (W_CONTENT * lck + W_STYLE * lsk)
+            deep = deep + W_DEEP * (W_CONTENT * lck + w_style * lsk)
             logs["style%d" % k] = lsk.item()
             if k == steps - 1:
                 # each step must lower the style error: the last step pays extra where it does
                 # not undercut the step before by W_MONO_MARGIN (relative)
-                deep = deep + W_STYLE * F.relu(ls - (1.0 - W_MONO_MARGIN) * lsk.detach())
+                deep = deep + w_style * F.relu(ls - (1.0 - W_MONO_MARGIN) * lsk.detach())
 
         def shifted_mse(oc, ob, n):
             # frame c pixel (i, j) shows pixel (i + n dy, j + n dx) of the frame n before, at any
@@ -573,7 +580,7 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         # A still camera must give a still picture: the gate can keep the previous residual
         # without any cost in style, so still pairs weigh more.
         wt = W_TEMPORAL_STILL if still else W_TEMPORAL
-        return W_CONTENT * lc + W_STYLE * ls + deep + wt * lt, logs
+        return W_CONTENT * lc + w_style * ls + deep + wt * lt, logs
     raise ValueError(stage)
 
 

@@ -371,8 +371,12 @@ static bool resample(StDevice *dev, StCmd *cmd, const StTensor *x, const StTenso
   const StTensor *bind[2] = {x, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_MODE] = mode;
+  /* the 2x bilinear upsampling of the decoders, 2 x 8 outputs per invocation (resize.comp) */
+  bool up2x = mode == 1 && oh == 2 * h && ow == 2 * w && w % 4 == 0;
+  spec[ST_SPEC_VEC4] = up2x;
   StKernel *kern = get_kernel(dev, ST_SHADER_RESIZE, bind, 2, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
+  uint32_t gx = up2x ? (uint32_t)((w / 4 + 63) / 64) : (uint32_t)((ow + 63) / 64);
+  uint32_t gy = up2x ? (uint32_t)h : (uint32_t)oh, gz = (uint32_t)c;
   if (!kern || !check_grid(gx, gy, gz, mode == 2 ? "translate" : "resize", err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);
@@ -493,18 +497,21 @@ static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const S
     shape_str(a, s, sizeof s);
     return shape_error(err, op, "output", y, s);
   }
+  /* four elements per invocation where every operand allows vec4 access */
+  bool vec4 = n % 4 == 0 && (bcast == 0 || hw % 4 == 0);
   struct {
     uint32_t n, hw;
     float ka, kb, alpha;
-  } pc = {(uint32_t)n, hw, ka, kb, alpha};
+  } pc = {(uint32_t)(vec4 ? n / 4 : n), hw, ka, kb, alpha};
   const StTensor *bind[3] = {a, kind != 0 ? b : a, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_ELT_OP] = kind;
   spec[ST_SPEC_ACT] = (int32_t)act;
   spec[ST_SPEC_BCAST] = bcast;
+  spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_ELTWISE, bind, 3, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
-  if (!kern || !split_groups((n + 255) / 256, &gx, &gy, op, err))
+  if (!kern || !split_groups((pc.n + 255) / 256, &gx, &gy, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
   return true;
@@ -821,14 +828,17 @@ bool st_op_concat(StDevice *dev, StCmd *cmd, const StTensor *const *xs, int n, c
   uint32_t off = 0;
   for (int i = 0; i < n; i++) {
     size_t cnt = st_tensor_numel(xs[i]);
+    /* four elements per invocation where the input and its place in y allow vec4 access */
+    bool vec4 = cnt % 4 == 0 && off % 4 == 0;
     struct {
       uint32_t n, dst_off;
-    } pc = {(uint32_t)cnt, off};
+    } pc = {(uint32_t)(vec4 ? cnt / 4 : cnt), vec4 ? off / 4 : off};
     const StTensor *bind[2] = {xs[i], y};
     int32_t spec[ST_SPEC_COUNT] = {0};
+    spec[ST_SPEC_VEC4] = vec4;
     StKernel *kern = get_kernel(dev, ST_SHADER_COPY, bind, 2, spec, sizeof pc, err);
     uint32_t gx = 0, gy = 0;
-    if (!kern || !split_groups((cnt + 255) / 256, &gx, &gy, op, err))
+    if (!kern || !split_groups((pc.n + 255) / 256, &gx, &gy, op, err))
       return false;
     st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);
     off += (uint32_t)cnt;

@@ -396,12 +396,24 @@ static void test_pool(void) {
 }
 
 static void test_resize(void) {
-  static const int outs[][2] = {{1, 1}, {3, 2}, {14, 10}, {100, 37}, {513, 260}, {6, 11}};
-  for (size_t s = 0; s < NSPATIAL; s++)
+  /* the last entry: exactly 2x (the vec4 2x bilinear path where w % 4 == 0) */
+  static const int outs[][2] = {{1, 1}, {3, 2}, {14, 10}, {100, 37}, {513, 260}, {6, 11}, {0, 0}};
+  /* more inputs for the 2x path: w % 4 == 0 with one row, odd heights, several vec4 per row */
+  static const int up2[][2] = {{4, 1}, {12, 7}, {160, 9}, {4, 4}};
+  const size_t nsp = NSPATIAL + sizeof up2 / sizeof up2[0];
+  for (size_t s = 0; s < nsp; s++)
     for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
       for (int mode = 0; mode < 2; mode++) {
-        int w = spatial[s][0], h = spatial[s][1], c = 2, ow = outs[o][0], oh = outs[o][1];
-        StDType dt = (have_f16 && o == 2) ? ST_F16 : ST_F32;
+        const int *in = s < NSPATIAL ? spatial[s] : up2[s - NSPATIAL];
+        int w = in[0], h = in[1], c = 3, ow = outs[o][0], oh = outs[o][1];
+        if (ow == 0) {
+          ow = 2 * w;
+          oh = 2 * h;
+        } else if (s >= NSPATIAL) {
+          continue;
+        }
+        StDType dt =
+            (have_f16 && (o == 2 || (ow == 2 * w && oh == 2 * h && s % 2 == 1))) ? ST_F16 : ST_F32;
         float *hx;
         DT *x = dt_random(dt, 3, c, h, w, -1.0f, 1.0f, &hx);
         DT *y = dt_new(dt, 3, c, oh, ow);
@@ -554,8 +566,9 @@ static void away_from_zero(float *p, size_t n) {
  * (bc 2; with C = 1 it is a's own shape). In fp16 runs a [1,H,W] b is fp32 on even shapes (the
  * engine's form: it stores maps of up to 3 channels as fp32) and fp16 on odd ones. */
 static void test_eltwise(void) {
-  static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {4, 129, 257},
-                                  {1, 7, 9}, {5, 7, 9}, {16, 33, 65}};
+  /* the last two: H*W % 4 == 0, the vec4 path with every broadcast ({4,129,257}: without) */
+  static const int shapes[][3] = {{1, 1, 1}, {3, 7, 5},    {4, 129, 257}, {1, 7, 9},
+                                  {5, 7, 9}, {16, 33, 65}, {3, 4, 8},     {8, 6, 10}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
     size_t n = (size_t)c * h * w;
@@ -950,8 +963,10 @@ static void test_softmax(void) {
 }
 
 static void test_concat(void) {
-  static const int hw[][2] = {{1, 1}, {7, 5}, {257, 129}};
-  for (size_t s = 0; s < 3; s++) {
+  /* {4, 2}: every input on the vec4 path; {2, 1}: the 4 elements of the second input start at
+   * element 2 of y (scalar path) */
+  static const int hw[][2] = {{1, 1}, {7, 5}, {257, 129}, {4, 2}, {2, 1}, {16, 9}};
+  for (size_t s = 0; s < sizeof hw / sizeof hw[0]; s++) {
     int h = hw[s][1], w = hw[s][0];
     int cs[3] = {1, 2, 5};
     float *hx[3];

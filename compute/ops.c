@@ -350,8 +350,10 @@ bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, c
   const StTensor *bind[2] = {x, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_MODE] = mode == ST_POOL_MAX;
+  bool vec4 = w % 8 == 0; /* four outputs per invocation (pool.comp) */
+  spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_POOL, bind, 2, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)((ow + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
+  uint32_t gx = (uint32_t)(((vec4 ? ow / 4 : ow) + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
   if (!kern || !check_grid(gx, gy, gz, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);

@@ -26,7 +26,7 @@
 #define ST_SPEC_TB 15       /* matmul: transpose b */
 #define ST_SPEC_PACKED32 16 /* frame shaders: one 32-bit word per pixel (RGBA/BGRA/RGBx/BGRx) */
 #define ST_SPEC_MASKED 17   /* moments: binding 3 holds a weight mask [1,H,W] */
-#define ST_SPEC_VEC4 18     /* copy, eltwise, resize (2x bilinear): vec4 loads and stores */
+#define ST_SPEC_VEC4 18     /* copy, eltwise, pool, resize (2x bilinear): vec4 access */
 #define ST_SPEC_COUNT 19
 
 #endif /* ST_SPEC_IDS_H */

@@ -366,10 +366,14 @@ static const int spatial[][2] = {{1, 1}, {7, 5}, {257, 129}, {2, 2}, {8, 3}};
 #define NSPATIAL (sizeof spatial / sizeof spatial[0])
 
 static void test_pool(void) {
-  for (size_t s = 0; s < NSPATIAL; s++)
+  /* more inputs for the vec4 path (W % 8 == 0; {8, 3} above has an odd height) */
+  static const int vec[][2] = {{16, 4}, {24, 1}, {64, 7}};
+  const size_t nsp = NSPATIAL + sizeof vec / sizeof vec[0];
+  for (size_t s = 0; s < nsp; s++)
     for (int mode = 0; mode < 2; mode++)
       for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
-        int w = spatial[s][0], h = spatial[s][1], c = 3, oh = (h + 1) / 2, ow = (w + 1) / 2;
+        const int *in = s < NSPATIAL ? spatial[s] : vec[s - NSPATIAL];
+        int w = in[0], h = in[1], c = 3, oh = (h + 1) / 2, ow = (w + 1) / 2;
         StDType dt = f ? ST_F16 : ST_F32;
         float *hx;
         DT *x = dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hx);

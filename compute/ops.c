@@ -979,8 +979,12 @@ bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFram
   const StTensor *bind[2] = {&raw, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
+  /* four pixels per invocation: no resize, 16-byte aligned rows of whole vec4s */
+  bool vec4 = spec[ST_SPEC_PACKED32] && tw == layout->width && th == layout->height &&
+              tw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0;
+  spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_FRAME_TO_FLOAT, bind, 2, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)((tw + 63) / 64), gy = (uint32_t)th;
+  uint32_t gx = (uint32_t)(((vec4 ? tw / 4 : tw) + 63) / 64), gy = (uint32_t)th;
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);
@@ -1025,6 +1029,10 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
   const StTensor *bind[3] = {x, preserve_colors ? orig : x, &raw};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
+  /* four pixels per invocation: x at the frame size, 16-byte aligned rows of whole vec4s */
+  bool vec4 = spec[ST_SPEC_PACKED32] && xw == layout->width && xh == layout->height &&
+              xw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0;
+  spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_FLOAT_TO_FRAME, bind, 3, spec, sizeof pc, err);
   if (!kern)
     return false;
@@ -1048,6 +1056,10 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
     pc.stride = (uint32_t)pg[i].stride;
     pc.rows = (uint32_t)pg[i].rows;
     pc.rowbytes = (uint32_t)pg[i].rowbytes;
+    if (vec4) { /* groups of four words (w0 and w1 are multiples of 4 here) */
+      w0 /= 4;
+      w1 /= 4;
+    }
     pc.word0 = (uint32_t)w0;
     pc.nwords = (uint32_t)(w1 - w0);
     uint32_t gx = 0, gy = 0;

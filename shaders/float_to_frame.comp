@@ -17,10 +17,15 @@ layout(local_size_x = 64) in;
 // plane offset and stride are multiples of 4: every word is one pixel, found with one division
 // instead of the generic per-byte component search (on lavapipe 4-5x less time per frame).
 layout(constant_id = ST_SPEC_PACKED32) const int PACKED32 = 0;
+// VEC4 (PACKED32, x at the frame size, width % 4 == 0, plane offset and stride multiples of 16;
+// ops.c): each invocation writes 4 pixels, three vec4 loads (six with preserve) and one 16-byte
+// store; n words and word0 then count groups of four words.
+layout(constant_id = ST_SPEC_VEC4) const int VEC4 = 0;
 
-ST_IN(0, x)
-ST_IN(1, orig)
+ST_IN4(0, x)
+ST_IN4(1, orig)
 layout(std430, set = 0, binding = 2) buffer Dst { uint dst[]; };
+layout(std430, set = 0, binding = 2) buffer Dst4 { uvec4 dst4[]; };
 
 layout(push_constant) uniform P {
   uint flags;
@@ -88,13 +93,8 @@ float code_value(uint c, vec3 rgb) {
   return p.range[2] + p.range[3] * dot(rgb, k);
 }
 
-// PACKED32: the pixel of one word (its 4 bytes are the 4 components of one pixel).
-void write_packed32(uint word) {
-  uint rel = word * 4u - p.plane_off;
-  uint row = rel / p.stride, col = rel - row * p.stride;
-  if (row >= p.rows || col >= p.rowbytes)
-    return; // row padding: left as it is
-  vec3 rgb = sample_rgb(col >> 2u, row);
+// PACKED32: the word of a pixel of colour rgb (its 4 bytes are the pixel's 4 components).
+uint pack32(vec3 rgb) {
   uint bits = 0u, maxcode = flag_maxcode(p.flags);
   for (uint i = 0u; i < 4u; i++) {
     uint d = p.comp[i];
@@ -102,13 +102,51 @@ void write_packed32(uint word) {
         i < 3u ? uint(clamp(floor(code_value(i, rgb) + 0.5), 0.0, float(maxcode))) : maxcode;
     bits |= code << (8u * comp_offset(d));
   }
-  dst[word] = bits;
+  return bits;
+}
+
+// PACKED32: the pixel of one word.
+void write_packed32(uint word) {
+  uint rel = word * 4u - p.plane_off;
+  uint row = rel / p.stride, col = rel - row * p.stride;
+  if (row >= p.rows || col >= p.rowbytes)
+    return; // row padding: left as it is
+  dst[word] = pack32(sample_rgb(col >> 2u, row));
+}
+
+// VEC4: the 4 pixels of 4 words from word 4 g on (row padding is whole groups of 4 words).
+void write_packed32x4(uint g) {
+  uint rel = g * 16u - p.plane_off;
+  uint row = rel / p.stride, col = rel - row * p.stride;
+  if (row >= p.rows || col >= p.rowbytes)
+    return;
+  uint n = p.xw * p.xh, i = (row * p.xw + (col >> 2u)) >> 2u;
+  vec4 r = ld_x4(i), gr = ld_x4(n / 4u + i), b = ld_x4(n / 2u + i);
+  if (flag_preserve(p.flags)) {
+    vec4 o0 = ld_orig4(i), o1 = ld_orig4(n / 4u + i), o2 = ld_orig4(n / 2u + i);
+    for (uint k = 0u; k < 4u; k++) {
+      vec3 c = ycc_to_rgb(dot(vec3(r[k], gr[k], b[k]), KY), dot(vec3(o0[k], o1[k], o2[k]), KCB),
+                          dot(vec3(o0[k], o1[k], o2[k]), KCR), DEC601);
+      r[k] = c.r;
+      gr[k] = c.g;
+      b[k] = c.b;
+    }
+  }
+  r = clamp(r, 0.0, 1.0);
+  gr = clamp(gr, 0.0, 1.0);
+  b = clamp(b, 0.0, 1.0);
+  dst4[g] = uvec4(pack32(vec3(r.x, gr.x, b.x)), pack32(vec3(r.y, gr.y, b.y)),
+                  pack32(vec3(r.z, gr.z, b.z)), pack32(vec3(r.w, gr.w, b.w)));
 }
 
 void main() {
   uint wi = st_group_linear() * 64u + gl_LocalInvocationID.x;
   if (wi >= p.nwords)
     return;
+  if (VEC4 != 0) {
+    write_packed32x4(p.word0 + wi);
+    return;
+  }
   uint word = p.word0 + wi;
   if (PACKED32 != 0) {
     write_packed32(word);

@@ -13,8 +13,12 @@ layout(local_size_x = 64) in;
 // packed32): each pixel is one word, read once instead of once per component.
 layout(constant_id = ST_SPEC_PACKED32) const int PACKED32 = 0;
 
+// VEC4 (PACKED32, no resize, width % 4 == 0, plane offset and stride multiples of 16; ops.c): each
+// invocation converts 4 pixels, one 16-byte load and three vec4 stores.
+layout(constant_id = ST_SPEC_VEC4) const int VEC4 = 0;
 layout(std430, set = 0, binding = 0) readonly buffer Src { uint src[]; };
-ST_OUT(1, y)
+layout(std430, set = 0, binding = 0) readonly buffer Src4 { uvec4 src4[]; };
+ST_OUT4(1, y)
 
 layout(push_constant) uniform P {
   uint flags, fw, fh, tw, th;
@@ -38,16 +42,8 @@ float code(uint c, uint x, uint y) {
   return float((v >> comp_shift(d)) & flag_maxcode(p.flags));
 }
 
-vec3 decode(uint x, uint y) {
-  vec3 v;
-  if (PACKED32 != 0) {
-    uint w = src[(p.off[0] + y * p.stride[0]) / 4u + x];
-    v = vec3(float((w >> (8u * comp_offset(p.comp[0]))) & 255u),
-             float((w >> (8u * comp_offset(p.comp[1]))) & 255u),
-             float((w >> (8u * comp_offset(p.comp[2]))) & 255u));
-  } else {
-    v = vec3(code(0u, x, y), code(1u, x, y), code(2u, x, y));
-  }
+// RGB of a decoded pixel: its code values v, mapped to [0,1].
+vec3 to_rgb(vec3 v) {
   if (!flag_yuv(p.flags))
     return clamp((v - p.yoff) * p.yinv, 0.0, 1.0);
   vec3 c = ycc_to_rgb((v.x - p.yoff) * p.yinv, v.y - p.coff, v.z - p.coff,
@@ -55,7 +51,37 @@ vec3 decode(uint x, uint y) {
   return clamp(c, 0.0, 1.0);
 }
 
+// The code values of the R, G, B components in a PACKED32 pixel word.
+vec3 unpack32(uint w) {
+  return vec3(float((w >> (8u * comp_offset(p.comp[0]))) & 255u),
+              float((w >> (8u * comp_offset(p.comp[1]))) & 255u),
+              float((w >> (8u * comp_offset(p.comp[2]))) & 255u));
+}
+
+vec3 decode(uint x, uint y) {
+  if (PACKED32 != 0)
+    return to_rgb(unpack32(src[(p.off[0] + y * p.stride[0]) / 4u + x]));
+  return to_rgb(vec3(code(0u, x, y), code(1u, x, y), code(2u, x, y)));
+}
+
+void convert4() {
+  uint k = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y;
+  if (4u * k >= p.tw)
+    return;
+  uvec4 w = src4[(p.off[0] + oy * p.stride[0]) / 16u + k];
+  vec3 a = to_rgb(unpack32(w.x)), b = to_rgb(unpack32(w.y)), c = to_rgb(unpack32(w.z)),
+       d = to_rgb(unpack32(w.w));
+  uint plane4 = p.th * p.tw / 4u, i = (oy * p.tw) / 4u + k;
+  st_y4(i, vec4(a.r, b.r, c.r, d.r));
+  st_y4(plane4 + i, vec4(a.g, b.g, c.g, d.g));
+  st_y4(2u * plane4 + i, vec4(a.b, b.b, c.b, d.b));
+}
+
 void main() {
+  if (VEC4 != 0) {
+    convert4();
+    return;
+  }
   uint ox = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y;
   if (ox >= p.tw)
     return;

@@ -1003,19 +1003,22 @@ static void test_concat(void) {
 
 /* ---- frames ---------------------------------------------------------------------------- */
 
-/* Builds a layout with padded strides and planes at unaligned offsets, with gaps between. */
-static size_t make_layout(StPixelFormat f, int w, int h, StFrameLayout *l, uint8_t *pixmask,
-                          size_t cap) {
+/* Builds a layout with padded strides and planes at unaligned offsets, with gaps between; with
+ * `aligned`, planes and strides are multiples of 16 bytes (what video frames usually have: the
+ * vec4 paths of the frame shaders), rows still padded. */
+static size_t make_layout(StPixelFormat f, int w, int h, bool aligned, StFrameLayout *l,
+                          uint8_t *pixmask, size_t cap) {
   memset(l, 0, sizeof *l);
   l->format = f;
   l->width = w;
   l->height = h;
   int rowbytes[3], rows[3];
   int np = st_format_planes(f, w, h, rowbytes, rows);
-  size_t off = 3; /* unaligned start */
+  size_t off = aligned ? 16 : 3; /* unaligned start */
   for (int i = 0; i < np; i++) {
     l->offsets[i] = off;
-    l->strides[i] = rowbytes[i] + 1 + i * 2; /* odd padding */
+    l->strides[i] = aligned ? (rowbytes[i] + 15) / 16 * 16 + 16 * (i + 1)
+                            : rowbytes[i] + 1 + i * 2; /* odd padding */
     size_t size = (size_t)l->strides[i] * rows[i];
     if (pixmask) {
       for (int r = 0; r < rows[i]; r++)
@@ -1025,19 +1028,19 @@ static size_t make_layout(StPixelFormat f, int w, int h, StFrameLayout *l, uint8
             pixmask[a] = 1;
         }
     }
-    off += size + 5; /* a gap */
+    off += aligned ? size + 32 : size + 5; /* a gap */
   }
   return off + 2;
 }
 
 static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool preserve,
-                            StDType dt) {
+                            StDType dt, bool aligned) {
   StFrameLayout l;
-  size_t size = make_layout(f, w, h, &l, NULL, 0);
+  size_t size = make_layout(f, w, h, aligned, &l, NULL, 0);
   uint8_t *mask = calloc(size, 1), *ref = malloc(size);
   if (!mask || !ref)
     abort();
-  make_layout(f, w, h, &l, mask, size);
+  make_layout(f, w, h, aligned, &l, mask, size);
   StError err = {0};
   StBuffer fb;
   if (!st_buffer_create(dev, size, ST_MEM_UPLOAD, &fb, &err)) {
@@ -1051,8 +1054,8 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
   /* frame -> float */
   DT *y = dt_new(dt, 3, 3, th, tw);
   char what[160];
-  snprintf(what, sizeof what, "frame_to_float %s %dx%d -> %dx%d %s", st_format_name(f), w, h, tw,
-           th, dt == ST_F16 ? "f16" : "f32");
+  snprintf(what, sizeof what, "frame_to_float %s %dx%d -> %dx%d %s%s", st_format_name(f), w, h, tw,
+           th, dt == ST_F16 ? "f16" : "f32", aligned ? " aligned" : "");
   StCmd *cmd = begin();
   bool ok = st_op_frame_to_float(dev, cmd, &fb, &l, &y->t, &err);
   if (finish(cmd, ok, &err, what)) {
@@ -1071,8 +1074,9 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
   DT *x = dt_random(dt, 3, 3, th, tw, -0.1f, 1.1f, &hx);
   DT *o = preserve ? dt_random(dt, 3, 3, th, tw, 0.0f, 1.0f, &ho) : NULL;
   memcpy(ref, bytes, size);
-  snprintf(what, sizeof what, "float_to_frame %s %dx%d -> %dx%d preserve=%d %s", st_format_name(f),
-           tw, th, w, h, preserve, dt == ST_F16 ? "f16" : "f32");
+  snprintf(what, sizeof what, "float_to_frame %s %dx%d -> %dx%d preserve=%d %s%s",
+           st_format_name(f), tw, th, w, h, preserve, dt == ST_F16 ? "f16" : "f32",
+           aligned ? " aligned" : "");
   cmd = begin();
   ok = st_op_float_to_frame(dev, cmd, &x->t, o ? &o->t : NULL, preserve, &fb, &l, &err);
   if (finish(cmd, ok, &err, what)) {
@@ -1111,11 +1115,18 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
 static void test_frames(void) {
   static const int sizes[][4] = {{1, 1, 1, 1},        {7, 5, 7, 5},     {7, 5, 3, 4},
                                  {257, 129, 128, 64}, {64, 48, 97, 61}, {2, 2, 5, 3}};
-  for (int f = 0; f <= ST_FORMAT_NV12; f++)
+  /* aligned planes: no resize at widths % 4 == 0 (the vec4 paths) and a resize */
+  static const int asizes[][4] = {{16, 6, 16, 6}, {20, 3, 20, 3}, {12, 5, 6, 3}, {7, 5, 7, 5}};
+  for (int f = 0; f <= ST_FORMAT_NV12; f++) {
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
       for (int pc = 0; pc < 2; pc++)
         test_frame_case((StPixelFormat)f, sizes[s][0], sizes[s][1], sizes[s][2], sizes[s][3], pc,
-                        (have_f16 && s == 4 && pc) ? ST_F16 : ST_F32);
+                        (have_f16 && s == 4 && pc) ? ST_F16 : ST_F32, false);
+    for (size_t s = 0; s < sizeof asizes / sizeof asizes[0]; s++)
+      for (int pc = 0; pc < 2; pc++)
+        test_frame_case((StPixelFormat)f, asizes[s][0], asizes[s][1], asizes[s][2], asizes[s][3],
+                        pc, (have_f16 && s == 1) ? ST_F16 : ST_F32, true);
+  }
 }
 
 /* ---- argument errors ------------------------------------------------------------------- */

@@ -1029,9 +1029,12 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
   const StTensor *bind[3] = {x, preserve_colors ? orig : x, &raw};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
-  /* four pixels per invocation: x at the frame size, 16-byte aligned rows of whole vec4s */
-  bool vec4 = spec[ST_SPEC_PACKED32] && xw == layout->width && xh == layout->height &&
-              xw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0;
+  /* 16-byte aligned rows of whole vec4s: four pixels per invocation with x at the frame size (1),
+   * a 4x4 block with x upscaled at least 2x on both axes (2) */
+  int fw = layout->width, fh = layout->height;
+  int vec4 = 0;
+  if (spec[ST_SPEC_PACKED32] && fw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0)
+    vec4 = xw == fw && xh == fh ? 1 : 2 * xw <= fw && 2 * xh <= fh ? 2 : 0;
   spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_FLOAT_TO_FRAME, bind, 3, spec, sizeof pc, err);
   if (!kern)
@@ -1056,9 +1059,12 @@ bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const St
     pc.stride = (uint32_t)pg[i].stride;
     pc.rows = (uint32_t)pg[i].rows;
     pc.rowbytes = (uint32_t)pg[i].rowbytes;
-    if (vec4) { /* groups of four words (w0 and w1 are multiples of 4 here) */
+    if (vec4 == 1) { /* groups of four words (w0 and w1 are multiples of 4 here) */
       w0 /= 4;
       w1 /= 4;
+    } else if (vec4 == 2) { /* blocks of 4 x 4 pixels */
+      w0 = 0;
+      w1 = (uint64_t)(fw / 4) * (uint64_t)((fh + 3) / 4);
     }
     pc.word0 = (uint32_t)w0;
     pc.nwords = (uint32_t)(w1 - w0);

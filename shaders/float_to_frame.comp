@@ -9,6 +9,7 @@
 // (frame.glsl): every byte of a row belongs to one sample of one component.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "frame.glsl"
 
@@ -17,9 +18,13 @@ layout(local_size_x = 64) in;
 // plane offset and stride are multiples of 4: every word is one pixel, found with one division
 // instead of the generic per-byte component search (on lavapipe 4-5x less time per frame).
 layout(constant_id = ST_SPEC_PACKED32) const int PACKED32 = 0;
-// VEC4 (PACKED32, x at the frame size, width % 4 == 0, plane offset and stride multiples of 16;
-// ops.c): each invocation writes 4 pixels, three vec4 loads (six with preserve) and one 16-byte
-// store; n words and word0 then count groups of four words.
+// VEC4 (PACKED32, width % 4 == 0, plane offset and stride multiples of 16; ops.c):
+// 1: x at the frame size: each invocation writes 4 pixels, three vec4 loads (six with preserve)
+//    and one 16-byte store; nwords and word0 then count groups of four words.
+// 2: x upscaled at least 2x on both axes (steps 0 and 1 show a 1/4- or 1/2-size x): each
+//    invocation writes a block of 4 x 4 pixels (nwords counts the blocks, row-major over
+//    fw/4 x ceil(fh/4)), whose bilinear taps fall in a 4 x 4 window of x: 16 taps loaded once
+//    instead of 4 per pixel, with the same arithmetic as sample_rgb.
 layout(constant_id = ST_SPEC_VEC4) const int VEC4 = 0;
 
 ST_IN4(0, x)
@@ -139,10 +144,47 @@ void write_packed32x4(uint g) {
                   pack32(vec3(r.z, gr.z, b.z)), pack32(vec3(r.w, gr.w, b.w)));
 }
 
+// VEC4 2: block b of 4 x 4 pixels. With x/frame scales of at most 0.5 the taps of 4 consecutive
+// pixels span at most 4 columns (rows) of x from the first pixel's x0 (y0) on.
+void write_up4(uint b) {
+  uint nbx = p.fw / 4u, bx = b % nbx, by = b / nbx;
+  uint px0 = 4u * bx, py0 = 4u * by;
+  uint X = min(uint(max((float(px0) + 0.5) * p.sx - 0.5, 0.0)), p.xw - 1u);
+  uint Y = min(uint(max((float(py0) + 0.5) * p.sy - 0.5, 0.0)), p.xh - 1u);
+  vec3 t[4][4];
+  [[unroll]] for (uint r = 0u; r < 4u; r++)
+    [[unroll]] for (uint c = 0u; c < 4u; c++)
+      t[r][c] = tap(min(Y + r, p.xh - 1u) * p.xw + min(X + c, p.xw - 1u));
+  for (uint k = 0u; k < 4u; k++) {
+    uint py = py0 + k;
+    if (py >= p.fh)
+      break;
+    float fy = max((float(py) + 0.5) * p.sy - 0.5, 0.0);
+    uint y0 = min(uint(fy), p.xh - 1u);
+    uint y1 = y0 + (y0 < p.xh - 1u ? 1u : 0u);
+    float ly = fy - float(y0);
+    uvec4 o;
+    for (uint j = 0u; j < 4u; j++) {
+      float fx = max((float(px0 + j) + 0.5) * p.sx - 0.5, 0.0);
+      uint x0 = min(uint(fx), p.xw - 1u);
+      uint x1 = x0 + (x0 < p.xw - 1u ? 1u : 0u);
+      float lx = fx - float(x0);
+      vec3 r0 = (1.0 - lx) * t[y0 - Y][x0 - X] + lx * t[y0 - Y][x1 - X];
+      vec3 r1 = (1.0 - lx) * t[y1 - Y][x0 - X] + lx * t[y1 - Y][x1 - X];
+      o[j] = pack32(clamp((1.0 - ly) * r0 + ly * r1, 0.0, 1.0));
+    }
+    dst4[(p.plane_off + py * p.stride) / 16u + bx] = o;
+  }
+}
+
 void main() {
   uint wi = st_group_linear() * 64u + gl_LocalInvocationID.x;
   if (wi >= p.nwords)
     return;
+  if (VEC4 == 2) {
+    write_up4(wi);
+    return;
+  }
   if (VEC4 != 0) {
     write_packed32x4(p.word0 + wi);
     return;

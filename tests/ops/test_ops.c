@@ -1115,8 +1115,11 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
 static void test_frames(void) {
   static const int sizes[][4] = {{1, 1, 1, 1},        {7, 5, 7, 5},     {7, 5, 3, 4},
                                  {257, 129, 128, 64}, {64, 48, 97, 61}, {2, 2, 5, 3}};
-  /* aligned planes: no resize at widths % 4 == 0 (the vec4 paths) and a resize */
-  static const int asizes[][4] = {{16, 6, 16, 6}, {20, 3, 20, 3}, {12, 5, 6, 3}, {7, 5, 7, 5}};
+  /* aligned planes: no resize at widths % 4 == 0 and upscaling by 2x or more (the vec4 paths: 4x
+   * and 3x, exactly 2x, from one pixel, a height that is not a multiple of 4), and fallbacks */
+  static const int asizes[][4] = {{16, 6, 16, 6}, {20, 3, 20, 3}, {16, 9, 4, 3},
+                                  {20, 6, 10, 3}, {8, 4, 1, 1},   {64, 18, 16, 9},
+                                  {16, 10, 5, 4}, {12, 5, 6, 3},  {7, 5, 7, 5}};
   for (int f = 0; f <= ST_FORMAT_NV12; f++) {
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
       for (int pc = 0; pc < 2; pc++)
@@ -1125,7 +1128,7 @@ static void test_frames(void) {
     for (size_t s = 0; s < sizeof asizes / sizeof asizes[0]; s++)
       for (int pc = 0; pc < 2; pc++)
         test_frame_case((StPixelFormat)f, asizes[s][0], asizes[s][1], asizes[s][2], asizes[s][3],
-                        pc, (have_f16 && s == 1) ? ST_F16 : ST_F32, true);
+                        pc, (have_f16 && (s == 1 || s == 5)) ? ST_F16 : ST_F32, true);
   }
 }
 

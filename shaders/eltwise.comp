@@ -27,15 +27,15 @@ layout(push_constant) uniform P {
   float alpha;
 } p;
 
-vec4 op4(vec4 v, vec4 bv) {
+// y of one element: a's value v, b's value bv (unused for act)
+float op1(float v, float bv) {
   if (OP == 1)
     v = p.ka * v + p.kb * bv;
   else if (OP == 2)
     v = v * bv;
   else if (OP == 3)
     v = v / bv;
-  return vec4(st_act(v.x, ACT, p.alpha), st_act(v.y, ACT, p.alpha), st_act(v.z, ACT, p.alpha),
-              st_act(v.w, ACT, p.alpha));
+  return st_act(v, ACT, p.alpha);
 }
 
 void main() {
@@ -46,18 +46,10 @@ void main() {
     vec4 bv = vec4(0.0);
     if (OP != 0)
       bv = BCAST == 1 ? vec4(ld_b(4u * i / p.hw)) : ld_b4(BCAST == 2 ? i % (p.hw / 4u) : i);
-    st_y4(i, op4(ld_a4(i), bv));
+    vec4 v = ld_a4(i);
+    st_y4(i, vec4(op1(v.x, bv.x), op1(v.y, bv.y), op1(v.z, bv.z), op1(v.w, bv.w)));
     return;
   }
-  float v = ld_a(i);
-  if (OP != 0) {
-    float bv = ld_b(BCAST == 1 ? i / p.hw : BCAST == 2 ? i % p.hw : i);
-    if (OP == 1)
-      v = p.ka * v + p.kb * bv;
-    else if (OP == 2)
-      v = v * bv;
-    else
-      v = v / bv;
-  }
-  st_y(i, st_act(v, ACT, p.alpha));
+  float bv = OP != 0 ? ld_b(BCAST == 1 ? i / p.hw : BCAST == 2 ? i % p.hw : i) : 0.0;
+  st_y(i, op1(ld_a(i), bv));
 }

@@ -43,13 +43,14 @@ layout(push_constant) uniform P {
   float sx, sy;   // xw/fw, xh/fh
 } p;
 
+// preserve: the luma of c with the chroma of o (the input frame's colour at the same place)
+vec3 keep_chroma(vec3 c, vec3 o) { return ycc_to_rgb(dot(c, KY), dot(o, KCB), dot(o, KCR), DEC601); }
+
 vec3 tap(uint i) {
   uint n = p.xw * p.xh;
   vec3 c = vec3(ld_x(i), ld_x(n + i), ld_x(2u * n + i));
-  if (flag_preserve(p.flags)) {
-    vec3 o = vec3(ld_orig(i), ld_orig(n + i), ld_orig(2u * n + i));
-    c = ycc_to_rgb(dot(c, KY), dot(o, KCB), dot(o, KCR), DEC601);
-  }
+  if (flag_preserve(p.flags))
+    c = keep_chroma(c, vec3(ld_orig(i), ld_orig(n + i), ld_orig(2u * n + i)));
   return c;
 }
 
@@ -130,8 +131,7 @@ void write_packed32x4(uint g) {
   if (flag_preserve(p.flags)) {
     vec4 o0 = ld_orig4(i), o1 = ld_orig4(n / 4u + i), o2 = ld_orig4(n / 2u + i);
     for (uint k = 0u; k < 4u; k++) {
-      vec3 c = ycc_to_rgb(dot(vec3(r[k], gr[k], b[k]), KY), dot(vec3(o0[k], o1[k], o2[k]), KCB),
-                          dot(vec3(o0[k], o1[k], o2[k]), KCR), DEC601);
+      vec3 c = keep_chroma(vec3(r[k], gr[k], b[k]), vec3(o0[k], o1[k], o2[k]));
       r[k] = c.r;
       gr[k] = c.g;
       b[k] = c.b;

@@ -117,15 +117,59 @@ static bool fill(StDevice *dev, StBuffer *dst, size_t n, StDType dt, unsigned se
   return ok;
 }
 
+/* Times `iters` runs of one convolution (after a warm-up run that creates the pipeline) in one
+ * submission; u: Winograd weights (st_op_conv2d_winograd) instead of w. */
+static bool time_conv(StDevice *dev, const StTensor *x, const StTensor *w, const StTensor *u,
+                      const StTensor *b, const StTensor *y, int iters, const char *what,
+                      StError *err) {
+  int w_ = x->shape[2], h = x->shape[1], cin = x->shape[0], cout = y->shape[0];
+  StCmd *cmd = st_cmd_begin(dev, err);
+  if (!cmd)
+    return false;
+  bool ok = true;
+  for (int i = 0; ok && i <= iters; i++) {
+    ok = u ? st_op_conv2d_winograd(dev, cmd, x, u, b, ST_PAD_REFLECT, ST_ACT_RELU, 0.0f, y, err)
+           : st_op_conv2d(dev, cmd, x, w, b, 3, 1, ST_PAD_REFLECT, ST_ACT_RELU, 0.0f, y, err);
+    st_cmd_mark(cmd, i == 0 ? "warmup" : "conv");
+  }
+  double cpu0 = cpu_ms();
+  ok = ok && st_cmd_submit_wait(cmd, err);
+  double cpu = (cpu_ms() - cpu0) / (iters + 1); /* all threads of the process (CPU drivers) */
+  StTiming tm[256];
+  int nt = ok ? st_cmd_timings(cmd, tm, 256) : 0;
+  st_cmd_free(cmd);
+  if (!ok)
+    return false;
+  double v[256];
+  int nv = 0;
+  for (int i = 1; i < nt; i++)
+    v[nv++] = tm[i].ms;
+  const char *dt = x->dtype == ST_F16 ? "fp16" : "fp32";
+  if (nv == 0) {
+    printf("conv3x3 %4dx%-4d %3d->%-3d %s %-8s: no GPU timestamps on this device\n", w_, h, cin,
+           cout, dt, what);
+  } else {
+    double ms = median(v, nv);
+    double flops = 2.0 * w_ * h * (double)cin * cout * 9;
+    printf("conv3x3 %4dx%-4d %3d->%-3d %s %-8s: %9.3f ms  %8.1f GFLOP/s  (median of %d; process "
+           "CPU %.1f ms/conv)\n",
+           w_, h, cin, cout, dt, what, ms, flops / (ms * 1e6), nv, cpu);
+  }
+  return true;
+}
+
+/* One 3x3 convolution (reflect padding, bias, ReLU) with the device's direct kernel and, where
+ * it applies (st_op_winograd_applies), Winograd F(2x2,3x3). */
 static bool bench_conv(StDevice *dev, int w, int h, int cin, int cout, bool fp16, int iters,
                        StError *err) {
   StDType dt = fp16 ? ST_F16 : ST_F32;
-  StBuffer bx = {0}, bw = {0}, bb = {0}, by = {0};
+  StBuffer bx = {0}, bw = {0}, bu = {0}, bb = {0}, by = {0};
   bool ok = false;
-  StCmd *cmd = NULL;
   size_t nx = (size_t)cin * w * h, nw = (size_t)cout * cin * 9, ny = (size_t)cout * w * h;
+  size_t nu = st_winograd_weights_numel(cout, cin);
   if (!st_buffer_create(dev, nx * st_dtype_size(dt), ST_MEM_DEVICE, &bx, err) ||
       !st_buffer_create(dev, nw * st_dtype_size(dt), ST_MEM_DEVICE, &bw, err) ||
+      !st_buffer_create(dev, nu * 4, ST_MEM_UPLOAD, &bu, err) ||
       !st_buffer_create(dev, (size_t)cout * 4, ST_MEM_DEVICE, &bb, err) ||
       !st_buffer_create(dev, ny * st_dtype_size(dt), ST_MEM_DEVICE, &by, err))
     goto out;
@@ -134,45 +178,17 @@ static bool bench_conv(StDevice *dev, int w, int h, int cin, int cout, bool fp16
     goto out;
   StTensor x = {.buf = &bx, .dtype = dt, .rank = 3, .shape = {cin, h, w}};
   StTensor wt = {.buf = &bw, .dtype = dt, .rank = 3, .shape = {cout, cin, 9}};
+  StTensor u = {.buf = &bu, .dtype = ST_F32, .rank = 3, .shape = {cout, (cin + 3) / 4 * 4, 16}};
   StTensor b = {.buf = &bb, .dtype = ST_F32, .rank = 1, .shape = {cout}};
   StTensor y = {.buf = &by, .dtype = dt, .rank = 3, .shape = {cout, h, w}};
-  cmd = st_cmd_begin(dev, err);
-  if (!cmd)
-    goto out;
-  /* warm-up dispatch (pipeline creation happens while recording, not in the timed region) */
-  if (!st_op_conv2d(dev, cmd, &x, &wt, &b, 3, 1, ST_PAD_REFLECT, ST_ACT_RELU, 0.0f, &y, err))
-    goto out;
-  st_cmd_mark(cmd, "warmup");
-  for (int i = 0; i < iters; i++) {
-    if (!st_op_conv2d(dev, cmd, &x, &wt, &b, 3, 1, ST_PAD_REFLECT, ST_ACT_RELU, 0.0f, &y, err))
-      goto out;
-    st_cmd_mark(cmd, "conv");
-  }
-  double cpu0 = cpu_ms();
-  if (!st_cmd_submit_wait(cmd, err))
-    goto out;
-  double cpu = (cpu_ms() - cpu0) / (iters + 1); /* all threads of the process (CPU drivers) */
-  StTiming tm[256];
-  int nt = st_cmd_timings(cmd, tm, 256);
-  double v[256];
-  int nv = 0;
-  for (int i = 1; i < nt; i++)
-    v[nv++] = tm[i].ms;
-  if (nv == 0) {
-    printf("conv3x3 %4dx%-4d %3d->%-3d %s: no GPU timestamps on this device\n", w, h, cin, cout,
-           fp16 ? "fp16" : "fp32");
-  } else {
-    double ms = median(v, nv);
-    double flops = 2.0 * w * h * (double)cin * cout * 9;
-    printf("conv3x3 %4dx%-4d %3d->%-3d %s: %9.3f ms  %8.1f GFLOP/s  (median of %d; process CPU "
-           "%.1f ms/conv)\n",
-           w, h, cin, cout, fp16 ? "fp16" : "fp32", ms, flops / (ms * 1e6), nv, cpu);
-  }
-  ok = true;
+  memset(bu.mapped, 0, nu * 4); /* the timing does not depend on the values */
+  ok = time_conv(dev, &x, &wt, NULL, &b, &y, iters, "direct", err) &&
+       (!st_op_winograd_applies(dev, 3, 1) ||
+        time_conv(dev, &x, NULL, &u, &b, &y, iters, "winograd", err));
 out:
-  st_cmd_free(cmd);
   st_buffer_destroy(dev, &bx);
   st_buffer_destroy(dev, &bw);
+  st_buffer_destroy(dev, &bu);
   st_buffer_destroy(dev, &bb);
   st_buffer_destroy(dev, &by);
   return ok;

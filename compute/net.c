@@ -10,6 +10,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Marks in `used` the tensors that some 3x3 stride-1 convolution of `sg` takes as its weight. */
+static void mark_conv3x3_weights(const StSubgraph *sg, bool *used) {
+  for (int i = 0; i < sg->nops; i++) {
+    const StGraphOp *op = &sg->ops[i];
+    if (op->kind == ST_GOP_CONV2D && op->weight >= 0 && op->k == 3 && op->stride == 1)
+      used[op->weight] = true;
+  }
+}
+
+/* Where the device takes Winograd 3x3 convolutions (st_op_winograd_applies), the weights of the
+ * model's 3x3 stride-1 convolutions, transformed once (st_winograd_weights) into net->wg (fp32:
+ * the transform of the file's values without a second rounding; on CPU devices an fp32 vec4
+ * costs as many loads as an fp16 one). Returns the marks (NULL: none), sizes net->wg. */
+static bool *winograd_tensors(StNet *net, StError *err) {
+  StModel *m = net->model;
+  if (!st_op_winograd_applies(net->dev, 3, 1) || m->ntensors == 0)
+    return NULL;
+  bool *used = calloc((size_t)m->ntensors, sizeof *used);
+  net->wg = calloc((size_t)m->ntensors, sizeof *net->wg);
+  if (!used || !net->wg) {
+    free(used);
+    st_set_error(err, ST_ERROR_MEMORY, "out of memory");
+    return NULL;
+  }
+  const StSubgraph *sgs[3] = {&m->style, &m->initial, &m->masked_initial};
+  for (int i = 0; i < 3; i++)
+    mark_conv3x3_weights(sgs[i], used);
+  for (int i = 0; i < m->nrefine; i++)
+    mark_conv3x3_weights(&m->refine[i], used);
+  for (int i = 0; i < m->nmasked_refine; i++)
+    mark_conv3x3_weights(&m->masked_refine[i], used);
+  return used;
+}
+
+/* A file tensor's values as floats (F16 or F32 in the file). */
+static void tensor_floats(const StModel *m, const StModelTensor *t, float *f) {
+  const uint8_t *src = m->data + t->offset;
+  if (t->dtype == ST_F32) {
+    memcpy(f, src, t->numel * sizeof *f);
+    return;
+  }
+  for (size_t k = 0; k < t->numel; k++)
+    f[k] = st_half_to_float((uint16_t)(src[2 * k] | (src[2 * k + 1] << 8)));
+}
+
 static bool upload_weights(StNet *net, StError *err) {
   StModel *m = net->model;
   StDevice *dev = net->dev;
@@ -34,13 +79,31 @@ static bool upload_weights(StNet *net, StError *err) {
       w->shape[2] = t->shape[2] * t->shape[3];
     total += ((VkDeviceSize)t->numel * st_dtype_size(dt) + align - 1) / align * align;
   }
+  StError werr = {0};
+  bool *wino = winograd_tensors(net, &werr);
+  if (werr.code)
+    return st_set_error(err, werr.code, "%s", werr.message);
+  for (int i = 0; wino && i < m->ntensors; i++) {
+    StModelTensor *t = &m->tensors[i];
+    if (!wino[i])
+      continue;
+    StTensor *u = &net->wg[i];
+    int co = t->shape[0], ci = t->shape[1];
+    *u = (StTensor){
+        .dtype = ST_F32, .offset = total, .rank = 3, .shape = {co, (ci + 3) / 4 * 4, 16}};
+    total += ((VkDeviceSize)st_winograd_weights_numel(co, ci) * 4 + align - 1) / align * align;
+  }
   if (total == 0)
     return true;
   StBuffer staging;
-  if (!st_buffer_create(dev, total, ST_MEM_UPLOAD, &staging, err))
+  float *g = NULL;
+  if (!st_buffer_create(dev, total, ST_MEM_UPLOAD, &staging, err)) {
+    free(wino);
     return false;
+  }
   if (!st_buffer_create(dev, total, ST_MEM_DEVICE, &net->weights, err)) {
     st_buffer_destroy(dev, &staging);
+    free(wino);
     return false;
   }
   for (int i = 0; i < m->ntensors; i++) {
@@ -49,16 +112,27 @@ static bool upload_weights(StNet *net, StError *err) {
     w->buf = &net->weights;
     uint8_t *dst = (uint8_t *)staging.mapped + w->offset;
     const uint8_t *src = m->data + t->offset;
-    if (t->dtype == w->dtype) {
+    if (t->dtype == w->dtype)
       memcpy(dst, src, t->nbytes);
-    } else { /* F16 file data -> F32 */
-      float *f = (float *)(void *)dst;
-      for (size_t k = 0; k < t->numel; k++) {
-        uint16_t h = (uint16_t)(src[2 * k] | (src[2 * k + 1] << 8));
-        f[k] = st_half_to_float(h);
+    else /* F16 file data -> F32 */
+      tensor_floats(m, t, (float *)(void *)dst);
+    if (wino && wino[i]) {
+      float *f = realloc(g, t->numel * sizeof *g);
+      if (!f) {
+        st_buffer_destroy(dev, &staging);
+        free(g);
+        free(wino);
+        return st_set_error(err, ST_ERROR_MEMORY, "out of memory");
       }
+      g = f;
+      tensor_floats(m, t, g);
+      net->wg[i].buf = &net->weights;
+      st_winograd_weights(g, t->shape[0], t->shape[1],
+                          (float *)(void *)((uint8_t *)staging.mapped + net->wg[i].offset));
     }
   }
+  free(g);
+  free(wino);
   StCmd *cmd = st_cmd_begin(dev, err);
   bool ok = cmd != NULL;
   if (ok) {
@@ -108,6 +182,7 @@ void st_net_free(StNet *net) {
   st_buffer_destroy(dev, &net->mask_up);
   free(net->mask_px);
   free(net->wt);
+  free(net->wg);
   free(net->timings);
   st_model_free(net->model);
   free(net);

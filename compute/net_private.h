@@ -131,6 +131,7 @@ struct StNet {
   bool fp16;
   StBuffer weights;
   StTensor *wt; /* per file tensor */
+  StTensor *wg; /* per file tensor: its Winograd transform (net.c), .buf NULL where none; or NULL */
   /* style state: the slots, and the effective state that frame plans read (style_vals, in
    * style_buf), updated from the slots with the weights mix_w (main, second, from) */
   bool has_style;

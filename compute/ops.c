@@ -130,8 +130,14 @@ static bool check_cmd(StDevice *dev, StCmd *cmd, const char *op, StError *err) {
  * - CONV_TILED (conv2d_tiled.comp): shared-memory tiles, any k/stride/size; the choice for GPUs
  *   and for the shapes CONV_SG does not take.
  * - CONV_GENERIC (conv2d.comp): simple reference-like kernel.
- * ST_CONV_KERNEL=sg|tiled|generic, read when the device is opened, forces one where it applies
- * (tests, benchmarks; sg falls back to tiled for shapes or devices it does not support);
+ * - CONV_WINOGRAD (conv3x3_wg_o*.comp: conv3x3_sg.comp with WINO=1): the 3x3 stride-1 case of
+ *   CONV_SG as Winograd F(2x2,3x3) on weights transformed once (st_winograd_weights): 16
+ *   multiplies per 2x2 outputs, input channel and output channel instead of 36. The choice for
+ *   3x3 stride 1 on sg devices wherever the caller has the transformed weights
+ *   (st_op_winograd_applies, st_op_conv2d_winograd).
+ * ST_CONV_KERNEL=sg|direct|tiled|generic, read when the device is opened, forces one where it
+ * applies (tests, benchmarks; sg falls back to tiled for shapes or devices it does not support;
+ * direct is sg without Winograd);
  * ST_CONV_GENERIC=1 is the same as ST_CONV_KERNEL=generic. st_op_force_conv_kernel changes it on
  * an open device. */
 typedef enum { CONV_GENERIC = 0, CONV_TILED, CONV_SG } ConvKernel;
@@ -139,15 +145,17 @@ enum {
   FORCE_AUTO = 0,
   FORCE_CONV_GENERIC,
   FORCE_CONV_TILED,
+  FORCE_CONV_DIRECT,
   FORCE_GRAM_MATMUL,
   FORCE_LINEAR_ROWS,
   FORCE_LINEAR_REDUCE
 };
 
 void st_op_force_conv_kernel(StDevice *dev, const char *name) {
-  dev->conv_force = name && strcmp(name, "generic") == 0 ? FORCE_CONV_GENERIC
-                    : name && strcmp(name, "tiled") == 0 ? FORCE_CONV_TILED
-                                                         : FORCE_AUTO; /* "sg" is the default */
+  dev->conv_force = name && strcmp(name, "generic") == 0  ? FORCE_CONV_GENERIC
+                    : name && strcmp(name, "tiled") == 0  ? FORCE_CONV_TILED
+                    : name && strcmp(name, "direct") == 0 ? FORCE_CONV_DIRECT
+                                                          : FORCE_AUTO; /* "sg" is the default */
 }
 
 void st_op_force_gram_kernel(StDevice *dev, const char *name) {
@@ -234,20 +242,27 @@ static int conv_sg_ob(int co, int k) {
   return 8;
 }
 
-bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
-                  const StTensor *b, int k, int stride, StPad pad, StAct act, float alpha,
-                  const StTensor *y, StError *err) {
-  const char *op = "conv2d";
+/* Push constants of every convolution kernel. */
+typedef struct {
+  uint32_t ci, h, w, co, oh, ow;
+  float alpha;
+} ConvPC;
+
+/* The checks shared by st_op_conv2d and st_op_conv2d_winograd: the operands (the weight's shape
+ * apart), and the push constants. */
+static bool conv_args(StDevice *dev, StCmd *cmd, const char *op, const StTensor *x,
+                      const StTensor *w, const StTensor *b, int k, int stride, StPad pad, StAct act,
+                      float alpha, const StTensor *y, ConvPC *pc, StError *err) {
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
       !check_tensor(w, op, "weight", err) || !check_tensor(y, op, "output", err) ||
       (b && !check_tensor(b, op, "bias", err)) || !check_act(act, false, op, err))
     return false;
   if (k != 1 && k != 3)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "conv2d: kernel size %d (1 or 3 expected)", k);
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: kernel size %d (1 or 3 expected)", op, k);
   if (stride != 1 && stride != 2)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "conv2d: stride %d (1 or 2 expected)", stride);
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: stride %d (1 or 2 expected)", op, stride);
   if (pad != ST_PAD_ZERO && pad != ST_PAD_REFLECT)
-    return st_set_error(err, ST_ERROR_ARGUMENT, "conv2d: unknown padding %d", (int)pad);
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: unknown padding %d", op, (int)pad);
   if (x->rank != 3)
     return shape_error(err, op, "input", x, "[I,H,W]");
   int ci = x->shape[0], h = x->shape[1], wd = x->shape[2];
@@ -258,20 +273,31 @@ bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
     snprintf(exp, sizeof exp, "[O,%d,%d]", oh, ow);
     return shape_error(err, op, "output", y, exp);
   }
-  /* The weight is [O,I,k,k]; StTensor holds up to rank 3, so any shape [O, ...] with
-   * O*I*k*k elements is accepted ([O,I] for k == 1, [O,I,k*k], [O,I*k*k]). */
-  if (w->shape[0] != co || st_tensor_numel(w) != (size_t)co * ci * k * k) {
-    snprintf(exp, sizeof exp, "[%d,%d,%d,%d] (O,I,k,k)", co, ci, k, k);
-    return shape_error(err, op, "weight", w, exp);
-  }
   if (b && st_tensor_numel(b) != (size_t)co) {
     snprintf(exp, sizeof exp, "[%d]", co);
     return shape_error(err, op, "bias", b, exp);
   }
-  struct {
-    uint32_t ci, h, w, co, oh, ow;
-    float alpha;
-  } pc = {(uint32_t)ci, (uint32_t)h, (uint32_t)wd, (uint32_t)co, (uint32_t)oh, (uint32_t)ow, alpha};
+  *pc = (ConvPC){(uint32_t)ci, (uint32_t)h,  (uint32_t)wd, (uint32_t)co,
+                 (uint32_t)oh, (uint32_t)ow, alpha};
+  return true;
+}
+
+bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *w,
+                  const StTensor *b, int k, int stride, StPad pad, StAct act, float alpha,
+                  const StTensor *y, StError *err) {
+  const char *op = "conv2d";
+  ConvPC pc;
+  if (!conv_args(dev, cmd, op, x, w, b, k, stride, pad, act, alpha, y, &pc, err))
+    return false;
+  int ci = x->shape[0], h = x->shape[1], wd = x->shape[2];
+  int co = y->shape[0], oh = (int)pc.oh, ow = (int)pc.ow;
+  /* The weight is [O,I,k,k]; StTensor holds up to rank 3, so any shape [O, ...] with
+   * O*I*k*k elements is accepted ([O,I] for k == 1, [O,I,k*k], [O,I*k*k]). */
+  if (w->shape[0] != co || st_tensor_numel(w) != (size_t)co * ci * k * k) {
+    char exp[96];
+    snprintf(exp, sizeof exp, "[%d,%d,%d,%d] (O,I,k,k)", co, ci, k, k);
+    return shape_error(err, op, "weight", w, exp);
+  }
   const StTensor *bind[4] = {x, w, b ? b : w, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_ACT] = (int32_t)act;
@@ -320,6 +346,71 @@ bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
     gy = (uint32_t)oh;
     gz = (uint32_t)((co + 3) / 4);
   }
+  if (!kern || !check_grid(gx, gy, gz, op, err))
+    return false;
+  st_cmd_dispatch(cmd, kern, bind, 4, &pc, sizeof pc, gx, gy, gz);
+  return true;
+}
+
+size_t st_winograd_weights_numel(int co, int ci) {
+  return (size_t)co * (size_t)((ci + 3) / 4 * 4) * 16;
+}
+
+void st_winograd_weights(const float *w, int co, int ci, float *u) {
+  int ci4 = (ci + 3) / 4 * 4;
+  memset(u, 0, st_winograd_weights_numel(co, ci) * sizeof *u);
+  for (int o = 0; o < co; o++)
+    for (int c = 0; c < ci; c++) {
+      const float *g = w + ((size_t)o * ci + c) * 9;
+      float t[4][3]; /* G g, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+      for (int j = 0; j < 3; j++) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+      }
+      float *uo = u + ((size_t)o * ci4 + c) * 16; /* (G g) G^T */
+      for (int i = 0; i < 4; i++) {
+        uo[4 * i] = t[i][0];
+        uo[4 * i + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        uo[4 * i + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        uo[4 * i + 3] = t[i][2];
+      }
+    }
+}
+
+bool st_op_winograd_applies(StDevice *dev, int k, int stride) {
+  return k == 3 && stride == 1 && dev->conv_force == FORCE_AUTO && conv_sg_device(dev);
+}
+
+bool st_op_conv2d_winograd(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *u,
+                           const StTensor *b, StPad pad, StAct act, float alpha, const StTensor *y,
+                           StError *err) {
+  const char *op = "conv2d (Winograd)";
+  ConvPC pc;
+  if (!conv_args(dev, cmd, op, x, u, b, 3, 1, pad, act, alpha, y, &pc, err))
+    return false;
+  if (!st_op_winograd_applies(dev, 3, 1))
+    return st_set_error(err, ST_ERROR_ARGUMENT,
+                        "%s: not this device's kernel (st_op_winograd_applies)", op);
+  int ci = x->shape[0], co = y->shape[0];
+  if (u->shape[0] != co || st_tensor_numel(u) != st_winograd_weights_numel(co, ci)) {
+    char exp[96];
+    snprintf(exp, sizeof exp, "[%d,%d,16] (st_winograd_weights)", co, (ci + 3) / 4 * 4);
+    return shape_error(err, op, "weight", u, exp);
+  }
+  const StTensor *bind[4] = {x, u, b ? b : u, y};
+  int32_t spec[ST_SPEC_COUNT] = {0};
+  spec[ST_SPEC_ACT] = (int32_t)act;
+  spec[ST_SPEC_HAS_BIAS] = b != NULL;
+  spec[ST_SPEC_REFLECT] = pad == ST_PAD_REFLECT;
+  spec[ST_SPEC_XVEC] = x->shape[2] % 4 == 0;
+  int ob = conv_sg_ob(co, 3) < 8 ? 8 : conv_sg_ob(co, 3); /* no 4-channel tile */
+  StShaderId id = ob == 32   ? ST_SHADER_CONV3X3_WG_O32
+                  : ob == 16 ? ST_SHADER_CONV3X3_WG_O16
+                             : ST_SHADER_CONV3X3_WG_O8;
+  StKernel *kern = get_kernel(dev, id, bind, 4, spec, sizeof pc, err);
+  uint32_t gx = (pc.ow + 31) / 32, gy = (pc.oh + 3) / 4, gz = (uint32_t)((co + ob - 1) / ob);
   if (!kern || !check_grid(gx, gy, gz, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 4, &pc, sizeof pc, gx, gy, gz);

@@ -37,6 +37,12 @@
 #ifndef RB
 #error "conv3x3_sg.comp is compiled with -DRB=... (shaders/meson.build, shader_tiles)"
 #endif
+#ifndef WINO
+#define WINO 0
+#endif
+#if WINO && (PX != 4 || RB != 4)
+#error "the Winograd variant (WINO=1) takes tiles of 4x4 pixels (PX=4, RB=4)"
+#endif
 #include "conv_sg_common.glsl"
 
 layout(constant_id = ST_SPEC_REFLECT) const int REFLECT = 0;
@@ -53,6 +59,7 @@ int refl(int i, int n) {
 }
 
 const int NR = RB + 2;  // input rows per workgroup
+const int NQ = WINO != 0 ? 16 : 9; // vec4 weight loads per output channel and 4 input channels
 const int NS = (OB + 7) / 8; // output channels per lane in the weight registers
 const int TW = 8 * PX;  // strip width of the workgroup
 const int NH = (2 * NR + 7) / 8; // halo loads per input channel
@@ -65,7 +72,9 @@ void main() {
   const uint o0 = gl_WorkGroupID.z * uint(OB);
   const int xs = x0 + int(l) * PX; // this lane's strip
   const uint plane = p.h * p.w;
-  const uint wrow = p.ci * 9u; // floats per output channel in w
+  // floats per output channel in w: [O,I,3,3], or [O,I4,16] for WINO (I4 = I rounded up to a
+  // multiple of 4, transformed weights U = G g G^T, zero beyond I: st_conv3x3_winograd_weights)
+  const uint wrow = WINO != 0 ? (p.ci + 3u) / 4u * 64u : p.ci * 9u;
 
   // Input rows: index into the plane, and validity (zero padding).
   uint rowoff[NR];
@@ -96,19 +105,29 @@ void main() {
     wbase[s] = min(o0 + l + uint(8 * s), p.co - 1u) * wrow;
 
   float acc[RB][OB][PX];
+#if WINO
+  float M[4][OB][16]; // transformed sums per tile (row-major 2x2 tiles), output channel
+  [[unroll]] for (int tl = 0; tl < 4; tl++)
+    [[unroll]] for (int o = 0; o < OB; o++)
+      [[unroll]] for (int k = 0; k < 16; k++)
+        M[tl][o][k] = 0.0;
+#else
   [[unroll]] for (int r = 0; r < RB; r++)
     [[unroll]] for (int o = 0; o < OB; o++)
       [[unroll]] for (int i = 0; i < PX; i++)
         acc[r][o][i] = 0.0;
+#endif
 
   for (uint c0 = 0u; c0 < p.ci; c0 += 4u) {
     // Phase 1: all loads of the block of 4 input channels (each load is a loop over the lanes in
     // llvmpipe; the values are kept, in registers or on the stack, for phase 2).
     // 36 weights (4 input channels x 9 taps) of each of this lane's output channels.
-    vec4 wv[NS][9];
+    vec4 wv[NS][NQ];
     [[unroll]] for (int s = 0; s < NS; s++)
-      [[unroll]] for (int q = 0; q < 9; q++) {
-        if (WVEC != 0) {
+      [[unroll]] for (int q = 0; q < NQ; q++) {
+        if (WINO != 0) {
+          wv[s][q] = ld_w4((wbase[s] + c0 * 16u) / 4u + uint(q));
+        } else if (WVEC != 0) {
           wv[s][q] = ld_w4((wbase[s] + c0 * 9u) / 4u + uint(q));
         } else {
           [[unroll]] for (int k = 0; k < 4; k++) {
@@ -153,6 +172,45 @@ void main() {
         v[cc][t][PX + 1] = l == 7u ? rpad : right;
       }
     }
+#if WINO
+    // Phase 2 (Winograd F(2x2,3x3)): the lane's 4x4 outputs are 2x2 tiles of 2x2; each tile's
+    // 4x4 input window d of each input channel is transformed once, V = B^T d B (adds only), and
+    // the transformed sums M += U . V (16 FMAs per tile, channel and output channel instead of
+    // 36) are kept until the end, where Y = A^T M A.
+    float V[4][4][16]; // [input channel][tile][element]
+    [[unroll]] for (int cc = 0; cc < 4; cc++)
+      [[unroll]] for (int tl = 0; tl < 4; tl++) {
+        const int ry = 2 * (tl / 2), rx = 2 * (tl % 2);
+        float t[4][4];
+        [[unroll]] for (int j = 0; j < 4; j++) {
+          t[0][j] = v[cc][ry][rx + j] - v[cc][ry + 2][rx + j];
+          t[1][j] = v[cc][ry + 1][rx + j] + v[cc][ry + 2][rx + j];
+          t[2][j] = v[cc][ry + 2][rx + j] - v[cc][ry + 1][rx + j];
+          t[3][j] = v[cc][ry + 1][rx + j] - v[cc][ry + 3][rx + j];
+        }
+        [[unroll]] for (int i = 0; i < 4; i++) {
+          V[cc][tl][4 * i] = t[i][0] - t[i][2];
+          V[cc][tl][4 * i + 1] = t[i][1] + t[i][2];
+          V[cc][tl][4 * i + 2] = t[i][2] - t[i][1];
+          V[cc][tl][4 * i + 3] = t[i][1] - t[i][3];
+        }
+      }
+    // Per output channel and element k: the 4 tiles' sums stay in registers through the 4 input
+    // channels, each weight (shuffled from lane o % 8) feeds the 4 tiles.
+    [[unroll]] for (int o = 0; o < OB; o++)
+      [[unroll]] for (int k = 0; k < 16; k++) {
+        float m[4];
+        [[unroll]] for (int tl = 0; tl < 4; tl++)
+          m[tl] = M[tl][o][k];
+        [[unroll]] for (int cc = 0; cc < 4; cc++) {
+          float u = subgroupShuffle(wv[o / 8][4 * cc + k / 4][k % 4], uint(o % 8));
+          [[unroll]] for (int tl = 0; tl < 4; tl++)
+            m[tl] = fma(V[cc][tl][k], u, m[tl]);
+        }
+        [[unroll]] for (int tl = 0; tl < 4; tl++)
+          M[tl][o][k] = m[tl];
+      }
+#else
     // Phase 2: FMAs, one output channel at a time (its RB x PX accumulators stay in registers
     // through the 36 taps), each weight distributed from lane o % 8 by a shuffle.
     [[unroll]] for (int o = 0; o < OB; o++) {
@@ -169,7 +227,25 @@ void main() {
                 acc[r][o][i] = fma(v[cc][r + ky][i + kx], wgt[ky * 3 + kx], acc[r][o][i]);
       }
     }
+#endif
   }
+
+#if WINO
+  // Output transform Y = A^T M A of every tile and output channel.
+  [[unroll]] for (int tl = 0; tl < 4; tl++)
+    [[unroll]] for (int o = 0; o < OB; o++) {
+      float s0[4], s1[4];
+      [[unroll]] for (int j = 0; j < 4; j++) {
+        s0[j] = M[tl][o][j] + M[tl][o][4 + j] + M[tl][o][8 + j];
+        s1[j] = M[tl][o][4 + j] - M[tl][o][8 + j] - M[tl][o][12 + j];
+      }
+      const int ry = 2 * (tl / 2), rx = 2 * (tl % 2);
+      acc[ry][o][rx] = s0[0] + s0[1] + s0[2];
+      acc[ry][o][rx + 1] = s0[1] - s0[2] - s0[3];
+      acc[ry + 1][o][rx] = s1[0] + s1[1] + s1[2];
+      acc[ry + 1][o][rx + 1] = s1[1] - s1[2] - s1[3];
+    }
+#endif
 
   [[unroll]] for (int r = 0; r < RB; r++) {
     int oy = y0 + r;

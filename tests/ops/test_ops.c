@@ -242,7 +242,9 @@ static const char *act_name(StAct a) {
 /* ---- conv2d ---------------------------------------------------------------------------- */
 
 /* `kernel`: NULL for the default choice, else the kernel forced with st_op_force_conv_kernel
- * ("generic", "tiled", "sg"; see compute/ops.c). */
+ * ("generic", "tiled", "sg", "direct"; see compute/ops.c), or "winograd": st_op_conv2d_winograd
+ * on the weights transformed by st_winograd_weights (fp32; after the fp16 rounding of w for
+ * wdt F16), where st_op_winograd_applies (else the case is skipped). */
 static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPad pad, bool bias,
                            StAct act, StDType wdt, StDType xdt, const char *kernel) {
   int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
@@ -256,13 +258,27 @@ static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPa
            kernel ? kernel : "default", k, stride, pad == ST_PAD_REFLECT ? "reflect" : "zero",
            act_name(act), bias, ci, h, w, co, wdt == ST_F16 ? "f16" : "f32",
            xdt == ST_F16 ? "f16" : "f32");
-  if (kernel)
+  bool wino = kernel && strcmp(kernel, "winograd") == 0;
+  DT *u = NULL;
+  if (wino) {
+    if (!st_op_winograd_applies(dev, k, stride))
+      goto out;
+    size_t nu = st_winograd_weights_numel(co, ci);
+    float *hu = fmalloc(nu);
+    st_winograd_weights(hw, co, ci, hu);
+    u = dt_new(ST_F32, 3, co, (ci + 3) / 4 * 4, 16);
+    dt_write(u, hu);
+    free(hu);
+  } else if (kernel) {
     st_op_force_conv_kernel(dev, kernel);
+  }
   StError err = {0};
   StCmd *cmd = begin();
-  bool ok = st_op_conv2d(dev, cmd, &x->t, &wt->t, b ? &b->t : NULL, k, stride, pad, act, 0.2f,
-                         &y->t, &err);
-  if (kernel)
+  bool ok = wino ? st_op_conv2d_winograd(dev, cmd, &x->t, &u->t, b ? &b->t : NULL, pad, act, 0.2f,
+                                         &y->t, &err)
+                 : st_op_conv2d(dev, cmd, &x->t, &wt->t, b ? &b->t : NULL, k, stride, pad, act,
+                                0.2f, &y->t, &err);
+  if (kernel && !wino)
     st_op_force_conv_kernel(dev, NULL);
   if (finish(cmd, ok, &err, what)) {
     size_t n = (size_t)co * oh * ow;
@@ -273,9 +289,11 @@ static void test_conv_case(int ci, int h, int w, int co, int k, int stride, StPa
     free(got);
     free(ref);
   }
+out:
   free(hx);
   free(hw);
   free(hb);
+  dt_free(u);
   dt_free(x);
   dt_free(wt);
   dt_free(b);
@@ -334,10 +352,14 @@ static void test_conv(void) {
     test_conv_case(ci, h, w, co, 3, 1, (StPad)(1 - r % 2), r % 2 != 0, (StAct)((r + 1) % 3), ST_F32,
                    ST_F32, "sg");
     test_conv_case(ci, h, w, co, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, "tiled");
+    test_conv_case(ci, h, w, co, 3, 1, (StPad)((r + 1) % 2), r % 3 == 0, (StAct)((r + 2) % 3),
+                   ST_F32, ST_F32, "winograd");
     if (have_f16) {
       static const StDType fw[3] = {ST_F16, ST_F16, ST_F32}, fx[3] = {ST_F32, ST_F16, ST_F16};
       test_conv_case(ci, h, w, co, 3, 1, (StPad)((r / 2) % 2), r % 3 != 0, (StAct)((r + 2) % 3),
                      fw[r % 3], fx[r % 3], "sg");
+      test_conv_case(ci, h, w, co, 3, 1, (StPad)((r / 2 + 1) % 2), r % 2 == 0, (StAct)(r % 3),
+                     fw[(r + 1) % 3], fx[(r + 1) % 3], "winograd");
     }
   }
   /* 1x1 subgroup kernel (stride 1, H*W % 4 == 0): planes cut inside a 128-pixel strip, W not a
@@ -358,6 +380,9 @@ static void test_conv(void) {
   /* Larger channel counts (many 4-channel weight blocks, long sums) and the default choice. */
   test_conv_case(128, 9, 40, 64, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32, NULL);
   test_conv_case(64, 6, 24, 128, 3, 1, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F32, ST_F32, "sg");
+  test_conv_case(128, 9, 40, 64, 3, 1, ST_PAD_REFLECT, true, ST_ACT_RELU, ST_F32, ST_F32,
+                 "winograd");
+  test_conv_case(64, 6, 24, 128, 3, 1, ST_PAD_ZERO, true, ST_ACT_LRELU, ST_F32, ST_F32, "winograd");
 }
 
 /* ---- pool / resize --------------------------------------------------------------------- */

@@ -178,12 +178,13 @@ static bool bench_conv(StDevice *dev, int w, int h, int cin, int cout, bool fp16
     goto out;
   StTensor x = {.buf = &bx, .dtype = dt, .rank = 3, .shape = {cin, h, w}};
   StTensor wt = {.buf = &bw, .dtype = dt, .rank = 3, .shape = {cout, cin, 9}};
-  StTensor u = {.buf = &bu, .dtype = ST_F32, .rank = 3, .shape = {cout, (cin + 3) / 4 * 4, 16}};
+  StTensor u = {.buf = &bu, .dtype = ST_F32};
+  st_winograd_shape(&u, cout, cin);
   StTensor b = {.buf = &bb, .dtype = ST_F32, .rank = 1, .shape = {cout}};
   StTensor y = {.buf = &by, .dtype = dt, .rank = 3, .shape = {cout, h, w}};
   memset(bu.mapped, 0, nu * 4); /* the timing does not depend on the values */
   ok = time_conv(dev, &x, &wt, NULL, &b, &y, iters, "direct", err) &&
-       (!st_op_winograd_applies(dev, 3, 1) ||
+       (!st_op_winograd_applies(dev, 3, 1, cout) ||
         time_conv(dev, &x, NULL, &u, &b, &y, iters, "winograd", err));
 out:
   st_buffer_destroy(dev, &bx);

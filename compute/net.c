@@ -19,20 +19,20 @@ static void mark_conv3x3_weights(const StSubgraph *sg, bool *used) {
   }
 }
 
-/* Where the device takes Winograd 3x3 convolutions (st_op_winograd_applies), the weights of the
- * model's 3x3 stride-1 convolutions, transformed once (st_winograd_weights) into net->wg (fp32:
- * the transform of the file's values without a second rounding; on CPU devices an fp32 vec4
- * costs as many loads as an fp16 one). Returns the marks (NULL: none), sizes net->wg. */
-static bool *winograd_tensors(StNet *net, StError *err) {
+/* Where the device takes Winograd 3x3 convolutions (st_op_winograd_applies), places in the
+ * weight buffer, after `*total` bytes, the transform (st_winograd_weights) of the weights of the
+ * model's 3x3 stride-1 convolutions: net->wg[i] of rank 3 for tensor i (fp32: the transform of
+ * the file's values without a second rounding; on CPU devices an fp32 vec4 costs as many loads
+ * as an fp16 one), rank 0 elsewhere. net->wg stays NULL on other devices. */
+static bool winograd_layout(StNet *net, VkDeviceSize align, VkDeviceSize *total, StError *err) {
   StModel *m = net->model;
-  if (!st_op_winograd_applies(net->dev, 3, 1) || m->ntensors == 0)
-    return NULL;
+  if (!st_op_winograd_applies(net->dev, 3, 1, 8) || m->ntensors == 0)
+    return true;
   bool *used = calloc((size_t)m->ntensors, sizeof *used);
   net->wg = calloc((size_t)m->ntensors, sizeof *net->wg);
   if (!used || !net->wg) {
     free(used);
-    st_set_error(err, ST_ERROR_MEMORY, "out of memory");
-    return NULL;
+    return st_set_error(err, ST_ERROR_MEMORY, "out of memory");
   }
   const StSubgraph *sgs[3] = {&m->style, &m->initial, &m->masked_initial};
   for (int i = 0; i < 3; i++)
@@ -41,7 +41,18 @@ static bool *winograd_tensors(StNet *net, StError *err) {
     mark_conv3x3_weights(&m->refine[i], used);
   for (int i = 0; i < m->nmasked_refine; i++)
     mark_conv3x3_weights(&m->masked_refine[i], used);
-  return used;
+  for (int i = 0; i < m->ntensors; i++) {
+    const StModelTensor *t = &m->tensors[i];
+    int co = t->shape[0], ci = t->shape[1];
+    if (!used[i] || t->rank != 4 || !st_op_winograd_applies(net->dev, 3, 1, co))
+      continue;
+    StTensor *u = &net->wg[i];
+    *u = (StTensor){.buf = &net->weights, .dtype = ST_F32, .offset = *total};
+    st_winograd_shape(u, co, ci);
+    *total += ((VkDeviceSize)st_winograd_weights_numel(co, ci) * 4 + align - 1) / align * align;
+  }
+  free(used);
+  return true;
 }
 
 /* A file tensor's values as floats (F16 or F32 in the file). */
@@ -79,31 +90,16 @@ static bool upload_weights(StNet *net, StError *err) {
       w->shape[2] = t->shape[2] * t->shape[3];
     total += ((VkDeviceSize)t->numel * st_dtype_size(dt) + align - 1) / align * align;
   }
-  StError werr = {0};
-  bool *wino = winograd_tensors(net, &werr);
-  if (werr.code)
-    return st_set_error(err, werr.code, "%s", werr.message);
-  for (int i = 0; wino && i < m->ntensors; i++) {
-    StModelTensor *t = &m->tensors[i];
-    if (!wino[i])
-      continue;
-    StTensor *u = &net->wg[i];
-    int co = t->shape[0], ci = t->shape[1];
-    *u = (StTensor){
-        .dtype = ST_F32, .offset = total, .rank = 3, .shape = {co, (ci + 3) / 4 * 4, 16}};
-    total += ((VkDeviceSize)st_winograd_weights_numel(co, ci) * 4 + align - 1) / align * align;
-  }
+  if (!winograd_layout(net, align, &total, err))
+    return false;
   if (total == 0)
     return true;
   StBuffer staging;
   float *g = NULL;
-  if (!st_buffer_create(dev, total, ST_MEM_UPLOAD, &staging, err)) {
-    free(wino);
+  if (!st_buffer_create(dev, total, ST_MEM_UPLOAD, &staging, err))
     return false;
-  }
   if (!st_buffer_create(dev, total, ST_MEM_DEVICE, &net->weights, err)) {
     st_buffer_destroy(dev, &staging);
-    free(wino);
     return false;
   }
   for (int i = 0; i < m->ntensors; i++) {
@@ -116,23 +112,20 @@ static bool upload_weights(StNet *net, StError *err) {
       memcpy(dst, src, t->nbytes);
     else /* F16 file data -> F32 */
       tensor_floats(m, t, (float *)(void *)dst);
-    if (wino && wino[i]) {
+    if (net->wg && net->wg[i].rank == 3) {
       float *f = realloc(g, t->numel * sizeof *g);
       if (!f) {
         st_buffer_destroy(dev, &staging);
         free(g);
-        free(wino);
         return st_set_error(err, ST_ERROR_MEMORY, "out of memory");
       }
       g = f;
       tensor_floats(m, t, g);
-      net->wg[i].buf = &net->weights;
       st_winograd_weights(g, t->shape[0], t->shape[1],
                           (float *)(void *)((uint8_t *)staging.mapped + net->wg[i].offset));
     }
   }
   free(g);
-  free(wino);
   StCmd *cmd = st_cmd_begin(dev, err);
   bool ok = cmd != NULL;
   if (ok) {

@@ -54,7 +54,8 @@ static bool record_conv2d(const Rec *r) {
     wv.shape[2] = mt->shape[2] * mt->shape[3];
     w = &wv;
     const StTensor *u = r->net->wg ? &r->net->wg[op->weight] : NULL;
-    if (u && u->buf && op->k == 3 && op->stride == 1 && st_op_winograd_applies(r->dev, 3, 1))
+    if (u && u->rank == 3 && op->k == 3 && op->stride == 1 &&
+        st_op_winograd_applies(r->dev, 3, 1, r->y->shape[0]))
       return st_op_conv2d_winograd(r->dev, r->cmd, r->a, u, bias_of(r), op->pad, op->act, op->alpha,
                                    r->y, r->err);
   } else {

@@ -33,11 +33,13 @@ bool st_op_conv2d(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *
 
 /* Winograd F(2x2,3x3) for the 3x3 stride-1 convolutions of CPU devices with 8-wide subgroups
  * (ops.c): st_op_winograd_applies tells whether it is the device's choice for a convolution of
- * kernel k and stride s; st_winograd_weights transforms w[O,I,3,3] once into
- * u[O,I4,16] (st_winograd_weights_numel floats; I4 = I rounded up to a multiple of 4, zeros past
- * I); st_op_conv2d_winograd is then st_op_conv2d with k = 3, stride 1 on u (F32 or F16). */
-bool st_op_winograd_applies(StDevice *dev, int k, int stride);
+ * kernel k, stride s and co output channels; st_winograd_weights transforms w[O,I,3,3] once into
+ * u[O,I4,16] (st_winograd_weights_numel floats, the shape set by st_winograd_shape; I4 = I
+ * rounded up to a multiple of 4, zeros past I); st_op_conv2d_winograd is then st_op_conv2d with
+ * k = 3, stride 1 on u (F32 or F16). */
+bool st_op_winograd_applies(StDevice *dev, int k, int stride, int co);
 size_t st_winograd_weights_numel(int co, int ci);
+void st_winograd_shape(StTensor *u, int co, int ci);
 void st_winograd_weights(const float *w, int co, int ci, float *u);
 bool st_op_conv2d_winograd(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *u,
                            const StTensor *b, StPad pad, StAct act, float alpha, const StTensor *y,

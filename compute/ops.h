@@ -12,9 +12,9 @@
 
 /* Kernel choices of a device (tests, benchmarks), set from $ST_CONV_KERNEL / $ST_CONV_GENERIC,
  * $ST_GRAM_KERNEL and $ST_LINEAR_KERNEL when it is opened (st_ops_read_env): conv "generic",
- * "tiled" or "sg", gram "matmul" or "sg" ("matmul" also keeps st_op_matmul on matmul.comp, off
- * matmul_sg.comp), linear "rows" or "reduce"; NULL or anything else: the automatic choice. The
- * device must be idle. */
+ * "tiled", "sg" or "direct" (sg without Winograd, st_op_winograd_applies false), gram "matmul" or
+ * "sg" ("matmul" also keeps st_op_matmul on matmul.comp, off matmul_sg.comp), linear "rows" or
+ * "reduce"; NULL or anything else: the automatic choice. The device must be idle. */
 void st_op_force_conv_kernel(StDevice *dev, const char *name);
 void st_op_force_gram_kernel(StDevice *dev, const char *name);
 void st_op_force_linear_kernel(StDevice *dev, const char *name);

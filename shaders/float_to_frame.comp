@@ -144,6 +144,11 @@ void write_packed32x4(uint g) {
                   pack32(vec3(r.z, gr.z, b.z)), pack32(vec3(r.w, gr.w, b.w)));
 }
 
+// a, b, c or d for i = 0, 1, 2, 3
+vec3 pick4(vec3 a, vec3 b, vec3 c, vec3 d, uint i) {
+  return i < 2u ? (i == 0u ? a : b) : (i == 2u ? c : d);
+}
+
 // VEC4 2: block b of 4 x 4 pixels. With x/frame scales of at most 0.5 the taps of 4 consecutive
 // pixels span at most 4 columns (rows) of x from the first pixel's x0 (y0) on.
 void write_up4(uint b) {
@@ -155,7 +160,9 @@ void write_up4(uint b) {
   [[unroll]] for (uint r = 0u; r < 4u; r++)
     [[unroll]] for (uint c = 0u; c < 4u; c++)
       t[r][c] = tap(min(Y + r, p.xh - 1u) * p.xw + min(X + c, p.xw - 1u));
-  for (uint k = 0u; k < 4u; k++) {
+  // The window's rows and columns are picked by selects (pick4), not by indexing t with
+  // per-invocation values, which the CPU driver turns into a load per lane.
+  [[unroll]] for (uint k = 0u; k < 4u; k++) {
     uint py = py0 + k;
     if (py >= p.fh)
       break;
@@ -163,14 +170,21 @@ void write_up4(uint b) {
     uint y0 = min(uint(fy), p.xh - 1u);
     uint y1 = y0 + (y0 < p.xh - 1u ? 1u : 0u);
     float ly = fy - float(y0);
+    vec3 row0[4], row1[4];
+    [[unroll]] for (uint c = 0u; c < 4u; c++) {
+      row0[c] = pick4(t[0][c], t[1][c], t[2][c], t[3][c], y0 - Y);
+      row1[c] = pick4(t[0][c], t[1][c], t[2][c], t[3][c], y1 - Y);
+    }
     uvec4 o;
-    for (uint j = 0u; j < 4u; j++) {
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
       float fx = max((float(px0 + j) + 0.5) * p.sx - 0.5, 0.0);
       uint x0 = min(uint(fx), p.xw - 1u);
       uint x1 = x0 + (x0 < p.xw - 1u ? 1u : 0u);
       float lx = fx - float(x0);
-      vec3 r0 = (1.0 - lx) * t[y0 - Y][x0 - X] + lx * t[y0 - Y][x1 - X];
-      vec3 r1 = (1.0 - lx) * t[y1 - Y][x0 - X] + lx * t[y1 - Y][x1 - X];
+      vec3 r0 = (1.0 - lx) * pick4(row0[0], row0[1], row0[2], row0[3], x0 - X) +
+                lx * pick4(row0[0], row0[1], row0[2], row0[3], x1 - X);
+      vec3 r1 = (1.0 - lx) * pick4(row1[0], row1[1], row1[2], row1[3], x0 - X) +
+                lx * pick4(row1[0], row1[1], row1[2], row1[3], x1 - X);
       o[j] = pack32(clamp((1.0 - ly) * r0 + ly * r1, 0.0, 1.0));
     }
     dst4[(p.plane_off + py * p.stride) / 16u + bx] = o;

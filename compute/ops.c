@@ -668,16 +668,20 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor 
     uint32_t c, hw;
     float eps;
   } pc = {(uint32_t)c, (uint32_t)x->shape[1] * (uint32_t)x->shape[2], eps};
-  /* two passes of hw / 256 steps per invocation, and the two (masked: three) 8-step tree
-   * reductions */
-  if (!cpu_loops_fit(dev, 2 * (((size_t)pc.hw + 255) / 256) + (w ? 24 : 16), op, "channel", pc.hw,
-                     err))
+  /* two passes of hw / NT steps per invocation, and the two (masked: three) 8-step tree
+   * reductions; moments_sg (NT = 8, one subgroup per channel) on devices with 8-wide subgroups
+   * and subgroupAdd while its passes stay within the CPU loop limit */
+  size_t steps_sg = 2 * (((size_t)pc.hw + 7) / 8);
+  bool sg = sg8_device(dev, VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) && steps_sg <= CPU_LOOP_ITERATIONS;
+  if (!sg && !cpu_loops_fit(dev, 2 * (((size_t)pc.hw + 255) / 256) + (w ? 24 : 16), op, "channel",
+                            pc.hw, err))
     return false;
   /* binding 3 is the mask; x stands in for it without one (MASKED = 0 does not read it) */
   const StTensor *bind[4] = {x, mean, std, w ? w : x};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_MASKED] = w != NULL;
-  StKernel *kern = get_kernel(dev, ST_SHADER_MOMENTS, bind, 4, spec, sizeof pc, err);
+  StKernel *kern =
+      get_kernel(dev, sg ? ST_SHADER_MOMENTS_SG : ST_SHADER_MOMENTS, bind, 4, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups((size_t)c, &gx, &gy, op, err))
     return false;

@@ -4,11 +4,21 @@
 // strided loop (contiguous loads across invocations) followed by a shared-memory tree reduction.
 // MASKED: weighted by w [1,H,W] (binding 3): S = sum w, mean = sum w x / (S + 1e-6),
 // var = sum w (x - mean)^2 / (S + 1e-6) (an all-zero mask gives mean 0, std sqrt(eps)).
+// Compiled twice (shaders/meson.build): 256 invocations per workgroup with shared-memory trees,
+// and with SG (moments_sg, for CPU devices with 8-wide subgroups): one 8-invocation subgroup per
+// channel, reduced by subgroupAdd (llvmpipe runs a 256-invocation workgroup as 32 coroutines that
+// switch at each of the trees' 9 barriers).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-layout(local_size_x = 256) in;
+#ifdef SG
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#define NT 8u
+#else
+#define NT 256u
+#endif
+layout(local_size_x = NT) in;
 layout(constant_id = ST_SPEC_MASKED) const int MASKED = 0;
 
 ST_IN(0, x)
@@ -22,6 +32,9 @@ layout(push_constant) uniform P {
   float eps;
 } p;
 
+#ifdef SG
+float reduce_sum(float v) { return subgroupAdd(v); }
+#else
 shared float red[256];
 
 float reduce_sum(float v) {
@@ -37,6 +50,7 @@ float reduce_sum(float v) {
   barrier();
   return r;
 }
+#endif
 
 void main() {
   uint c = st_group_linear();
@@ -47,7 +61,7 @@ void main() {
   float m, var;
   if (MASKED != 0) {
     float sw = 0.0, s = 0.0;
-    for (uint i = t; i < p.hw; i += 256u) {
+    for (uint i = t; i < p.hw; i += NT) {
       float wi = ld_w(i);
       sw += wi;
       s += wi * ld_x(base + i);
@@ -55,18 +69,18 @@ void main() {
     float den = reduce_sum(sw) + 1e-6;
     m = reduce_sum(s) / den;
     float q = 0.0;
-    for (uint i = t; i < p.hw; i += 256u) {
+    for (uint i = t; i < p.hw; i += NT) {
       float d = ld_x(base + i) - m;
       q += ld_w(i) * d * d;
     }
     var = reduce_sum(q) / den;
   } else {
     float s = 0.0;
-    for (uint i = t; i < p.hw; i += 256u)
+    for (uint i = t; i < p.hw; i += NT)
       s += ld_x(base + i);
     m = reduce_sum(s) / float(p.hw);
     float q = 0.0;
-    for (uint i = t; i < p.hw; i += 256u) {
+    for (uint i = t; i < p.hw; i += NT) {
       float d = ld_x(base + i) - m;
       q += d * d;
     }

@@ -44,7 +44,9 @@ static bool winograd_layout(StNet *net, VkDeviceSize align, VkDeviceSize *total,
   for (int i = 0; i < m->ntensors; i++) {
     const StModelTensor *t = &m->tensors[i];
     int co = t->shape[0], ci = t->shape[1];
-    if (!used[i] || t->rank != 4 || !st_op_winograd_applies(net->dev, 3, 1, co))
+    /* the shape is checked against the graph later (plan): never read past a tensor here */
+    if (!used[i] || t->rank != 4 || t->shape[2] != 3 || t->shape[3] != 3 ||
+        !st_op_winograd_applies(net->dev, 3, 1, co))
       continue;
     StTensor *u = &net->wg[i];
     *u = (StTensor){.buf = &net->weights, .dtype = ST_F32, .offset = *total};

@@ -417,7 +417,9 @@ bool st_op_conv2d_winograd(StDevice *dev, StCmd *cmd, const StTensor *x, const S
   spec[ST_SPEC_HAS_BIAS] = b != NULL;
   spec[ST_SPEC_REFLECT] = pad == ST_PAD_REFLECT;
   spec[ST_SPEC_XVEC] = x->shape[2] % 4 == 0;
-  int ob = conv_sg_ob(co, 3) < 8 ? 8 : conv_sg_ob(co, 3); /* no 4-channel tile */
+  int ob = conv_sg_ob(co, 3);
+  if (ob < 8)
+    ob = 8; /* no 4-channel tile */
   StShaderId id = ob == 32   ? ST_SHADER_CONV3X3_WG_O32
                   : ob == 16 ? ST_SHADER_CONV3X3_WG_O16
                              : ST_SHADER_CONV3X3_WG_O8;
@@ -668,9 +670,9 @@ bool st_op_moments(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor 
     uint32_t c, hw;
     float eps;
   } pc = {(uint32_t)c, (uint32_t)x->shape[1] * (uint32_t)x->shape[2], eps};
-  /* two passes of hw / NT steps per invocation, and the two (masked: three) 8-step tree
-   * reductions; moments_sg (NT = 8, one subgroup per channel) on devices with 8-wide subgroups
-   * and subgroupAdd while its passes stay within the CPU loop limit */
+  /* moments_sg (one 8-wide subgroup per channel, subgroupAdd) on devices with such subgroups
+   * while its two passes of hw / 8 steps stay within the CPU loop limit; else moments.comp: two
+   * passes of hw / 256 steps per invocation and two (masked: three) 8-step tree reductions */
   size_t steps_sg = 2 * (((size_t)pc.hw + 7) / 8);
   bool sg = sg8_device(dev, VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) && steps_sg <= CPU_LOOP_ITERATIONS;
   if (!sg && !cpu_loops_fit(dev, 2 * (((size_t)pc.hw + 255) / 256) + (w ? 24 : 16), op, "channel",

@@ -1191,6 +1191,19 @@ static void test_errors(void) {
       st_op_conv2d(dev, cmd, &x->t, &w->t, NULL, 5, 1, ST_PAD_ZERO, ST_ACT_NONE, 0, &bad->t, &err),
       &err);
   err.message[0] = 0;
+  /* the untransformed weight [8,4,9] where the transform [8,4,16] belongs, and a wrong output */
+  DT *yw = dt_new(ST_F32, 3, 8, 6, 6);
+  expect_error("conv2d (Winograd) untransformed weight",
+               st_op_conv2d_winograd(dev, cmd, &x->t, &w->t, NULL, ST_PAD_ZERO, ST_ACT_NONE, 0,
+                                     &yw->t, &err),
+               &err);
+  err.message[0] = 0;
+  expect_error("conv2d (Winograd) wrong output",
+               st_op_conv2d_winograd(dev, cmd, &x->t, &w->t, NULL, ST_PAD_ZERO, ST_ACT_NONE, 0,
+                                     &bad->t, &err),
+               &err);
+  err.message[0] = 0;
+  dt_free(yw);
   expect_error("pool wrong output", st_op_pool(dev, cmd, &x->t, ST_POOL_MAX, &bad->t, &err), &err);
   err.message[0] = 0;
   expect_error("resize channel mismatch",

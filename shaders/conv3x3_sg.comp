@@ -6,6 +6,8 @@
 //   OB  output channels per workgroup (4 or a multiple of 8),
 //   PX  consecutive pixels per invocation (multiple of 4),
 //   RB  output rows per workgroup.
+// WINO=1 (conv3x3_wg_o8, _o16, _o32; PX = RB = 4): Winograd F(2x2,3x3) on the weights
+// transformed at load time (see phase 2 below; ops.c st_op_conv2d_winograd).
 // Requirement checked by ops.c: subgroup size 8 (one workgroup = one subgroup).
 // XVEC (W % 4 == 0) selects vec4 loads/stores of the rows; otherwise they are read and written
 // element by element (about 30 % slower).
@@ -73,7 +75,7 @@ void main() {
   const int xs = x0 + int(l) * PX; // this lane's strip
   const uint plane = p.h * p.w;
   // floats per output channel in w: [O,I,3,3], or [O,I4,16] for WINO (I4 = I rounded up to a
-  // multiple of 4, transformed weights U = G g G^T, zero beyond I: st_conv3x3_winograd_weights)
+  // multiple of 4, transformed weights U = G g G^T, zero beyond I: st_winograd_weights in ops.c)
   const uint wrow = WINO != 0 ? (p.ci + 3u) / 4u * 64u : p.ci * 9u;
 
   // Input rows: index into the plane, and validity (zero padding).
@@ -121,7 +123,8 @@ void main() {
   for (uint c0 = 0u; c0 < p.ci; c0 += 4u) {
     // Phase 1: all loads of the block of 4 input channels (each load is a loop over the lanes in
     // llvmpipe; the values are kept, in registers or on the stack, for phase 2).
-    // 36 weights (4 input channels x 9 taps) of each of this lane's output channels.
+    // 36 weights (4 input channels x 9 taps; WINO: 64 transformed, 4 x 16) of each of this
+    // lane's output channels.
     vec4 wv[NS][NQ];
     [[unroll]] for (int s = 0; s < NS; s++)
       [[unroll]] for (int q = 0; q < NQ; q++) {

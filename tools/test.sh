@@ -29,11 +29,9 @@ if [ "${1:-}" != "--no-sanitizers" ]; then
   meson compile -C build-asan
   # the same driver, the same shaders: start from the first pass's pipeline caches (compiling
   # every pipeline again on lavapipe is most of a cold run's time)
-  for d in compute gst; do
-    if [ -d "build/tests/$d/cache" ] && [ ! -e "build-asan/tests/$d/cache" ]; then
-      mkdir -p "build-asan/tests/$d" && cp -a "build/tests/$d/cache" "build-asan/tests/$d/"
-    fi
-  done
+  if [ -d build/tests/cache ] && [ ! -e build-asan/tests/cache ]; then
+    mkdir -p build-asan/tests && cp -a build/tests/cache build-asan/tests/
+  fi
   # the sanitizers make every test 2-3x slower on lavapipe: twice each test's time limit
   meson test -C build-asan --print-errorlogs --timeout-multiplier 2 --suite compute --suite gst
   ST_CHURN_CYCLES=100 GST_CHECKS=test_churn_cycles,test_churn_threads \

@@ -27,8 +27,8 @@ if [ "${1:-}" != "--no-sanitizers" ]; then
   setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=false
   # everything, not only what the tests link: the test setup preloads tests/sanitize's shim
   meson compile -C build-asan
-  # the same driver, the same shaders: start from the first pass's pipeline caches (compiling
-  # every pipeline again on lavapipe is most of a cold run's time)
+  # the same driver, the same shaders: start from the first pass's test cache (tests/meson.build;
+  # compiling every pipeline again on lavapipe is most of a cold run's time)
   if [ -d build/tests/cache ] && [ ! -e build-asan/tests/cache ]; then
     mkdir -p build-asan/tests && cp -a build/tests/cache build-asan/tests/
   fi

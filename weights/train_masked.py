@@ -96,15 +96,14 @@ def step_loss(net, teacher, styles, c_train, rng, device, frozen=None):
     G.set_strength(1.0)
     with torch.no_grad():
         S1 = net.style(s1)
-    one_style = rng.random() >= P_MASKED
-    if one_style and frozen is not None:  # one style, anchored to the model file's output
+    if rng.random() >= P_MASKED:  # one style
         outs, _ = net(c, None, steps, S=S1)
-        with torch.no_grad():
-            ref = frozen(c, None, steps, S=S1)[0][-1]
-        la = ((outs[-1] - ref) ** 2).mean() / (ref ** 2).mean().clamp(min=1e-8)
-        return W_ANCHOR * la, {"anchor": la.item()}
-    if one_style:  # one style: the refinement stages' loss
-        outs, _ = net(c, None, steps, S=S1)
+        if frozen is not None:  # --anchor: against the model file's own output
+            with torch.no_grad():
+                ref = frozen(c, None, steps, S=S1)[0][-1]
+            la = ((outs[-1] - ref) ** 2).mean() / (ref ** 2).mean().clamp(min=1e-8)
+            return W_ANCHOR * la, {"anchor": la.item()}
+        # the refinement stages' loss
         y = F.interpolate(outs[-1], size=c.shape[-2:], mode="bilinear", align_corners=False)
         lc, ls = T.perceptual(teacher, y, c, g1, torch.ones(BATCH, device=device))
         return T.W_CONTENT * lc + T.W_STYLE_REFINE * ls, {"content1": lc.item(), "style1": ls.item()}
@@ -178,9 +177,7 @@ def main():
         return
     frozen = None
     if a.anchor:
-        frozen = V.load_model_file(a.src).to(device).eval()
-        for p in frozen.parameters():
-            p.requires_grad_(False)
+        frozen = V.load_model_file(a.src).to(device).eval().requires_grad_(False)
     params = params_of(net)
     opt = torch.optim.Adam(params, lr=LR)
     if opt_state:

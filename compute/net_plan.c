@@ -106,6 +106,7 @@ static PStep *new_step(Plan *p) {
   memset(s, 0, sizeof *s);
   s->out[0] = s->out[1] = -1;
   s->wval = -1;
+  s->window = 2;
   return s;
 }
 
@@ -295,6 +296,47 @@ out:
   return ok;
 }
 
+/* Two pools in a row as one 4x4 pool (the content's two average pools before the EFA start: at
+ * steps 0 most of the frame's memory traffic): step b pools the output v of pool step a, of
+ * the same mode and stage, and nothing else reads v. Equal for max pools, and for average pools
+ * (ceil mode, border windows averaging their in-bounds pixels) where a's input has even H and W:
+ * then every window of b covers equally weighted input pixels. b reads a's input instead, a is
+ * not recorded, and v is given no lifetime (its arena bytes are free for others). */
+static void fuse_pools(Plan *p) {
+  for (int b = 0; b < p->nst; b++) {
+    PStep *sb = &p->st[b];
+    if (sb->op->kind != ST_GOP_POOL || sb->window != 2)
+      continue;
+    int v = sb->in[0];
+    PVal *pv = &p->vals[v];
+    if (pv->root != v || pv->store != VS_ARENA || pv->def < 0 || pv->def >= b || pv->last != b)
+      continue;
+    PStep *sa = &p->st[pv->def];
+    if (sa->op->kind != ST_GOP_POOL || sa->window != 2 || sa->fused_away ||
+        sa->op->mode != sb->op->mode || sa->stage != sb->stage || sa->out[0] != v)
+      continue;
+    const PVal *x = &p->vals[sa->in[0]];
+    if (sb->op->mode == ST_POOL_AVG && (x->shape[1] % 2 != 0 || x->shape[2] % 2 != 0))
+      continue;
+    bool other = false; /* any reader of v but b (a reshape alias of v has another root) */
+    for (int i = pv->def + 1; i < b && !other; i++) {
+      const PStep *s = &p->st[i];
+      for (int k = 0; k < s->nin; k++)
+        other = other || s->in[k] == v;
+      other = other || s->wval == v;
+    }
+    if (other)
+      continue;
+    sb->in[0] = sa->in[0];
+    sb->window = 4;
+    use(p, sa->in[0], b);
+    sa->fused_away = true;
+    pv->last = pv->def;
+    snprintf(sb->label, sizeof sb->label, "%.24s/pool4x4:%.24s", p->stage_names[sb->stage],
+             sb->op->out[0]);
+  }
+}
+
 /* Assigns arena offsets to VS_ARENA roots (first fit over lifetime intervals) and sizes
  * VS_PERSIST roots (laid out one after the other). */
 static bool layout_values(const StNet *net, Plan *p, StError *err) {
@@ -446,6 +488,7 @@ Plan *st_plan_style(StNet *net, int sw, int sh, StError *err) {
   }
   for (int i = 0; i < p->nvals; i++)
     p->vals[i].store = p->vals[p->vals[i].root].store;
+  fuse_pools(p);
   if (!layout_values(net, p, err))
     goto fail;
   free(env.b);
@@ -559,6 +602,7 @@ Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, const StyleVa
   }
   for (int i = 0; i < p->nvals; i++)
     p->vals[i].store = p->vals[p->vals[i].root].store;
+  fuse_pools(p);
   if (!layout_values(net, p, err))
     goto fail;
   free(env.b);

@@ -45,6 +45,8 @@ typedef struct {
   int out[2];
   int wval; /* run-time conv weight value, or -1 */
   int stage;
+  int window;      /* pool: 2, or 4 where the plan fused the pool before it into this one */
+  bool fused_away; /* merged into a later step by the plan (fuse_pools): not recorded */
   char label[64];
 } PStep;
 

@@ -66,7 +66,7 @@ static bool record_conv2d(const Rec *r) {
 }
 
 static bool record_pool(const Rec *r) {
-  return st_op_pool(r->dev, r->cmd, r->a, (StPoolMode)r->op->mode, r->y, r->err);
+  return st_op_pool(r->dev, r->cmd, r->a, (StPoolMode)r->op->mode, r->s->window, r->y, r->err);
 }
 
 static bool record_resize(const Rec *r) {
@@ -157,10 +157,10 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
 bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err) {
   for (int i = 0; i < p->nst; i++) {
     const PStep *s = &p->st[i];
-    if (!exec_step(net, cmd, p, s, sc, err))
+    if (!s->fused_away && !exec_step(net, cmd, p, s, sc, err))
       return false;
     if (net->per_op) {
-      if (s->op->kind != ST_GOP_RESHAPE)
+      if (s->op->kind != ST_GOP_RESHAPE && !s->fused_away)
         st_cmd_mark(cmd, s->label);
     } else if (i + 1 == p->nst || p->st[i + 1].stage != s->stage) {
       st_cmd_mark(cmd, p->stage_names[s->stage]);

@@ -433,32 +433,38 @@ bool st_op_conv2d_winograd(StDevice *dev, StCmd *cmd, const StTensor *x, const S
 
 /* ---- pooling / resize -------------------------------------------------------------------- */
 
-bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, const StTensor *y,
-                StError *err) {
+bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, int window,
+                const StTensor *y, StError *err) {
   const char *op = "pool";
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(x, op, "input", err) ||
       !check_tensor(y, op, "output", err))
     return false;
   if (mode != ST_POOL_AVG && mode != ST_POOL_MAX)
     return st_set_error(err, ST_ERROR_ARGUMENT, "pool: unknown mode %d", (int)mode);
+  if (window != 2 && window != 4)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "pool: window %d (2 or 4)", window);
   if (x->rank != 3)
     return shape_error(err, op, "input", x, "[C,H,W]");
-  int c = x->shape[0], h = x->shape[1], w = x->shape[2], oh = (h + 1) / 2, ow = (w + 1) / 2;
+  int c = x->shape[0], h = x->shape[1], w = x->shape[2];
+  int oh = (h + window - 1) / window, ow = (w + window - 1) / window;
   if (!is_shape3(y, c, oh, ow)) {
     char exp[64];
     snprintf(exp, sizeof exp, "[%d,%d,%d]", c, oh, ow);
     return shape_error(err, op, "output", y, exp);
   }
   struct {
-    uint32_t h, w, oh, ow;
-  } pc = {(uint32_t)h, (uint32_t)w, (uint32_t)oh, (uint32_t)ow};
+    uint32_t h, w, oh, ow, k;
+  } pc = {(uint32_t)h, (uint32_t)w, (uint32_t)oh, (uint32_t)ow, (uint32_t)window};
   const StTensor *bind[2] = {x, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_MODE] = mode == ST_POOL_MAX;
-  bool vec4 = w % 8 == 0; /* four outputs per invocation (pool.comp) */
+  /* window 2: four outputs per invocation (W % 8 == 0); window 4: vec4 loads along the window's
+   * rows (W % 4 == 0), four outputs per invocation (W % 16 == 0) (pool.comp) */
+  int vec4 = window == 2 ? w % 8 == 0 : (w % 16 == 0 ? 2 : w % 4 == 0);
   spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_POOL, bind, 2, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)(((vec4 ? ow / 4 : ow) + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
+  int per = (window == 2 && vec4) || vec4 == 2 ? 4 : 1;
+  uint32_t gx = (uint32_t)((ow / per + 63) / 64), gy = (uint32_t)oh, gz = (uint32_t)c;
   if (!kern || !check_grid(gx, gy, gz, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, gz);

@@ -45,8 +45,10 @@ bool st_op_conv2d_winograd(StDevice *dev, StCmd *cmd, const StTensor *x, const S
                            const StTensor *b, StPad pad, StAct act, float alpha, const StTensor *y,
                            StError *err);
 
-bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, const StTensor *y,
-                StError *err);
+/* window 2 (the graph's pool op) or 4 (two avg or max pools in one: equal to them where the input's
+ * H and W are even, for max always; the frame plan fuses such pairs). */
+bool st_op_pool(StDevice *dev, StCmd *cmd, const StTensor *x, StPoolMode mode, int window,
+                const StTensor *y, StError *err);
 /* y's shape gives the output size. */
 bool st_op_resize(StDevice *dev, StCmd *cmd, const StTensor *x, StResizeMode mode,
                   const StTensor *y, StError *err);

@@ -59,17 +59,17 @@ void st_ref_conv2d(const float *x, int ci, int h, int w, const float *wt, const 
       }
 }
 
-void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y) {
-  int oh = (h + 1) / 2, ow = (w + 1) / 2;
+void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, int k, float *y) {
+  int oh = (h + k - 1) / k, ow = (w + k - 1) / k;
   for (int ch = 0; ch < c; ch++)
     for (int oy = 0; oy < oh; oy++)
       for (int ox = 0; ox < ow; ox++) {
         double s = 0.0;
         float m = -INFINITY;
         int n = 0;
-        for (int dy = 0; dy < 2; dy++)
-          for (int dx = 0; dx < 2; dx++) {
-            int iy = 2 * oy + dy, ix = 2 * ox + dx;
+        for (int dy = 0; dy < k; dy++)
+          for (int dx = 0; dx < k; dx++) {
+            int iy = k * oy + dy, ix = k * ox + dx;
             if (iy >= h || ix >= w)
               continue;
             float v = x[((size_t)ch * h + iy) * w + ix];

@@ -18,7 +18,8 @@ float st_ref_act1(float v, StAct act, float alpha);
  * size-1 axis repeats its only element (PyTorch refuses that case). */
 void st_ref_conv2d(const float *x, int ci, int h, int w, const float *wt, const float *b, int co,
                    int k, int stride, StPad pad, StAct act, float alpha, float *y);
-void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, float *y);
+/* k x k windows at stride k, ceil mode (k = 2: the graph's pool; 4: two of them fused) */
+void st_ref_pool(const float *x, int c, int h, int w, StPoolMode mode, int k, float *y);
 void st_ref_translate(const float *x, int c, int h, int w, int ty, int tx, float *y);
 /* st_op_temporal_blend: images [3,h,w], flow [2,bh,bw]. */
 void st_ref_temporal_blend(const float *x, const float *prev_out, const float *cur_in,

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// 2x2 stride-2 pooling, ceil mode; windows cut by the border use in-bounds pixels only
+// KxK stride-K pooling (K = p.k: 2, the graph's op; 4, two of them fused by the frame plan),
+// ceil mode; windows cut by the border use in-bounds pixels only
 // (avg_pool2d(count_include_pad=False) / max_pool2d(ceil_mode=True)).
 // VEC4 (W % 8 == 0; chosen by ops.c): invocation k writes outputs 4k .. 4k+3 of its row with one
-// vec4 store from four vec4 loads (the same sums in the same order as the scalar path).
+// vec4 store from four vec4 loads (the same sums in the same order as the scalar path); with
+// K = 4 (W % 4 == 0), each invocation writes one output from one vec4 load per window row.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -15,8 +17,58 @@ ST_IN4(0, x)
 ST_OUT4(1, y)
 
 layout(push_constant) uniform P {
-  uint h, w, oh, ow;
+  uint h, w, oh, ow, k;
 } p;
+
+// K = 4, VEC4 1 (W % 4 == 0): one output from one vec4 load per window row (rows y0 .. y0+3 in
+// bounds; the columns always are). VEC4 2 (W % 16 == 0): outputs 4k .. 4k+3, one vec4 store
+// from four vec4 loads per row.
+float win4(vec4 s, float m, uint ny) { return MODE == 1 ? m : (s.x + s.y + s.z + s.w) / float(4u * ny); }
+
+void pool4x4() {
+  uint k = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y, c = gl_WorkGroupID.z;
+  uint per = VEC4 == 2 ? 4u : 1u;
+  if (per * k >= p.ow)
+    return;
+  uint y0 = oy * 4u, ny = min(4u, p.h - y0), rs = p.w >> 2;
+  uint r = (c * p.h * p.w + y0 * p.w + 4u * per * k) >> 2;
+  vec4 s[4];
+  float m[4];
+  for (uint j = 0u; j < per; j++) {
+    vec4 v = ld_x4(r + j);
+    s[j] = v;
+    m[j] = max(max(v.x, v.y), max(v.z, v.w));
+  }
+  for (uint i = 1u; i < ny; i++)
+    for (uint j = 0u; j < per; j++) {
+      vec4 v = ld_x4(r + i * rs + j);
+      s[j] += v;
+      m[j] = max(m[j], max(max(v.x, v.y), max(v.z, v.w)));
+    }
+  uint o = (c * p.oh + oy) * p.ow;
+  if (VEC4 == 2)
+    st_y4((o >> 2) + k, vec4(win4(s[0], m[0], ny), win4(s[1], m[1], ny), win4(s[2], m[2], ny),
+                             win4(s[3], m[3], ny)));
+  else
+    st_y(o + k, win4(s[0], m[0], ny));
+}
+
+// Any K, any W: the in-bounds taps of the window, row by row (for K = 2 the scalar path below).
+void pool_any() {
+  uint ox = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y, c = gl_WorkGroupID.z;
+  if (ox >= p.ow)
+    return;
+  uint x0 = ox * p.k, y0 = oy * p.k, nx = min(p.k, p.w - x0), ny = min(p.k, p.h - y0);
+  uint base = c * p.h * p.w + y0 * p.w + x0;
+  float s = 0.0, m = ld_x(base);
+  for (uint i = 0u; i < ny; i++)
+    for (uint j = 0u; j < nx; j++) {
+      float v = ld_x(base + i * p.w + j);
+      s += v;
+      m = max(m, v);
+    }
+  st_y((c * p.oh + oy) * p.ow + ox, MODE == 1 ? m : s / float(nx * ny));
+}
 
 void pool4() {
   uint k = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y, c = gl_WorkGroupID.z;
@@ -40,6 +92,13 @@ void pool4() {
 }
 
 void main() {
+  if (p.k != 2u) {
+    if (VEC4 != 0)
+      pool4x4();
+    else
+      pool_any();
+    return;
+  }
   if (VEC4 != 0) {
     pool4();
     return;

@@ -393,37 +393,69 @@ static const int spatial[][2] = {{1, 1}, {7, 5}, {257, 129}, {2, 2}, {8, 3}};
 #define NSPATIAL (sizeof spatial / sizeof spatial[0])
 
 static void test_pool(void) {
-  /* more inputs for the vec4 path (W % 8 == 0; {8, 3} above has an odd height) */
-  static const int vec[][2] = {{16, 4}, {24, 1}, {64, 7}};
+  /* more inputs for the vec4 paths (window 2: W % 8 == 0, {8, 3} above has an odd height;
+   * window 4: W % 4 == 0, heights with a cut last window) and odd sizes for window 4 */
+  static const int vec[][2] = {{16, 4}, {24, 1}, {64, 7}, {12, 6}, {160, 90}, {36, 10}, {13, 9}};
   const size_t nsp = NSPATIAL + sizeof vec / sizeof vec[0];
-  for (size_t s = 0; s < nsp; s++)
-    for (int mode = 0; mode < 2; mode++)
-      for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
-        const int *in = s < NSPATIAL ? spatial[s] : vec[s - NSPATIAL];
-        int w = in[0], h = in[1], c = 3, oh = (h + 1) / 2, ow = (w + 1) / 2;
-        StDType dt = f ? ST_F16 : ST_F32;
-        float *hx;
-        DT *x = dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hx);
-        DT *y = dt_new(dt, 3, c, oh, ow);
-        char what[128];
-        snprintf(what, sizeof what, "pool %s [%d,%d,%d] %s", mode ? "max" : "avg", c, h, w,
-                 f ? "f16" : "f32");
-        StError err = {0};
-        StCmd *cmd = begin();
-        bool ok = st_op_pool(dev, cmd, &x->t, (StPoolMode)mode, &y->t, &err);
-        if (finish(cmd, ok, &err, what)) {
-          size_t n = (size_t)c * oh * ow;
-          float *got = fmalloc(n), *ref = fmalloc(n);
-          dt_read(y, got);
-          st_ref_pool(hx, c, h, w, (StPoolMode)mode, ref);
-          compare(what, got, ref, n, rtol_for(dt), 1e-6f);
-          free(got);
-          free(ref);
+  for (int k = 2; k <= 4; k += 2)
+    for (size_t s = 0; s < nsp; s++)
+      for (int mode = 0; mode < 2; mode++)
+        for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
+          const int *in = s < NSPATIAL ? spatial[s] : vec[s - NSPATIAL];
+          int w = in[0], h = in[1], c = 3, oh = (h + k - 1) / k, ow = (w + k - 1) / k;
+          StDType dt = f ? ST_F16 : ST_F32;
+          float *hx;
+          DT *x = dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hx);
+          DT *y = dt_new(dt, 3, c, oh, ow);
+          char what[128];
+          snprintf(what, sizeof what, "pool %dx%d %s [%d,%d,%d] %s", k, k, mode ? "max" : "avg", c,
+                   h, w, f ? "f16" : "f32");
+          StError err = {0};
+          StCmd *cmd = begin();
+          bool ok = st_op_pool(dev, cmd, &x->t, (StPoolMode)mode, k, &y->t, &err);
+          if (finish(cmd, ok, &err, what)) {
+            size_t n = (size_t)c * oh * ow;
+            float *got = fmalloc(n), *ref = fmalloc(n);
+            dt_read(y, got);
+            st_ref_pool(hx, c, h, w, (StPoolMode)mode, k, ref);
+            compare(what, got, ref, n, rtol_for(dt), 1e-6f);
+            free(got);
+            free(ref);
+          }
+          free(hx);
+          dt_free(x);
+          dt_free(y);
         }
-        free(hx);
-        dt_free(x);
-        dt_free(y);
+  /* the plan's fusion (net_plan.c fuse_pools): one 4x4 pool equals two 2x2 pools for max, and
+   * for avg where H and W are even; for odd sizes the averages differ (the fusion is refused) */
+  static const int two[][3] = {{6, 10, 1}, {12, 6, 1}, {8, 8, 1}, {2, 2, 1}, {7, 6, 0}, {6, 7, 0}};
+  for (size_t s = 0; s < sizeof two / sizeof two[0]; s++)
+    for (int mode = 0; mode < 2; mode++) {
+      int w = two[s][0], h = two[s][1], c = 2;
+      bool equal = mode == ST_POOL_MAX || two[s][2];
+      size_t n = (size_t)c * h * w;
+      float *x = fmalloc(n), *half = fmalloc(n), *q2 = fmalloc(n), *q4 = fmalloc(n);
+      for (size_t i = 0; i < n; i++)
+        x[i] = (float)((i * 7919u) % 101u) / 50.0f - 1.0f;
+      st_ref_pool(x, c, h, w, (StPoolMode)mode, 2, half);
+      st_ref_pool(half, c, (h + 1) / 2, (w + 1) / 2, (StPoolMode)mode, 2, q2);
+      st_ref_pool(x, c, h, w, (StPoolMode)mode, 4, q4);
+      size_t nq = (size_t)c * ((h + 3) / 4) * ((w + 3) / 4);
+      float dmax = 0.0f;
+      for (size_t i = 0; i < nq; i++)
+        dmax = fmaxf(dmax, fabsf(q2[i] - q4[i]));
+      checks++;
+      if (equal ? dmax > 1e-6f : dmax < 1e-3f) {
+        failures++;
+        fprintf(stderr, "FAIL pool 4x4 against two 2x2 (%s [%d,%d]): max difference %g, %s\n",
+                mode ? "max" : "avg", h, w, (double)dmax,
+                equal ? "expected equal" : "expected to differ");
       }
+      free(x);
+      free(half);
+      free(q2);
+      free(q4);
+    }
 }
 
 static void test_resize(void) {
@@ -1208,7 +1240,10 @@ static void test_errors(void) {
                &err);
   err.message[0] = 0;
   dt_free(yw);
-  expect_error("pool wrong output", st_op_pool(dev, cmd, &x->t, ST_POOL_MAX, &bad->t, &err), &err);
+  expect_error("pool wrong output", st_op_pool(dev, cmd, &x->t, ST_POOL_MAX, 2, &bad->t, &err),
+               &err);
+  err.message[0] = 0;
+  expect_error("pool window 3", st_op_pool(dev, cmd, &x->t, ST_POOL_MAX, 3, &bad->t, &err), &err);
   err.message[0] = 0;
   expect_error("resize channel mismatch",
                st_op_resize(dev, cmd, &x->t, ST_RESIZE_BILINEAR, &bad->t, &err), &err);

@@ -327,5 +327,6 @@ int main(int argc, char **argv) {
   }
   if (argc == 2)
     index_arg = argv[1];
-  return gst_check_run_suite(e2e_suite(), "e2e", __FILE__);
+  /* one process, the compiled pipelines kept between the cases (fatal_validation.h) */
+  return st_check_run_in_one_process(e2e_suite(), "e2e", __FILE__);
 }

@@ -172,6 +172,22 @@ static GstBuffer *process(GstHarness *h, GstBuffer *in) {
 
 /* ---- properties ------------------------------------------------------------------------------ */
 
+/* Sets an environment variable for part of a case and puts back what the test's environment had
+ * (every case runs in one process: see main). Returns the old value for env_restore. */
+static gchar *env_push(const gchar *name, const gchar *value) {
+  gchar *old = g_strdup(g_getenv(name));
+  g_setenv(name, value, TRUE);
+  return old;
+}
+
+static void env_restore(const gchar *name, gchar *old) {
+  if (old != NULL)
+    g_setenv(name, old, TRUE);
+  else
+    g_unsetenv(name);
+  g_free(old);
+}
+
 GST_START_TEST(test_properties) {
   GstElement *e = gst_element_factory_make("styletransfer", NULL);
   fail_unless(e != NULL);
@@ -1723,9 +1739,9 @@ GST_START_TEST(test_gpu_timeout) {
                                 style);
   GstElement *pipeline = gst_parse_launch(desc, NULL);
   fail_unless(pipeline != NULL);
-  g_setenv("ST_GPU_TIMEOUT_MS", "1", TRUE);
+  gchar *old = env_push("ST_GPU_TIMEOUT_MS", "1");
   GstMessage *msg = run_pipeline(pipeline);
-  g_unsetenv("ST_GPU_TIMEOUT_MS");
+  env_restore("ST_GPU_TIMEOUT_MS", old);
   fail_unless_equals_int(GST_MESSAGE_TYPE(msg), GST_MESSAGE_ERROR);
   GError *err = NULL;
   gst_message_parse_error(msg, &err, NULL);
@@ -1843,9 +1859,9 @@ GST_START_TEST(test_device_memory_exhausted) {
   GstSample *frame = make_frame("RGBA", 640, 480, "smpte");
   GstElement *e = new_element("style-spokes.png");
   g_object_set(e, "processing-size", 0, NULL);
-  g_setenv("ST_DEVICE_MEMORY_LIMIT_MB", "30", TRUE);
+  gchar *old = env_push("ST_DEVICE_MEMORY_LIMIT_MB", "30");
   GstHarness *h = new_harness(e, gst_sample_get_caps(frame)); /* opens the device */
-  g_unsetenv("ST_DEVICE_MEMORY_LIMIT_MB");
+  env_restore("ST_DEVICE_MEMORY_LIMIT_MB", old);
   gchar *text =
       push_expecting_error(h, gst_sample_get_buffer(frame), GST_RESOURCE_ERROR,
                            GST_RESOURCE_ERROR_NO_SPACE_LEFT, "processing size 640x480 needs ");
@@ -2240,10 +2256,10 @@ GST_END_TEST;
 GST_START_TEST(test_style_decode_timeout) {
   gchar *dir = make_tmp_dir();
   gchar *jpeg = encode_image(dir, "big.jpg", "jpegenc", 6000, 4000);
-  g_setenv("ST_STYLE_DECODE_TIMEOUT", "0.001", TRUE);
+  gchar *old = env_push("ST_STYLE_DECODE_TIMEOUT", "0.001");
   expect_style_error(jpeg, GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
                      "decoding did not finish within 0.001 seconds");
-  g_unsetenv("ST_STYLE_DECODE_TIMEOUT");
+  env_restore("ST_STYLE_DECODE_TIMEOUT", old);
   g_free(jpeg);
   remove_tmp_dir(dir);
 }
@@ -2683,4 +2699,9 @@ static Suite *styletransfer_suite(void) {
   return s;
 }
 
-ST_CHECK_MAIN(styletransfer);
+/* every case in one process, the device and its compiled pipelines kept (fatal_validation.h) */
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  fatal_validation_init();
+  return st_check_run_in_one_process(styletransfer_suite(), "styletransfer", __FILE__);
+}

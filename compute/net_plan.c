@@ -259,7 +259,10 @@ static bool plan_subgraph(const StNet *net, Plan *p, const StSubgraph *sg, Env *
         goto out;
       }
       int id;
-      if (op->kind == ST_GOP_RESHAPE) {
+      /* a reshape, and an identity act (the graph's 'x' = act(x0, none)), name their input's
+       * memory: values are never written after their step, so no copy is needed */
+      s->alias = op->kind == ST_GOP_RESHAPE || (op->kind == ST_GOP_ACT && op->act == ST_ACT_NONE);
+      if (s->alias) {
         const PVal *src = &p->vals[in[0]];
         id = new_value(p, op->out[k], rank[k], shape[k], src->dtype, src->store, step);
         if (id >= 0) {

@@ -47,6 +47,7 @@ typedef struct {
   int stage;
   int window;      /* pool: 2, or 4 where the plan fused the pool before it into this one */
   bool fused_away; /* merged into a later step by the plan (fuse_pools): not recorded */
+  bool alias;      /* its output names its input's memory (reshape, identity act): no work */
   char label[64];
 } PStep;
 

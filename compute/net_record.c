@@ -109,7 +109,7 @@ static bool record_softmax(const Rec *r) {
   return st_op_softmax(r->dev, r->cmd, r->a, scalar(r->op->scale, r->sc), r->y, r->err);
 }
 
-/* an alias of its input's memory (net_plan.c): no work */
+/* an alias of its input's memory (net_plan.c): no work (st_record_steps skips alias steps) */
 static bool record_reshape(const Rec *r) {
   (void)r;
   return true;
@@ -157,10 +157,11 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
 bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err) {
   for (int i = 0; i < p->nst; i++) {
     const PStep *s = &p->st[i];
-    if (!s->fused_away && !exec_step(net, cmd, p, s, sc, err))
+    bool work = !s->fused_away && !s->alias;
+    if (work && !exec_step(net, cmd, p, s, sc, err))
       return false;
     if (net->per_op) {
-      if (s->op->kind != ST_GOP_RESHAPE && !s->fused_away)
+      if (work)
         st_cmd_mark(cmd, s->label);
     } else if (i + 1 == p->nst || p->st[i + 1].stage != s->stage) {
       st_cmd_mark(cmd, p->stage_names[s->stage]);

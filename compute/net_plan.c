@@ -299,6 +299,30 @@ out:
   return ok;
 }
 
+static bool is_binary_eltwise(const PStep *s) {
+  return s->op->kind == ST_GOP_ADD || s->op->kind == ST_GOP_MUL || s->op->kind == ST_GOP_DIV;
+}
+
+/* The step that defines v, when v is an arena value read by step b and by no other step; -1
+ * otherwise. */
+static int sole_reader_def(const Plan *p, int v, int b) {
+  const PVal *pv = &p->vals[v];
+  if (pv->root != v || pv->store != VS_ARENA || pv->def < 0 || pv->def >= b || pv->last != b)
+    return -1;
+  const PStep *sa = &p->st[pv->def];
+  if (sa->out[0] != v || sa->stage != p->st[b].stage)
+    return -1;
+  for (int i = pv->def + 1; i < b; i++) { /* a reshape alias of v has another root */
+    const PStep *s = &p->st[i];
+    for (int k = 0; k < s->nin; k++)
+      if (s->in[k] == v)
+        return -1;
+    if (s->wval == v)
+      return -1;
+  }
+  return pv->def;
+}
+
 /* Two pools in a row as one 4x4 pool (the content's two average pools before the EFA start: at
  * steps 0 most of the frame's memory traffic): step b pools the output v of pool step a, of
  * the same mode and stage, and nothing else reads v. Equal for max pools, and for average pools
@@ -310,33 +334,61 @@ static void fuse_pools(Plan *p) {
     PStep *sb = &p->st[b];
     if (sb->op->kind != ST_GOP_POOL || sb->window != 2)
       continue;
-    int v = sb->in[0];
-    PVal *pv = &p->vals[v];
-    if (pv->root != v || pv->store != VS_ARENA || pv->def < 0 || pv->def >= b || pv->last != b)
+    int v = sb->in[0], a = sole_reader_def(p, v, b);
+    if (a < 0)
       continue;
-    PStep *sa = &p->st[pv->def];
+    PStep *sa = &p->st[a];
     if (sa->op->kind != ST_GOP_POOL || sa->window != 2 || sa->fused_away ||
-        sa->op->mode != sb->op->mode || sa->stage != sb->stage || sa->out[0] != v)
+        sa->op->mode != sb->op->mode)
       continue;
     const PVal *x = &p->vals[sa->in[0]];
     if (sb->op->mode == ST_POOL_AVG && (x->shape[1] % 2 != 0 || x->shape[2] % 2 != 0))
-      continue;
-    bool other = false; /* any reader of v but b (a reshape alias of v has another root) */
-    for (int i = pv->def + 1; i < b && !other; i++) {
-      const PStep *s = &p->st[i];
-      for (int k = 0; k < s->nin; k++)
-        other = other || s->in[k] == v;
-      other = other || s->wval == v;
-    }
-    if (other)
       continue;
     sb->in[0] = sa->in[0];
     sb->window = 4;
     use(p, sa->in[0], b);
     sa->fused_away = true;
-    pv->last = pv->def;
+    p->vals[v].last = p->vals[v].def;
     snprintf(sb->label, sizeof sb->label, "%.24s/pool4x4:%.24s", p->stage_names[sb->stage],
              sb->op->out[0]);
+  }
+}
+
+/* Chains of elementwise ops as one dispatch (the EFA's colouring, mul by [C], add [C], add the
+ * decoded detail, add the content with the strength's weights: four feature-map passes at steps
+ * 0): step b (add, mul or div) whose first input v is the output of such a step a (or of a
+ * chain ending there) that nothing else reads. The chain is recorded at b, its last step, where
+ * every operand has been computed; the steps before it are not recorded, their outputs are given
+ * no lifetime, and the chain's first input and the second inputs live until b. The values stay
+ * fp32 between the stages (with fp16 feature maps the unfused path rounds each). */
+static void fuse_eltwise(Plan *p) {
+  for (int b = 0; b < p->nst; b++) {
+    PStep *sb = &p->st[b];
+    if (!is_binary_eltwise(sb))
+      continue;
+    int v = sb->in[0], a = sb->in[1] == v ? -1 : sole_reader_def(p, v, b); /* not v * v */
+    if (a < 0)
+      continue;
+    PStep *sa = &p->st[a];
+    int na = sa->nchain ? sa->nchain : 1;
+    if (!is_binary_eltwise(sa) || sa->fused_away || na + 1 > ST_ELT_CHAIN_MAX ||
+        st_net_numel(p->vals[v].rank, p->vals[v].shape) !=
+            st_net_numel(p->vals[sb->out[0]].rank, p->vals[sb->out[0]].shape))
+      continue;
+    if (sa->nchain)
+      memcpy(sb->chain, sa->chain, sizeof(int) * (size_t)na);
+    else
+      sb->chain[0] = a;
+    sb->chain[na] = b;
+    sb->nchain = na + 1;
+    sa->nchain = 0;
+    sa->fused_away = true;
+    p->vals[v].last = p->vals[v].def;
+    use(p, p->st[sb->chain[0]].in[0], b);
+    for (int i = 0; i < sb->nchain; i++)
+      use(p, p->st[sb->chain[i]].in[1], b);
+    snprintf(sb->label, sizeof sb->label, "%.24s/eltwise%d:%.24s", p->stage_names[sb->stage],
+             sb->nchain, sb->op->out[0]);
   }
 }
 
@@ -492,6 +544,7 @@ Plan *st_plan_style(StNet *net, int sw, int sh, StError *err) {
   for (int i = 0; i < p->nvals; i++)
     p->vals[i].store = p->vals[p->vals[i].root].store;
   fuse_pools(p);
+  fuse_eltwise(p);
   if (!layout_values(net, p, err))
     goto fail;
   free(env.b);
@@ -606,6 +659,7 @@ Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, const StyleVa
   for (int i = 0; i < p->nvals; i++)
     p->vals[i].store = p->vals[p->vals[i].root].store;
   fuse_pools(p);
+  fuse_eltwise(p);
   if (!layout_values(net, p, err))
     goto fail;
   free(env.b);

@@ -48,6 +48,10 @@ typedef struct {
   int window;      /* pool: 2, or 4 where the plan fused the pool before it into this one */
   bool fused_away; /* merged into a later step by the plan (fuse_pools): not recorded */
   bool alias;      /* its output names its input's memory (reshape, identity act): no work */
+  /* the last step of a fused chain of elementwise ops (fuse_eltwise): the chain's steps in order,
+   * this one last, recorded here as one dispatch; nchain 0 otherwise */
+  int chain[ST_ELT_CHAIN_MAX];
+  int nchain;
   char label[64];
 } PStep;
 

@@ -126,6 +126,28 @@ static bool record_act(const Rec *r) {
   return st_op_act(r->dev, r->cmd, r->a, r->op->act, r->op->alpha, r->y, r->err);
 }
 
+/* a fused chain (net_plan.c fuse_eltwise): the first step's first input through every step's op
+ * with its second input, into this (the last) step's output */
+static bool record_chain(const Rec *r) {
+  StEltStage st[ST_ELT_CHAIN_MAX];
+  const Plan *p = r->p;
+  for (int i = 0; i < r->s->nchain; i++) {
+    const PStep *c = &p->st[r->s->chain[i]];
+    const StGraphOp *op = c->op;
+    bool add = op->kind == ST_GOP_ADD;
+    st[i] = (StEltStage){.kind = add                      ? 1
+                                 : op->kind == ST_GOP_MUL ? 2
+                                                          : 3,
+                         .b = &p->vals[c->in[1]].t,
+                         .ka = add ? scalar(op->ka, r->sc) : 1.0f,
+                         .kb = add ? scalar(op->kb, r->sc) : 1.0f,
+                         .act = op->act,
+                         .alpha = op->alpha};
+  }
+  const StTensor *a = &p->vals[p->st[r->s->chain[0]].in[0]].t;
+  return st_op_eltwise_chain(r->dev, r->cmd, a, st, r->s->nchain, r->y, r->err);
+}
+
 typedef bool (*RecordFn)(const Rec *r);
 #define RECORD_ENTRY(id, name, min_in, max_in, nout) [ST_GOP_##id] = record_##name,
 static const RecordFn record_fns[ST_GOP_COUNT] = {ST_GRAPH_OPS(RECORD_ENTRY)};
@@ -146,7 +168,7 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
       .y = s->out[0] >= 0 ? &p->vals[s->out[0]].t : NULL,
       .err = err,
   };
-  if (record_fns[s->op->kind](&r))
+  if (s->nchain ? record_chain(&r) : record_fns[s->op->kind](&r))
     return true;
   char pre[96];
   snprintf(pre, sizeof pre, "%s: ", s->label);

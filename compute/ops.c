@@ -578,56 +578,100 @@ bool st_op_temporal_blend(StDevice *dev, StCmd *cmd, const StTensor *x, const St
 
 /* ---- elementwise ------------------------------------------------------------------------- */
 
-static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const StTensor *a,
-                    const StTensor *b, float ka, float kb, StAct act, float alpha,
-                    const StTensor *y, StError *err) {
+/* eltwise.comp's BCAST of a second operand b over a: 0 same size, 1 b [C] over H*W, 2 b [1,H,W]
+ * over C; false with a shape error otherwise. */
+static bool elt_bcast(const StTensor *a, const StTensor *b, const char *op, int *bcast,
+                      StError *err) {
+  *bcast = 0;
+  if (st_tensor_numel(b) == st_tensor_numel(a))
+    return true;
+  if (a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0]) {
+    *bcast = 1;
+    return true;
+  }
+  if (a->rank == 3 && is_shape3(b, 1, a->shape[1], a->shape[2])) {
+    *bcast = 2;
+    return true;
+  }
+  char exp[160], s[64];
+  shape_str(a, s, sizeof s);
+  if (a->rank == 3)
+    snprintf(exp, sizeof exp, "%s, [%d] or [1,%d,%d]", s, a->shape[0], a->shape[1], a->shape[2]);
+  else
+    snprintf(exp, sizeof exp, "%s", s);
+  return shape_error(err, op, "second input", b, exp);
+}
+
+/* Stage 0 is the op itself (kind 0 act(a), 1 add, 2 mul, 3 div), stages 1..n-1 a fused chain
+ * (kinds 1-3) applied to its result (eltwise.comp CHAIN). */
+static bool eltwise_stages(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
+                           const StEltStage *st, int nst, const StTensor *y, StError *err) {
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(a, op, "input", err) ||
-      (kind != 0 && !check_tensor(b, op, "second input", err)) ||
-      !check_tensor(y, op, "output", err) || !check_act(act, true, op, err))
+      !check_tensor(y, op, "output", err))
     return false;
+  if (nst < 1 || nst > ST_ELT_CHAIN_MAX)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: %d stages (1 to %d)", op, nst,
+                        ST_ELT_CHAIN_MAX);
   size_t n = st_tensor_numel(a);
-  int bcast = 0; /* eltwise.comp's BCAST: 1 b [C] over H*W, 2 b [1,H,W] over C */
-  uint32_t hw = 1;
-  if (kind != 0 && st_tensor_numel(b) != n) {
-    if (a->rank == 3 && b->rank == 1 && b->shape[0] == a->shape[0]) {
-      bcast = 1;
-    } else if (a->rank == 3 && is_shape3(b, 1, a->shape[1], a->shape[2])) {
-      bcast = 2;
-    } else {
-      char exp[160], s[64];
-      shape_str(a, s, sizeof s);
-      if (a->rank == 3)
-        snprintf(exp, sizeof exp, "%s, [%d] or [1,%d,%d]", s, a->shape[0], a->shape[1],
-                 a->shape[2]);
-      else
-        snprintf(exp, sizeof exp, "%s", s);
-      return shape_error(err, op, "second input", b, exp);
-    }
-    hw = (uint32_t)a->shape[1] * (uint32_t)a->shape[2];
+  uint32_t hw = a->rank == 3 ? (uint32_t)a->shape[1] * (uint32_t)a->shape[2] : 1;
+  int bcast[ST_ELT_CHAIN_MAX] = {0};
+  bool vec4 = n % 4 == 0; /* four elements per invocation where every operand allows it */
+  for (int i = 0; i < nst; i++) {
+    if (st[i].kind < (i == 0 ? 0 : 1) || st[i].kind > 3)
+      return st_set_error(err, ST_ERROR_ARGUMENT, "%s: stage %d has kind %d", op, i, st[i].kind);
+    if (!check_act(st[i].act, true, op, err))
+      return false;
+    if (st[i].kind == 0)
+      continue;
+    if (!check_tensor(st[i].b, op, "second input", err) ||
+        !elt_bcast(a, st[i].b, op, &bcast[i], err))
+      return false;
+    vec4 = vec4 && (bcast[i] == 0 || hw % 4 == 0);
   }
   if (st_tensor_numel(y) != n) {
     char s[64];
     shape_str(a, s, sizeof s);
     return shape_error(err, op, "output", y, s);
   }
-  /* four elements per invocation where every operand allows vec4 access */
-  bool vec4 = n % 4 == 0 && (bcast == 0 || hw % 4 == 0);
   struct {
     uint32_t n, hw;
     float ka, kb, alpha;
-  } pc = {(uint32_t)(vec4 ? n / 4 : n), hw, ka, kb, alpha};
-  const StTensor *bind[3] = {a, kind != 0 ? b : a, y};
+    float cka[ST_ELT_CHAIN_MAX - 1], ckb[ST_ELT_CHAIN_MAX - 1], calpha[ST_ELT_CHAIN_MAX - 1];
+  } pc = {(uint32_t)(vec4 ? n / 4 : n), hw, st[0].ka, st[0].kb, st[0].alpha, {0}, {0}, {0}};
+  /* bindings: a, b, y, then the chain's operands (a where a stage is absent) */
+  const StTensor *bind[3 + ST_ELT_CHAIN_MAX - 1] = {a, st[0].kind != 0 ? st[0].b : a, y, a, a, a};
   int32_t spec[ST_SPEC_COUNT] = {0};
-  spec[ST_SPEC_ELT_OP] = kind;
-  spec[ST_SPEC_ACT] = (int32_t)act;
-  spec[ST_SPEC_BCAST] = bcast;
+  spec[ST_SPEC_ELT_OP] = st[0].kind;
+  spec[ST_SPEC_ACT] = (int32_t)st[0].act;
+  spec[ST_SPEC_BCAST] = bcast[0];
   spec[ST_SPEC_VEC4] = vec4;
-  StKernel *kern = get_kernel(dev, ST_SHADER_ELTWISE, bind, 3, spec, sizeof pc, err);
+  for (int i = 1; i < nst; i++) {
+    spec[ST_SPEC_CHAIN] |= (st[i].kind | bcast[i] << 2 | (int32_t)st[i].act << 4) << (8 * (i - 1));
+    pc.cka[i - 1] = st[i].ka;
+    pc.ckb[i - 1] = st[i].kb;
+    pc.calpha[i - 1] = st[i].alpha;
+    bind[2 + i] = st[i].b;
+  }
+  StKernel *kern = get_kernel(dev, ST_SHADER_ELTWISE, bind, 6, spec, sizeof pc, err);
   uint32_t gx = 0, gy = 0;
   if (!kern || !split_groups((pc.n + 255) / 256, &gx, &gy, op, err))
     return false;
-  st_cmd_dispatch(cmd, kern, bind, 3, &pc, sizeof pc, gx, gy, 1);
+  st_cmd_dispatch(cmd, kern, bind, 6, &pc, sizeof pc, gx, gy, 1);
   return true;
+}
+
+static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const StTensor *a,
+                    const StTensor *b, float ka, float kb, StAct act, float alpha,
+                    const StTensor *y, StError *err) {
+  StEltStage st = {.kind = kind, .b = b, .ka = ka, .kb = kb, .act = act, .alpha = alpha};
+  return eltwise_stages(dev, cmd, op, a, &st, 1, y, err);
+}
+
+bool st_op_eltwise_chain(StDevice *dev, StCmd *cmd, const StTensor *a, const StEltStage *stages,
+                         int n, const StTensor *y, StError *err) {
+  if (n >= 1 && stages[0].kind == 0)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "eltwise chain: stage 0 has kind 0");
+  return eltwise_stages(dev, cmd, "eltwise chain", a, stages, n, y, err);
 }
 
 bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,

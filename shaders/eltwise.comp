@@ -5,6 +5,11 @@
 // invocation per element, 2D dispatch over groups of 256; with VEC4 (n % 4 == 0, and hw % 4 == 0
 // when b is broadcast; chosen by ops.c) one invocation per four elements, vec4 loads and store
 // (n then counts vec4s).
+// CHAIN (the frame plan's fusion of a chain of binary ops, compute/net_plan.c fuse_eltwise): up to
+// three more stages applied to the result in turn, stage s (0..2) in bits 8s..8s+7 (op 1 add,
+// 2 mul, 3 div in bits 0-1, its broadcast in 2-3, its act in 4-6; op 0: no stage), its second
+// operand at binding 3 + s, its ka, kb, alpha in the push constants; the result stays in fp32
+// between the stages.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -14,10 +19,14 @@ layout(constant_id = ST_SPEC_ELT_OP) const int OP = 0; // 0 act(a), 1 add, 2 mul
 layout(constant_id = ST_SPEC_ACT) const int ACT = 0;
 layout(constant_id = ST_SPEC_BCAST) const int BCAST = 0; // 1: b [C], i / hw; 2: b [1,H,W], i % hw
 layout(constant_id = ST_SPEC_VEC4) const int VEC4 = 0;
+layout(constant_id = ST_SPEC_CHAIN) const int CHAIN = 0;
 
 ST_IN4(0, a)
 ST_IN4(1, b)
 ST_OUT4(2, y)
+ST_IN4(3, c0)
+ST_IN4(4, c1)
+ST_IN4(5, c2)
 
 layout(push_constant) uniform P {
   uint n;
@@ -25,17 +34,62 @@ layout(push_constant) uniform P {
   float ka;
   float kb;
   float alpha;
+  float cka[3], ckb[3], calpha[3];
 } p;
 
-// y of one element: a's value v, b's value bv (unused for act)
-float op1(float v, float bv) {
-  if (OP == 1)
-    v = p.ka * v + p.kb * bv;
-  else if (OP == 2)
+float opk(int op, int act, float ka, float kb, float alpha, float v, float bv) {
+  if (op == 1)
+    v = ka * v + kb * bv;
+  else if (op == 2)
     v = v * bv;
-  else if (OP == 3)
+  else if (op == 3)
     v = v / bv;
-  return st_act(v, ACT, p.alpha);
+  return st_act(v, act, alpha);
+}
+
+// y of one element: a's value v, b's value bv (unused for act)
+float op1(float v, float bv) { return opk(OP, ACT, p.ka, p.kb, p.alpha, v, bv); }
+
+int stage_op(int s) { return (CHAIN >> (8 * s)) & 3; }
+int stage_bcast(int s) { return (CHAIN >> (8 * s + 2)) & 3; }
+int stage_act(int s) { return (CHAIN >> (8 * s + 4)) & 7; }
+
+// the element index of a second operand broadcast as bc (scalar path: i counts elements)
+uint bidx(int bc, uint i) { return bc == 1 ? i / p.hw : bc == 2 ? i % p.hw : i; }
+
+float ld_c(int s, uint i) {
+  uint j = bidx(stage_bcast(s), i);
+  return s == 0 ? ld_c0(j) : s == 1 ? ld_c1(j) : ld_c2(j);
+}
+
+// vec4 path: i counts vec4s (hw % 4 == 0 where a stage broadcasts)
+vec4 ld_c4(int s, uint i) {
+  int bc = stage_bcast(s);
+  if (bc == 1) {
+    uint j = 4u * i / p.hw;
+    return vec4(s == 0 ? ld_c0(j) : s == 1 ? ld_c1(j) : ld_c2(j));
+  }
+  uint j = bc == 2 ? i % (p.hw / 4u) : i;
+  return s == 0 ? ld_c04(j) : s == 1 ? ld_c14(j) : ld_c24(j);
+}
+
+float chain1(float v, uint i) {
+  for (int s = 0; s < 3; s++)
+    if (stage_op(s) != 0)
+      v = opk(stage_op(s), stage_act(s), p.cka[s], p.ckb[s], p.calpha[s], v, ld_c(s, i));
+  return v;
+}
+
+vec4 chain4(vec4 v, uint i) {
+  for (int s = 0; s < 3; s++)
+    if (stage_op(s) != 0) {
+      vec4 c = ld_c4(s, i);
+      int op = stage_op(s), act = stage_act(s);
+      float ka = p.cka[s], kb = p.ckb[s], al = p.calpha[s];
+      v = vec4(opk(op, act, ka, kb, al, v.x, c.x), opk(op, act, ka, kb, al, v.y, c.y),
+               opk(op, act, ka, kb, al, v.z, c.z), opk(op, act, ka, kb, al, v.w, c.w));
+    }
+  return v;
 }
 
 void main() {
@@ -47,9 +101,11 @@ void main() {
     if (OP != 0)
       bv = BCAST == 1 ? vec4(ld_b(4u * i / p.hw)) : ld_b4(BCAST == 2 ? i % (p.hw / 4u) : i);
     vec4 v = ld_a4(i);
-    st_y4(i, vec4(op1(v.x, bv.x), op1(v.y, bv.y), op1(v.z, bv.z), op1(v.w, bv.w)));
+    v = vec4(op1(v.x, bv.x), op1(v.y, bv.y), op1(v.z, bv.z), op1(v.w, bv.w));
+    st_y4(i, CHAIN != 0 ? chain4(v, i) : v);
     return;
   }
-  float bv = OP != 0 ? ld_b(BCAST == 1 ? i / p.hw : BCAST == 2 ? i % p.hw : i) : 0.0;
-  st_y(i, op1(ld_a(i), bv));
+  float bv = OP != 0 ? ld_b(bidx(BCAST, i)) : 0.0;
+  float v = op1(ld_a(i), bv);
+  st_y(i, CHAIN != 0 ? chain1(v, i) : v);
 }

@@ -27,6 +27,7 @@
 #define ST_SPEC_PACKED32 16 /* frame shaders: one 32-bit word per pixel (RGBA/BGRA/RGBx/BGRx) */
 #define ST_SPEC_MASKED 17   /* moments: binding 3 holds a weight mask [1,H,W] */
 #define ST_SPEC_VEC4 18     /* copy, eltwise, pool, resize (2x bilinear): vec4 access */
-#define ST_SPEC_COUNT 19
+#define ST_SPEC_CHAIN 19    /* eltwise: the stages after the first of a fused chain (eltwise.comp) */
+#define ST_SPEC_COUNT 20
 
 #endif /* ST_SPEC_IDS_H */

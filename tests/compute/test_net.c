@@ -351,10 +351,11 @@ static void check_styles(StNet *net, const JsonValue *cs, const JsonValue *index
 
 /* A mask without a second style: the stylized frame where the mask is 255, the input where it
  * is 0, a blend between (a 2x1 mask scaled to the frame: left quarter 255, right quarter 0). */
-/* The frame plan's pool fusion (net_plan.c fuse_pools): where the content's two 2x2 average pools
- * (the EFA start) apply to even H and W, one 4x4 pool runs instead (its output checked against
- * PyTorch by the reference cases); at odd sizes the two pools run. Per-op labels tell which. */
-static void check_pool_fusion(StNet *net, const StImage *si, StImage *so, const StFrameParams *p) {
+/* The frame plan's fusions (net_plan.c), their outputs checked against PyTorch by the reference
+ * cases: where the content's two 2x2 average pools (the EFA start) apply to even H and W, one 4x4
+ * pool runs instead; at odd sizes the two pools run (fuse_pools). The EFA's colouring chain of
+ * elementwise ops is one dispatch at every size (fuse_eltwise). Per-op labels tell which. */
+static void check_plan_fusion(StNet *net, const StImage *si, StImage *so, const StFrameParams *p) {
   StFrameParams q = *p;
   q.steps = 0;
   q.processing_width = q.processing_height = 0;
@@ -370,13 +371,16 @@ static void check_pool_fusion(StNet *net, const StImage *si, StImage *so, const 
     CHECK(ok, "steps 0 at %dx%d with per-op timings: %s", a.width, a.height, err.message);
     if (!ok)
       continue;
-    int nt = st_net_last_timings(net, tm, 256, true), fused = 0, pools = 0;
+    int nt = st_net_last_timings(net, tm, 256, true), fused = 0, pools = 0, chains = 0;
     for (int i = 0; i < nt; i++) {
       fused += strncmp(tm[i].name, "initial/pool4x4:", 16) == 0;
       pools += strncmp(tm[i].name, "initial/pool:", 13) == 0;
+      chains += strncmp(tm[i].name, "initial/eltwise", 15) == 0;
     }
-    printf("steps 0 at %dx%d: %d fused 4x4 pool(s), %d 2x2 pool(s) in the initial stage\n", a.width,
-           a.height, fused, pools);
+    printf("steps 0 at %dx%d: %d fused 4x4 pool(s), %d 2x2 pool(s), %d elementwise chain(s) in "
+           "the initial stage\n",
+           a.width, a.height, fused, pools, chains);
+    CHECK(chains >= 1, "%dx%d: no fused elementwise chain", a.width, a.height);
     if (odd)
       CHECK(fused == 0 && pools >= 2, "odd size: %d fused, %d pools", fused, pools);
     else
@@ -693,7 +697,7 @@ static void run_cases(StDevice *dev, const JsonValue *index, bool fp16, bool fra
                 "stage timings (%d)", nt);
           for (int i = 0; i < nt; i++)
             printf("  %-10s %.3f ms\n", tm[i].name, tm[i].ms);
-          check_pool_fusion(net, &si, &so, &p);
+          check_plan_fusion(net, &si, &so, &p);
         }
         /* Odd sizes, YUV formats, processing size smaller than the frame. */
         int fw = 37, fh = 23;

@@ -703,6 +703,84 @@ static void test_eltwise(void) {
   }
 }
 
+/* Chains of elementwise ops as one dispatch (st_op_eltwise_chain, the plan's fuse_eltwise)
+ * against the references applied one after the other in fp32: the EFA's colouring chain (mul by
+ * [C], add [C], add, add with the strength's two weights) and others with every broadcast, div and
+ * activations, on the scalar and vec4 paths. */
+static void test_eltwise_chain(void) {
+  static const int shapes[][3] = {{3, 7, 5}, {8, 6, 10}, {16, 33, 65}, {64, 23, 40}};
+  /* kind, broadcast (0 same, 1 [C], 2 [1,H,W]), act, ka, kb */
+  static const struct {
+    int n;
+    int st[4][3];
+    float k[4][2];
+  } chains[] = {
+      {4, {{2, 1, 0}, {1, 1, 0}, {1, 0, 0}, {1, 0, 0}}, {{1, 1}, {1, 1}, {1, 1}, {0.7f, 0.3f}}},
+      {3, {{1, 0, 1}, {3, 1, 2}, {2, 2, 3}}, {{0.5f, -1}, {1, 1}, {1, 1}}},
+      {2, {{3, 2, 0}, {1, 1, 4}}, {{1, 1}, {-2, 0.25f}}},
+  };
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (size_t ci = 0; ci < sizeof chains / sizeof chains[0]; ci++)
+      for (int f = 0; f < (have_f16 ? 2 : 1); f++) {
+        int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2], nst = chains[ci].n;
+        size_t n = (size_t)c * h * w, hw = (size_t)h * w;
+        StDType dt = f ? ST_F16 : ST_F32;
+        float *ha, *hb[4];
+        DT *a = dt_random(dt, 3, c, h, w, -3.0f, 3.0f, &ha), *b[4];
+        StEltStage st[4];
+        for (int i = 0; i < nst; i++) {
+          int bc = chains[ci].st[i][1];
+          b[i] = bc == 1   ? dt_random(ST_F32, 1, c, 1, 1, -2.0f, 2.0f, &hb[i])
+                 : bc == 2 ? dt_random(dt, 3, 1, h, w, -2.0f, 2.0f, &hb[i])
+                           : dt_random(dt, 3, c, h, w, -2.0f, 2.0f, &hb[i]);
+          if (chains[ci].st[i][0] == 3) {
+            away_from_zero(hb[i], st_tensor_numel(&b[i]->t));
+            dt_write(b[i], hb[i]);
+          }
+          st[i] = (StEltStage){.kind = chains[ci].st[i][0],
+                               .b = &b[i]->t,
+                               .ka = chains[ci].k[i][0],
+                               .kb = chains[ci].k[i][1],
+                               .act = (StAct)chains[ci].st[i][2],
+                               .alpha = 0.1f};
+        }
+        DT *y = dt_new(dt, 3, c, h, w);
+        char what[128];
+        snprintf(what, sizeof what, "eltwise chain %zu (%d stages) [%d,%d,%d] %s", ci, nst, c, h, w,
+                 f ? "f16" : "f32");
+        StError err = {0};
+        StCmd *cmd = begin();
+        bool ok = st_op_eltwise_chain(dev, cmd, &a->t, st, nst, &y->t, &err);
+        if (finish(cmd, ok, &err, what)) {
+          float *got = fmalloc(n), *ref = fmalloc(n), *tmp = fmalloc(n);
+          dt_read(y, got);
+          memcpy(ref, ha, n * sizeof(float));
+          for (int i = 0; i < nst; i++) {
+            int bc = chains[ci].st[i][1];
+            StRefBcast rb = bc == 1 ? ST_REF_BCAST_C : bc == 2 ? ST_REF_BCAST_HW : ST_REF_SAME;
+            memcpy(tmp, ref, n * sizeof(float));
+            if (st[i].kind == 1)
+              st_ref_add(tmp, hb[i], n, rb, hw, st[i].ka, st[i].kb, st[i].act, 0.1f, ref);
+            else if (st[i].kind == 2)
+              st_ref_mul(tmp, hb[i], n, rb, hw, st[i].act, 0.1f, ref);
+            else
+              st_ref_div(tmp, hb[i], n, rb, hw, st[i].act, 0.1f, ref);
+          }
+          compare(what, got, ref, n, rtol_for(dt), 1e-5f);
+          free(got);
+          free(ref);
+          free(tmp);
+        }
+        free(ha);
+        dt_free(a);
+        dt_free(y);
+        for (int i = 0; i < nst; i++) {
+          free(hb[i]);
+          dt_free(b[i]);
+        }
+      }
+}
+
 /* ---- reductions ------------------------------------------------------------------------ */
 
 /* Masked moments (x [c,h,w], weight mask [1,h,w]). mask: 0 all zero (an empty region: mean 0,
@@ -1245,6 +1323,23 @@ static void test_errors(void) {
   err.message[0] = 0;
   expect_error("pool window 3", st_op_pool(dev, cmd, &x->t, ST_POOL_MAX, 3, &bad->t, &err), &err);
   err.message[0] = 0;
+  {
+    StEltStage st[5];
+    for (int i = 0; i < 5; i++)
+      st[i] = (StEltStage){.kind = 1, .b = &x->t, .ka = 1, .kb = 1};
+    expect_error("eltwise chain of 5", st_op_eltwise_chain(dev, cmd, &x->t, st, 5, &x->t, &err),
+                 &err);
+    err.message[0] = 0;
+    st[0].kind = 0;
+    expect_error("eltwise chain starting with act",
+                 st_op_eltwise_chain(dev, cmd, &x->t, st, 2, &x->t, &err), &err);
+    err.message[0] = 0;
+    st[0].kind = 1;
+    st[1].b = &bad->t;
+    expect_error("eltwise chain operand shape",
+                 st_op_eltwise_chain(dev, cmd, &x->t, st, 2, &x->t, &err), &err);
+  }
+  err.message[0] = 0;
   expect_error("resize channel mismatch",
                st_op_resize(dev, cmd, &x->t, ST_RESIZE_BILINEAR, &bad->t, &err), &err);
   err.message[0] = 0;
@@ -1413,6 +1508,7 @@ int main(int argc, char **argv) {
                {"translate", test_translate},
                {"blend", test_temporal_blend},
                {"eltwise", test_eltwise},
+               {"eltwise_chain", test_eltwise_chain},
                {"moments", test_moments},
                {"gram", test_gram},
                {"matmul", test_matmul},

@@ -89,7 +89,7 @@ def region_style_loss(fo, style_grams, region):
     return loss / len(fo)
 
 
-def step_loss(net, teacher, styles, c_train, rng, device, frozen=None):
+def step_loss(net, teacher, styles, c_train, rng, device, frozen=None, w_anchor=W_ANCHOR):
     c = T.load_batch(c_train, rng, CROP, BATCH, device)
     steps = rng.choice((1, 2, 2, 3))
     s1, g1 = styles.sample(rng, BATCH)
@@ -102,7 +102,7 @@ def step_loss(net, teacher, styles, c_train, rng, device, frozen=None):
             with torch.no_grad():
                 ref = frozen(c, None, steps, S=S1)[0][-1]
             la = ((outs[-1] - ref) ** 2).mean() / (ref ** 2).mean().clamp(min=1e-8)
-            return W_ANCHOR * la, {"anchor": la.item()}
+            return w_anchor * la, {"anchor": la.item()}
         # the refinement stages' loss
         y = F.interpolate(outs[-1], size=c.shape[-2:], mode="bilinear", align_corners=False)
         lc, ls = T.perceptual(teacher, y, c, g1, torch.ones(BATCH, device=device))
@@ -160,11 +160,15 @@ def main():
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--anchor", action="store_true",
                     help="one-style samples judged against the model file's own output")
+    ap.add_argument("--anchor-weight", type=float, default=W_ANCHOR,
+                    help="weight of the anchor term (other than %g: its own checkpoint and log, "
+                    "masked_anchor_wW.pt / .log)" % W_ANCHOR)
     a = ap.parse_args()
     global CKPT, LOG
     if a.anchor:
-        CKPT = CKPT.replace("masked.pt", "masked_anchor.pt")
-        LOG = LOG.replace("masked.log", "masked_anchor.log")
+        tag = "" if a.anchor_weight == W_ANCHOR else "_w%g" % a.anchor_weight
+        CKPT = CKPT.replace("masked.pt", "masked_anchor%s.pt" % tag)
+        LOG = LOG.replace("masked.log", "masked_anchor%s.log" % tag)
     torch.set_num_threads(2)
     device = "cpu"
     net, step, elapsed, opt_state = load(a.src, device)
@@ -202,7 +206,7 @@ def main():
     net.train()
     while not stop["now"] and elapsed < a.budget_minutes * 60:
         t0 = time.time()
-        loss, logs = step_loss(net, teacher, styles, c_train, rng, device, frozen)
+        loss, logs = step_loss(net, teacher, styles, c_train, rng, device, frozen, a.anchor_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -46,7 +46,7 @@ typedef struct {
   int wval; /* run-time conv weight value, or -1 */
   int stage;
   int window;      /* pool: 2, or 4 where the plan fused the pool before it into this one */
-  bool fused_away; /* merged into a later step by the plan (fuse_pools): not recorded */
+  bool fused_away; /* merged into a later step (fuse_pools, fuse_eltwise): not recorded */
   bool alias;      /* its output names its input's memory (reshape, identity act): no work */
   /* the last step of a fused chain of elementwise ops (fuse_eltwise): the chain's steps in order,
    * this one last, recorded here as one dispatch; nchain 0 otherwise */

@@ -135,9 +135,9 @@ static bool record_chain(const Rec *r) {
     const PStep *c = &p->st[r->s->chain[i]];
     const StGraphOp *op = c->op;
     bool add = op->kind == ST_GOP_ADD;
-    st[i] = (StEltStage){.kind = add                      ? 1
-                                 : op->kind == ST_GOP_MUL ? 2
-                                                          : 3,
+    st[i] = (StEltStage){.kind = add                      ? ST_ELT_ADD
+                                 : op->kind == ST_GOP_MUL ? ST_ELT_MUL
+                                                          : ST_ELT_DIV,
                          .b = &p->vals[c->in[1]].t,
                          .ka = add ? scalar(op->ka, r->sc) : 1.0f,
                          .kb = add ? scalar(op->kb, r->sc) : 1.0f,

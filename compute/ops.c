@@ -602,8 +602,8 @@ static bool elt_bcast(const StTensor *a, const StTensor *b, const char *op, int 
   return shape_error(err, op, "second input", b, exp);
 }
 
-/* Stage 0 is the op itself (kind 0 act(a), 1 add, 2 mul, 3 div), stages 1..n-1 a fused chain
- * (kinds 1-3) applied to its result (eltwise.comp CHAIN). */
+/* Stage 0 is the op itself (any StEltKind), stages 1..n-1 a fused chain (add, mul or div)
+ * applied to its result (eltwise.comp CHAIN). */
 static bool eltwise_stages(StDevice *dev, StCmd *cmd, const char *op, const StTensor *a,
                            const StEltStage *st, int nst, const StTensor *y, StError *err) {
   if (!check_cmd(dev, cmd, op, err) || !check_tensor(a, op, "input", err) ||
@@ -617,11 +617,11 @@ static bool eltwise_stages(StDevice *dev, StCmd *cmd, const char *op, const StTe
   int bcast[ST_ELT_CHAIN_MAX] = {0};
   bool vec4 = n % 4 == 0; /* four elements per invocation where every operand allows it */
   for (int i = 0; i < nst; i++) {
-    if (st[i].kind < (i == 0 ? 0 : 1) || st[i].kind > 3)
+    if (st[i].kind < (i == 0 ? ST_ELT_ACT : ST_ELT_ADD) || st[i].kind > ST_ELT_DIV)
       return st_set_error(err, ST_ERROR_ARGUMENT, "%s: stage %d has kind %d", op, i, st[i].kind);
     if (!check_act(st[i].act, true, op, err))
       return false;
-    if (st[i].kind == 0)
+    if (st[i].kind == ST_ELT_ACT)
       continue;
     if (!check_tensor(st[i].b, op, "second input", err) ||
         !elt_bcast(a, st[i].b, op, &bcast[i], err))
@@ -639,7 +639,8 @@ static bool eltwise_stages(StDevice *dev, StCmd *cmd, const char *op, const StTe
     float cka[ST_ELT_CHAIN_MAX - 1], ckb[ST_ELT_CHAIN_MAX - 1], calpha[ST_ELT_CHAIN_MAX - 1];
   } pc = {(uint32_t)(vec4 ? n / 4 : n), hw, st[0].ka, st[0].kb, st[0].alpha, {0}, {0}, {0}};
   /* bindings: a, b, y, then the chain's operands (a where a stage is absent) */
-  const StTensor *bind[3 + ST_ELT_CHAIN_MAX - 1] = {a, st[0].kind != 0 ? st[0].b : a, y, a, a, a};
+  const StTensor *bind[3 + ST_ELT_CHAIN_MAX - 1] = {
+      a, st[0].kind != ST_ELT_ACT ? st[0].b : a, y, a, a, a};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_ELT_OP] = st[0].kind;
   spec[ST_SPEC_ACT] = (int32_t)st[0].act;
@@ -660,7 +661,7 @@ static bool eltwise_stages(StDevice *dev, StCmd *cmd, const char *op, const StTe
   return true;
 }
 
-static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const StTensor *a,
+static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, StEltKind kind, const StTensor *a,
                     const StTensor *b, float ka, float kb, StAct act, float alpha,
                     const StTensor *y, StError *err) {
   StEltStage st = {.kind = kind, .b = b, .ka = ka, .kb = kb, .act = act, .alpha = alpha};
@@ -669,29 +670,29 @@ static bool eltwise(StDevice *dev, StCmd *cmd, const char *op, int kind, const S
 
 bool st_op_eltwise_chain(StDevice *dev, StCmd *cmd, const StTensor *a, const StEltStage *stages,
                          int n, const StTensor *y, StError *err) {
-  if (n >= 1 && stages[0].kind == 0)
+  if (n >= 1 && stages[0].kind == ST_ELT_ACT)
     return st_set_error(err, ST_ERROR_ARGUMENT, "eltwise chain: stage 0 has kind 0");
   return eltwise_stages(dev, cmd, "eltwise chain", a, stages, n, y, err);
 }
 
 bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
                StAct act, float alpha, const StTensor *y, StError *err) {
-  return eltwise(dev, cmd, "add", 1, a, b, ka, kb, act, alpha, y, err);
+  return eltwise(dev, cmd, "add", ST_ELT_ADD, a, b, ka, kb, act, alpha, y, err);
 }
 
 bool st_op_mul(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
                float alpha, const StTensor *y, StError *err) {
-  return eltwise(dev, cmd, "mul", 2, a, b, 1.0f, 1.0f, act, alpha, y, err);
+  return eltwise(dev, cmd, "mul", ST_ELT_MUL, a, b, 1.0f, 1.0f, act, alpha, y, err);
 }
 
 bool st_op_div(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, StAct act,
                float alpha, const StTensor *y, StError *err) {
-  return eltwise(dev, cmd, "div", 3, a, b, 1.0f, 1.0f, act, alpha, y, err);
+  return eltwise(dev, cmd, "div", ST_ELT_DIV, a, b, 1.0f, 1.0f, act, alpha, y, err);
 }
 
 bool st_op_act(StDevice *dev, StCmd *cmd, const StTensor *x, StAct act, float alpha,
                const StTensor *y, StError *err) {
-  return eltwise(dev, cmd, "act", 0, x, NULL, 1.0f, 1.0f, act, alpha, y, err);
+  return eltwise(dev, cmd, "act", ST_ELT_ACT, x, NULL, 1.0f, 1.0f, act, alpha, y, err);
 }
 
 /* ---- reductions -------------------------------------------------------------------------- */

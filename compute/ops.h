@@ -68,15 +68,14 @@ typedef struct {
 bool st_op_temporal_blend(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *prev_out,
                           const StTensor *cur_in, const StTensor *prev_in, const StTensor *flow,
                           const StBlendParams *bp, const StTensor *y, StError *err);
-/* y = act(ka*a + kb*b); b same shape as a, [C] broadcast over a's H,W, or (a [C,H,W]) [1,H,W]
- * broadcast over a's channels. */
 /* A chain of elementwise ops as one dispatch (the frame plan fuses such chains): the result of
- * stage i is stage i+1's first operand; each stage is kind 1 add (ka*v + kb*b), 2 mul or 3 div,
- * its b of a's shape, [C] or [1,H,W] as for st_op_add, then its act. Up to ST_ELT_CHAIN_MAX
- * stages; the value stays fp32 between them. */
+ * stage i is stage i+1's first operand; each stage is ST_ELT_ADD (ka*v + kb*b), ST_ELT_MUL or
+ * ST_ELT_DIV, its b of a's shape, [C] or [1,H,W] as for st_op_add, then its act. Up to
+ * ST_ELT_CHAIN_MAX stages; the value stays fp32 between them. */
 #define ST_ELT_CHAIN_MAX 4
+typedef enum { ST_ELT_ACT = 0, ST_ELT_ADD, ST_ELT_MUL, ST_ELT_DIV } StEltKind; /* eltwise.comp OP */
 typedef struct {
-  int kind;
+  StEltKind kind;
   const StTensor *b;
   float ka, kb;
   StAct act;
@@ -84,6 +83,8 @@ typedef struct {
 } StEltStage;
 bool st_op_eltwise_chain(StDevice *dev, StCmd *cmd, const StTensor *a, const StEltStage *stages,
                          int n, const StTensor *y, StError *err);
+/* y = act(ka*a + kb*b); b same shape as a, [C] broadcast over a's H,W, or (a [C,H,W]) [1,H,W]
+ * broadcast over a's channels. */
 bool st_op_add(StDevice *dev, StCmd *cmd, const StTensor *a, const StTensor *b, float ka, float kb,
                StAct act, float alpha, const StTensor *y, StError *err);
 /* y = act(a*b); b same shape, [C] or [1,H,W] broadcast (as st_op_add). */

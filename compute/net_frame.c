@@ -282,10 +282,17 @@ static bool record_frame(StNet *net, StCmd *cmd, Plan *p, const FrameIO *io, con
                          StError *err) {
   StDevice *dev = net->dev;
   const StTensor *c = &p->vals[p->input].t;
+  /* the content's 4x4 average pool in the upload when the smoothing does not read the content */
+  p->upload_pooled = io->image && p->upload_pool >= 0 && key->blend == BLEND_OFF;
   if (io->image) {
     StBuffer *src = st_net_record_image_upload(net, cmd, io->in_size);
-    if (!st_op_frame_to_float(dev, cmd, src, &io->lin, c, err))
+    if (p->upload_pooled) {
+      const StTensor *y = &p->vals[p->st[p->upload_pool].out[0]].t;
+      if (!st_op_frame_to_float_pooled(dev, cmd, src, &io->lin, p->pw, p->ph, 4, y, err))
+        return false;
+    } else if (!st_op_frame_to_float(dev, cmd, src, &io->lin, c, err)) {
       return false;
+    }
   } else {
     st_cmd_copy(cmd, &net->up, 0, c->buf, c->offset, io->in_size);
   }

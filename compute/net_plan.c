@@ -354,6 +354,24 @@ static void fuse_pools(Plan *p) {
   }
 }
 
+/* The upload into a fused pool (frame plans, after fuse_pools): the step b that average-pools the
+ * content 4x4 when nothing else reads the content (no refinement step, no preserve-colors) and
+ * every step before b is not recorded; -1 otherwise. The content is then never needed in full:
+ * the frame's upload can write b's output directly (net_frame.c record_frame). */
+static int upload_pool_step(const Plan *p) {
+  for (int b = 0; b < p->nst; b++) {
+    const PStep *s = &p->st[b];
+    if (s->fused_away || s->alias)
+      continue;
+    bool pool = s->op->kind == ST_GOP_POOL && s->op->mode == ST_POOL_AVG && s->window == 4;
+    return pool && s->in[0] == p->input && p->vals[p->input].last == b &&
+                   p->vals[p->input].root == p->input
+               ? b
+               : -1;
+  }
+  return -1;
+}
+
 /* Chains of elementwise ops as one dispatch (the EFA's colouring, mul by [C], add [C], add the
  * decoded detail, add the content with the strength's weights: four feature-map passes at steps
  * 0): step b (add, mul or div) whose first input v is the output of such a step a (or of a
@@ -517,7 +535,7 @@ Plan *st_plan_style(StNet *net, int sw, int sh, StError *err) {
     return NULL;
   }
   p->style_plan = true;
-  p->state = p->state_src = p->orig = p->x_final = -1;
+  p->state = p->state_src = p->orig = p->x_final = p->upload_pool = -1;
   int shape[3] = {3, sh, sw};
   p->input = new_value(p, "style", 3, shape, ST_F32, VS_ARENA, 0);
   if (p->input < 0 || !env_set(&env, "style", p->input)) {
@@ -660,6 +678,7 @@ Plan *st_plan_frame(StNet *net, const StyleVal *style, int nstyle, const StyleVa
     p->vals[i].store = p->vals[p->vals[i].root].store;
   fuse_pools(p);
   fuse_eltwise(p);
+  p->upload_pool = upload_pool_step(p);
   if (!layout_values(net, p, err))
     goto fail;
   free(env.b);

@@ -87,6 +87,12 @@ typedef struct {
   int end_step;      /* index used for "at the end of the frame" liveness */
   int *outs;         /* style plans: value of each style output */
   bool state_resize; /* state_src is not at the processing size: resized into the state */
+  /* Frame plans: the step whose 4x4 average pool of the content is the first work and the
+   * content's only reader (steps 0), or -1. Recording an image frame without smoothing, the
+   * upload writes its output (st_op_frame_to_float_pooled) and upload_pooled is set, so that
+   * st_record_steps skips it. */
+  int upload_pool;
+  bool upload_pooled;
   VkDeviceSize arena_size, persist_size;
   StBuffer arena;
 } Plan;

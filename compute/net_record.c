@@ -179,7 +179,7 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
 bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err) {
   for (int i = 0; i < p->nst; i++) {
     const PStep *s = &p->st[i];
-    bool work = !s->fused_away && !s->alias;
+    bool work = !s->fused_away && !s->alias && !(p->upload_pooled && i == p->upload_pool);
     if (work && !exec_step(net, cmd, p, s, sc, err))
       return false;
     if (net->per_op) {

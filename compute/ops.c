@@ -1093,6 +1093,14 @@ static int packed32(const StFormatInfo *fi, int np, const PlaneGeom *pg) {
 
 bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
                           const StTensor *y, StError *err) {
+  bool r3 = y && y->rank == 3; /* any other shape is rejected by the shape check */
+  return st_op_frame_to_float_pooled(dev, cmd, src, layout, r3 ? y->shape[2] : 1,
+                                     r3 ? y->shape[1] : 1, 1, y, err);
+}
+
+bool st_op_frame_to_float_pooled(StDevice *dev, StCmd *cmd, StBuffer *src,
+                                 const StFrameLayout *layout, int tw, int th, int box,
+                                 const StTensor *y, StError *err) {
   const char *op = "frame_to_float";
   PlaneGeom pg[3];
   const StFormatInfo *fi;
@@ -1101,17 +1109,25 @@ bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFram
   int np = frame_planes(layout, src, &fi, pg, op, err);
   if (!np)
     return false;
-  if (y->rank != 3 || y->shape[0] != 3)
-    return shape_error(err, op, "output", y, "[3,H,W]");
-  int th = y->shape[1], tw = y->shape[2];
+  if (box != 1 && box != 2 && box != 4)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: pooling window %d (1, 2 or 4)", op, box);
+  if (tw < 1 || th < 1)
+    return st_set_error(err, ST_ERROR_ARGUMENT, "%s: image size %dx%d", op, tw, th);
+  int oh = (th + box - 1) / box, ow = (tw + box - 1) / box;
+  if (!is_shape3(y, 3, oh, ow)) {
+    char exp[64];
+    snprintf(exp, sizeof exp, "[3,%d,%d]", oh, ow);
+    return shape_error(err, op, "output", y, exp);
+  }
   struct {
     uint32_t flags, fw, fh, tw, th;
     uint32_t off[3], stride[3];
     uint32_t comp[3];
     float yoff, yinv, coff, dec[4];
     float sx, sy;
+    uint32_t box;
   } pc = {0};
-  _Static_assert(sizeof pc == 23 * 4, "push constant layout");
+  _Static_assert(sizeof pc == 24 * 4, "push constant layout");
   uint32_t comp[4];
   StColorCoeffs cc;
   if (!frame_coeffs(layout, fi, comp, &pc.flags, &cc, op, err))
@@ -1135,16 +1151,17 @@ bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFram
     pc.dec[i] = cc.dec[i] * (1.0f / cc.scale[1]);
   pc.sx = (float)layout->width / (float)tw;
   pc.sy = (float)layout->height / (float)th;
+  pc.box = (uint32_t)box;
   StTensor raw = {src, 0, ST_F32, 1, {(int)(src->size / 4), 1, 1}};
   const StTensor *bind[2] = {&raw, y};
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
   /* four pixels per invocation: no resize, 16-byte aligned rows of whole vec4s */
-  bool vec4 = spec[ST_SPEC_PACKED32] && tw == layout->width && th == layout->height &&
+  bool vec4 = spec[ST_SPEC_PACKED32] && box == 1 && tw == layout->width && th == layout->height &&
               tw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0;
   spec[ST_SPEC_VEC4] = vec4;
   StKernel *kern = get_kernel(dev, ST_SHADER_FRAME_TO_FLOAT, bind, 2, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)(((vec4 ? tw / 4 : tw) + 63) / 64), gy = (uint32_t)th;
+  uint32_t gx = (uint32_t)(((vec4 ? tw / 4 : ow) + 63) / 64), gy = (uint32_t)oh;
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);

@@ -134,6 +134,12 @@ typedef struct {
 } StFrameLayout;
 bool st_op_frame_to_float(StDevice *dev, StCmd *cmd, StBuffer *src, const StFrameLayout *layout,
                           const StTensor *y, StError *err);
+/* The frame at tw x th, pooled by a box x box stride-box average (ceil mode, in-bounds pixels only,
+ * as st_op_pool; box 1, 2 or 4) into y [3, ceil(th/box), ceil(tw/box)]: frame_to_float then
+ * st_op_pool in one pass, without the tw x th tensor. */
+bool st_op_frame_to_float_pooled(StDevice *dev, StCmd *cmd, StBuffer *src,
+                                 const StFrameLayout *layout, int tw, int th, int box,
+                                 const StTensor *y, StError *err);
 bool st_op_float_to_frame(StDevice *dev, StCmd *cmd, const StTensor *x, const StTensor *orig,
                           bool preserve_colors, StBuffer *dst, const StFrameLayout *layout,
                           StError *err);

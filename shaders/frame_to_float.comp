@@ -2,7 +2,9 @@
 // Frame (raw bytes) -> planar RGB [3,th,tw] in [0,1], resized bilinearly (PyTorch
 // F.interpolate(align_corners=False) index rule) from the frame size to the tensor size. Each
 // frame pixel is decoded (the frame's range and, for YUV, matrix) and clamped to [0,1] before
-// interpolation. The format comes as component words (frame.glsl).
+// interpolation. The format comes as component words (frame.glsl). With p.box = B > 1 the
+// tensor is that image pooled by a B x B stride-B average (ceil mode, in-bounds pixels only, as
+// pool.comp): y is [3, ceil(th/B), ceil(tw/B)] (the frame plan's upload into a fused 4x4 pool).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -27,6 +29,7 @@ layout(push_constant) uniform P {
   float yoff, yinv, coff; // value = (code - yoff) * yinv for Y, R, G, B; chroma is code - coff
   float dec[4];           // YCbCr -> RGB (frame.glsl ycc_to_rgb), over the chroma scale
   float sx, sy;   // fw/tw, fh/th
+  uint box;       // 1, or the average pool's window (VEC4 0)
 } p;
 
 uint byte_at(uint a) { return (src[a >> 2u] >> ((a & 3u) * 8u)) & 255u; }
@@ -77,22 +80,10 @@ void convert4() {
   st_y4(2u * plane4 + i, vec4(a.b, b.b, c.b, d.b));
 }
 
-void main() {
-  if (VEC4 != 0) {
-    convert4();
-    return;
-  }
-  uint ox = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y;
-  if (ox >= p.tw)
-    return;
-  uint plane = p.th * p.tw, i = oy * p.tw + ox;
-  if (p.tw == p.fw && p.th == p.fh) { // no resize: the bilinear taps' value (weights 1 and 0)
-    vec3 v = decode(ox, oy);
-    st_y(i, v.r);
-    st_y(plane + i, v.g);
-    st_y(2u * plane + i, v.b);
-    return;
-  }
+// The image at tensor pixel (ox, oy) of the tw x th grid, before any pooling.
+vec3 pixel(uint ox, uint oy) {
+  if (p.tw == p.fw && p.th == p.fh) // no resize: the bilinear taps' value (weights 1 and 0)
+    return decode(ox, oy);
   float fx = max((float(ox) + 0.5) * p.sx - 0.5, 0.0);
   float fy = max((float(oy) + 0.5) * p.sy - 0.5, 0.0);
   uint x0 = min(uint(fx), p.fw - 1u), y0 = min(uint(fy), p.fh - 1u);
@@ -100,7 +91,35 @@ void main() {
   float lx = fx - float(x0), ly = fy - float(y0);
   vec3 r0 = (1.0 - lx) * decode(x0, y0) + lx * decode(x1, y0);
   vec3 r1 = (1.0 - lx) * decode(x0, y1) + lx * decode(x1, y1);
-  vec3 c = (1.0 - ly) * r0 + ly * r1;
+  return (1.0 - ly) * r0 + ly * r1;
+}
+
+// The average of the box at output (ox, oy): each column's in-bounds rows summed, then the
+// columns left to right (pool.comp's order for K = 4 at W % 4 == 0).
+vec3 box_mean(uint ox, uint oy) {
+  uint x0 = ox * p.box, y0 = oy * p.box;
+  uint nx = min(p.box, p.tw - x0), ny = min(p.box, p.th - y0);
+  vec3 s = vec3(0.0);
+  for (uint i = 0u; i < nx; i++) {
+    vec3 col = pixel(x0 + i, y0);
+    for (uint j = 1u; j < ny; j++)
+      col += pixel(x0 + i, y0 + j);
+    s = i == 0u ? col : s + col;
+  }
+  return s / float(nx * ny);
+}
+
+void main() {
+  if (VEC4 != 0) {
+    convert4();
+    return;
+  }
+  uint ox = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y;
+  uint ow = (p.tw + p.box - 1u) / p.box, oh = (p.th + p.box - 1u) / p.box;
+  if (ox >= ow)
+    return;
+  vec3 c = p.box == 1u ? pixel(ox, oy) : box_mean(ox, oy);
+  uint plane = oh * ow, i = oy * ow + ox;
   st_y(i, c.r);
   st_y(plane + i, c.g);
   st_y(2u * plane + i, c.b);

@@ -1178,6 +1178,30 @@ static size_t make_layout(StPixelFormat f, int w, int h, bool aligned, StFrameLa
   return off + 2;
 }
 
+/* frame_to_float_pooled against the reference conversion at tw x th, then the reference pool */
+static void test_frame_pooled(StBuffer *fb, const StFrameLayout *l, int tw, int th, int box,
+                              StDType dt, const char *base) {
+  int oh = (th + box - 1) / box, ow = (tw + box - 1) / box;
+  DT *y = dt_new(dt, 3, 3, oh, ow);
+  char what[200];
+  snprintf(what, sizeof what, "%s pooled %dx%d", base, box, box);
+  StError err = {0};
+  StCmd *cmd = begin();
+  bool ok = st_op_frame_to_float_pooled(dev, cmd, fb, l, tw, th, box, &y->t, &err);
+  if (finish(cmd, ok, &err, what)) {
+    size_t n = (size_t)3 * th * tw, no = (size_t)3 * oh * ow;
+    float *full = fmalloc(n), *rf = fmalloc(no), *got = fmalloc(no);
+    st_ref_frame_to_float(fb->mapped, l, tw, th, full);
+    st_ref_pool(full, 3, th, tw, ST_POOL_AVG, box, rf);
+    dt_read(y, got);
+    compare(what, got, rf, no, rtol_for(dt), 1e-5f);
+    free(full);
+    free(rf);
+    free(got);
+  }
+  dt_free(y);
+}
+
 static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool preserve,
                             StDType dt, bool aligned) {
   StFrameLayout l;
@@ -1213,6 +1237,9 @@ static void test_frame_case(StPixelFormat f, int w, int h, int tw, int th, bool 
     free(rf);
   }
   dt_free(y);
+  if (!preserve) /* the same with the upload's 4x4 (and 2x2) average pool */
+    for (int box = 2; box <= 4; box += 2)
+      test_frame_pooled(&fb, &l, tw, th, box, dt, what);
 
   /* float -> frame: x [3,th,tw] (values slightly outside [0,1] to test clamping) */
   float *hx, *ho = NULL;
@@ -1370,6 +1397,17 @@ static void test_errors(void) {
   expect_error("frame outside buffer", st_op_frame_to_float(dev, cmd, &x->buf, &l, &x->t, &err),
                &err);
   err.message[0] = 0;
+  StFrameLayout l6 = {.format = ST_FORMAT_RGBA, .width = 6, .height = 6, .strides = {24}};
+  DT *f3 = dt_new(ST_F32, 3, 3, 3, 3);
+  expect_error("frame_to_float pooled 3x3",
+               st_op_frame_to_float_pooled(dev, cmd, &x->buf, &l6, 6, 6, 3, &f3->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("frame_to_float pooled 4x4 into [3,3,3]",
+               st_op_frame_to_float_pooled(dev, cmd, &x->buf, &l6, 6, 6, 4, &f3->t, &err), &err);
+  err.message[0] = 0;
+  expect_error("frame_to_float pooled from a 0x6 image",
+               st_op_frame_to_float_pooled(dev, cmd, &x->buf, &l6, 0, 6, 2, &f3->t, &err), &err);
+  err.message[0] = 0;
   StTensor big = x->t;
   big.shape[0] = 1000;
   expect_error("tensor outside buffer", st_op_act(dev, cmd, &big, ST_ACT_RELU, 0, &big, &err),
@@ -1384,6 +1422,7 @@ static void test_errors(void) {
   dt_free(y2);
   dt_free(y3);
   dt_free(m1);
+  dt_free(f3);
   dt_free(m2);
   dt_free(mean);
   dt_free(sd);

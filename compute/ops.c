@@ -1157,11 +1157,13 @@ bool st_op_frame_to_float_pooled(StDevice *dev, StCmd *cmd, StBuffer *src,
   int32_t spec[ST_SPEC_COUNT] = {0};
   spec[ST_SPEC_PACKED32] = packed32(fi, np, pg);
   /* four pixels per invocation: no resize, 16-byte aligned rows of whole vec4s */
-  bool vec4 = spec[ST_SPEC_PACKED32] && box == 1 && tw == layout->width && th == layout->height &&
-              tw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0;
-  spec[ST_SPEC_VEC4] = vec4;
+  bool rows4 = spec[ST_SPEC_PACKED32] && tw == layout->width && th == layout->height &&
+               tw % 4 == 0 && pg[0].off % 16 == 0 && pg[0].stride % 16 == 0;
+  /* with box 4 there, one pooled pixel from one 16-byte load per row of its box */
+  spec[ST_SPEC_VEC4] = rows4 && box == 1 ? 1 : rows4 && box == 4 ? 2 : 0;
+  uint32_t per = spec[ST_SPEC_VEC4] == 1 ? 4 : 1;
   StKernel *kern = get_kernel(dev, ST_SHADER_FRAME_TO_FLOAT, bind, 2, spec, sizeof pc, err);
-  uint32_t gx = (uint32_t)(((vec4 ? tw / 4 : ow) + 63) / 64), gy = (uint32_t)oh;
+  uint32_t gx = ((uint32_t)ow / per + 63) / 64, gy = (uint32_t)oh;
   if (!kern || !check_grid(gx, gy, 1, op, err))
     return false;
   st_cmd_dispatch(cmd, kern, bind, 2, &pc, sizeof pc, gx, gy, 1);

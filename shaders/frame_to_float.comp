@@ -15,8 +15,9 @@ layout(local_size_x = 64) in;
 // packed32): each pixel is one word, read once instead of once per component.
 layout(constant_id = ST_SPEC_PACKED32) const int PACKED32 = 0;
 
-// VEC4 (PACKED32, no resize, width % 4 == 0, plane offset and stride multiples of 16; ops.c): each
-// invocation converts 4 pixels, one 16-byte load and three vec4 stores.
+// VEC4 (PACKED32, no resize, width % 4 == 0, plane offset and stride multiples of 16; ops.c): 1,
+// each invocation converts 4 pixels, one 16-byte load and three vec4 stores; 2 (box 4), each
+// invocation writes one pooled pixel from one 16-byte load per in-bounds row of its box.
 layout(constant_id = ST_SPEC_VEC4) const int VEC4 = 0;
 layout(std430, set = 0, binding = 0) readonly buffer Src { uint src[]; };
 layout(std430, set = 0, binding = 0) readonly buffer Src4 { uvec4 src4[]; };
@@ -109,9 +110,37 @@ vec3 box_mean(uint ox, uint oy) {
   return s / float(nx * ny);
 }
 
+// VEC4 2: box_mean's sums (each column over the rows, then the columns left to right).
+void pool4_packed() {
+  uint k = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y, ow = p.tw / 4u;
+  if (k >= ow)
+    return;
+  uint y0 = 4u * oy, ny = min(4u, p.th - y0), oh = (p.th + 3u) / 4u;
+  uint r = (p.off[0] + y0 * p.stride[0]) / 16u + k, rs = p.stride[0] / 16u;
+  uvec4 w = src4[r];
+  vec3 c0 = to_rgb(unpack32(w.x)), c1 = to_rgb(unpack32(w.y)), c2 = to_rgb(unpack32(w.z)),
+       c3 = to_rgb(unpack32(w.w));
+  for (uint j = 1u; j < ny; j++) {
+    w = src4[r + j * rs];
+    c0 += to_rgb(unpack32(w.x));
+    c1 += to_rgb(unpack32(w.y));
+    c2 += to_rgb(unpack32(w.z));
+    c3 += to_rgb(unpack32(w.w));
+  }
+  vec3 c = (((c0 + c1) + c2) + c3) / float(4u * ny);
+  uint plane = oh * ow, i = oy * ow + k;
+  st_y(i, c.r);
+  st_y(plane + i, c.g);
+  st_y(2u * plane + i, c.b);
+}
+
 void main() {
-  if (VEC4 != 0) {
+  if (VEC4 == 1) {
     convert4();
+    return;
+  }
+  if (VEC4 == 2) {
+    pool4_packed();
     return;
   }
   uint ox = gl_GlobalInvocationID.x, oy = gl_WorkGroupID.y;

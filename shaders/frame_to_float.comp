@@ -30,7 +30,7 @@ layout(push_constant) uniform P {
   float yoff, yinv, coff; // value = (code - yoff) * yinv for Y, R, G, B; chroma is code - coff
   float dec[4];           // YCbCr -> RGB (frame.glsl ycc_to_rgb), over the chroma scale
   float sx, sy;   // fw/tw, fh/th
-  uint box;       // 1, or the average pool's window (VEC4 0)
+  uint box;       // 1, or the average pool's window
 } p;
 
 uint byte_at(uint a) { return (src[a >> 2u] >> ((a & 3u) * 8u)) & 255u; }

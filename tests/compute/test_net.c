@@ -351,19 +351,18 @@ static void check_styles(StNet *net, const JsonValue *cs, const JsonValue *index
 
 /* A mask without a second style: the stylized frame where the mask is 255, the input where it
  * is 0, a blend between (a 2x1 mask scaled to the frame: left quarter 255, right quarter 0). */
-/* The frame plan's fusions (net_plan.c), their outputs checked against PyTorch by the reference
- * cases: where the content's two 2x2 average pools (the EFA start) apply to even H and W, one 4x4
- * pool runs instead; at odd sizes the two pools run (fuse_pools). The EFA's colouring chain of
- * elementwise ops is one dispatch at every size (fuse_eltwise). Per-op labels tell which. */
-/* Plan fusions at steps 0 (net_plan.c): the content's two 2x2 average pools as one 4x4 pool at
- * even sizes, and that pool in the upload when nothing else reads the content (smoothing off);
- * with smoothing on the 4x4 pool is its own dispatch. */
+/* Plan fusions at steps 0 (net_plan.c), told by the per-op labels: at even H and W the content's
+ * two 2x2 average pools (the EFA start) are one 4x4 pool (fuse_pools), done by the upload itself
+ * when nothing else reads the content (smoothing off; with smoothing on it is its own dispatch);
+ * at odd sizes the two pools run. The EFA's colouring chain of elementwise ops is one dispatch at
+ * every size (fuse_eltwise). */
 static void check_plan_fusion(StNet *net, const StImage *si, StImage *so, const StFrameParams *p) {
   StFrameParams q = *p;
   q.steps = 0;
   q.processing_width = q.processing_height = 0;
   StError err = {0};
   StTiming tm[256];
+  int npools[3] = {0};
   for (int run = 0; run < 3; run++) {
     bool odd = run == 2;
     StImage a = *si, b = *so;
@@ -383,6 +382,7 @@ static void check_plan_fusion(StNet *net, const StImage *si, StImage *so, const 
       pools += strncmp(tm[i].name, "initial/pool:", 13) == 0;
       chains += strncmp(tm[i].name, "initial/eltwise", 15) == 0;
     }
+    npools[run] = pools;
     printf("steps 0 at %dx%d, smoothing %.1f: %d fused 4x4 pool(s), %d 2x2 pool(s), %d "
            "elementwise chain(s) in the initial stage\n",
            a.width, a.height, q.smoothing, fused, pools, chains);
@@ -392,9 +392,10 @@ static void check_plan_fusion(StNet *net, const StImage *si, StImage *so, const 
     else if (run == 1)
       CHECK(fused == 1, "even size, smoothing on: %d fused 4x4 pools (%d 2x2)", fused, pools);
     else
-      CHECK(fused == 0, "even size: the content's 4x4 pool is not in the upload (%d 2x2 pools)",
-            pools);
+      CHECK(fused == 0, "even size: the content's 4x4 pool is not in the upload (%d)", fused);
   }
+  /* the upload's pool replaced the 4x4 pool, not the 2x2 ones */
+  CHECK(npools[0] == npools[1], "even size: %d 2x2 pools, %d with smoothing", npools[0], npools[1]);
 }
 
 static void check_mask_composite(StNet *net, const StImage *si, StImage *so,

@@ -282,12 +282,11 @@ static bool record_frame(StNet *net, StCmd *cmd, Plan *p, const FrameIO *io, con
                          StError *err) {
   StDevice *dev = net->dev;
   const StTensor *c = &p->vals[p->input].t;
-  /* the content's 4x4 average pool in the upload when the smoothing does not read the content */
-  p->upload_pooled = io->image && p->upload_pool >= 0 && key->blend == BLEND_OFF;
+  int pool = st_upload_pool_step(p, key); /* the content's 4x4 average pool in the upload */
   if (io->image) {
     StBuffer *src = st_net_record_image_upload(net, cmd, io->in_size);
-    if (p->upload_pooled) {
-      const StTensor *y = &p->vals[p->st[p->upload_pool].out[0]].t;
+    if (pool >= 0) {
+      const StTensor *y = &p->vals[p->st[pool].out[0]].t;
       if (!st_op_frame_to_float_pooled(dev, cmd, src, &io->lin, p->pw, p->ph, 4, y, err))
         return false;
     } else if (!st_op_frame_to_float(dev, cmd, src, &io->lin, c, err)) {

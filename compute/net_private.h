@@ -88,11 +88,9 @@ typedef struct {
   int *outs;         /* style plans: value of each style output */
   bool state_resize; /* state_src is not at the processing size: resized into the state */
   /* Frame plans: the step whose 4x4 average pool of the content is the first work and the
-   * content's only reader (steps 0), or -1. Recording an image frame without smoothing, the
-   * upload writes its output (st_op_frame_to_float_pooled) and upload_pooled is set, so that
-   * st_record_steps skips it. */
+   * content's only reader (steps 0), or -1. Where a recording's upload does it
+   * (st_upload_pool_step), st_record_steps skips it. */
   int upload_pool;
-  bool upload_pooled;
   VkDeviceSize arena_size, persist_size;
   StBuffer arena;
 } Plan;
@@ -237,8 +235,11 @@ typedef struct {
   float strength;    /* the element's strength */
   float state_valid; /* 1 when the temporal state holds the previous frame's value, else 0 */
 } Scalars;
-/* Records all steps of a plan with marks per stage (or per op). */
-bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err);
+/* Records all steps of a plan but `skip` (-1: none) with marks per stage (or per op). */
+bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, int skip, StError *err);
+/* The plan's upload_pool when the recording for `key` does that pool in its upload (image
+ * frames without smoothing, which copies the content), else -1. */
+int st_upload_pool_step(const Plan *p, const RecKey *key);
 void st_net_save_timings(StNet *net, StCmd *cmd);
 /* The recording for `key`: an earlier one (*reused) or one reset for recording (key stored,
  * not yet valid). NULL with err set when no command buffer could be made. */

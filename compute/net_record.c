@@ -176,10 +176,14 @@ static bool exec_step(StNet *net, StCmd *cmd, Plan *p, const PStep *s, const Sca
   return false;
 }
 
-bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, StError *err) {
+int st_upload_pool_step(const Plan *p, const RecKey *key) {
+  return key->image_io && key->blend == BLEND_OFF ? p->upload_pool : -1;
+}
+
+bool st_record_steps(StNet *net, StCmd *cmd, Plan *p, const Scalars *sc, int skip, StError *err) {
   for (int i = 0; i < p->nst; i++) {
     const PStep *s = &p->st[i];
-    bool work = !s->fused_away && !s->alias && !(p->upload_pooled && i == p->upload_pool);
+    bool work = !s->fused_away && !s->alias && i != skip;
     if (work && !exec_step(net, cmd, p, s, sc, err))
       return false;
     if (net->per_op) {

@@ -210,7 +210,7 @@ static bool compute_style(StNet *net, const StImage *style, const float *rgb, in
   }
   st_cmd_mark(cmd, "upload");
   const Scalars style_sc = {1.0f, 0.0f};
-  if (!st_record_steps(net, cmd, p, &style_sc, err) || !st_cmd_submit_wait(cmd, err))
+  if (!st_record_steps(net, cmd, p, &style_sc, -1, err) || !st_cmd_submit_wait(cmd, err))
     goto out;
   st_net_save_timings(net, cmd);
   s.vals = st_style_vals_of(net, p, &s.nvals, err);

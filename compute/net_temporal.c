@@ -93,7 +93,7 @@ bool st_record_network(StNet *net, StCmd *cmd, Plan *p, const RecKey *key, StErr
     st_cmd_copy(cmd, &net->state_tmp, 0, &net->state_buf, 0, net->state_buf.size);
   }
   const Scalars sc = {key->strength, key->state_valid};
-  if (!st_record_steps(net, cmd, p, &sc, err))
+  if (!st_record_steps(net, cmd, p, &sc, st_upload_pool_step(p, key), err))
     return false;
   if (p->state_src >= 0) {
     const StTensor *t = &p->vals[p->state_src].t;

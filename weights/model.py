@@ -18,6 +18,9 @@ DEFAULT_CFG = {
     "alpha": 0.2,  # lrelu slope
     "style_size": 256,
     "refine_levels": [1, 0, 0],  # pools of the content per refine subgraph (1 = half res)
+    # pools of the content before the closed-form chain (initial "chain"): 1 = the chain at half
+    # the processing size (the first refinement step runs there too)
+    "chain_pools": 0,
     "gate": True,  # temporal gate: keep the previous residual where the new one barely differs
     # The gate sees (gate_scale * (residual - previous residual))^2, so that its 3x3 convolution
     # starts with weights of order 1 (a residual change of about 0.02 is the initial threshold).
@@ -554,7 +557,10 @@ class StyleNet(nn.Module):
     def initial_chain(self, content, S):
         """Coarse to fine at the processing size: WCT at f3, decoded to an image; that image's f2
         WCT'd and decoded; then its f1. The result is x0 (full size)."""
-        f1, f2, f3 = self.enc(content)
+        c = content
+        for _ in range(int(self.cfg.get("chain_pools", 0))):
+            c = G.pool(c, "avg")
+        f1, f2, f3 = self.enc(c)
         x = self.dec_c3(self.chain[2](f3, S, "s_c3"), f2, f1)
         f1, f2 = self.enc(x, upto=2)
         x = self.dec_c2(self.chain[1](f2, S, "s_c2"), f1)

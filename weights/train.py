@@ -76,6 +76,17 @@ W_STYLE_REFINE = 4.0
 # The temporal stage's style weight (ST_W_STYLE_TEMPORAL; the temporal stage trained with
 # W_STYLE until step 648 of the wide line).
 W_STYLE_TEMPORAL = float(os.environ.get("ST_W_STYLE_TEMPORAL", W_STYLE_REFINE))
+# The element's CPU default processes a downscaled frame (processing-size 256: a 576 x 384 photo
+# at 256 x 171) and upscales the output; the temporal stage otherwise judges every output at its
+# processing size, so nothing teaches the steps what survives that upscaling (on the 12
+# validation pairs the wide line's full-size steps-3 output, itself downscaled to 256 and
+# upscaled back, scores 0.763 / 0.376, its own output at 256 / steps 2 0.847 / 0.499). With
+# ST_LOWRES_FRAC > 0 that share of the temporal stage's steps is one frame of LOWRES_CROP pixels
+# downscaled by a factor in LOWRES_FACTOR, run at steps 2 and judged upscaled back to the crop
+# (step 1 too, W_DEEP), as the element shows it.
+LOWRES_FRAC = float(os.environ.get("ST_LOWRES_FRAC", "0"))
+LOWRES_CROP = int(os.environ.get("ST_LOWRES_CROP", "288"))
+LOWRES_FACTOR = (1.5, 2.5)
 GATE_LR_MULT = 20.0
 
 
@@ -495,6 +506,9 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         # W_STYLE_REFINE): at W_STYLE the wide line's full-size steps-3 output went from content
         # 1.027 / style 0.301 (refine1) to 0.769 / 0.333 after 385 steps, back toward the photo.
         w_style = W_STYLE_TEMPORAL
+        if LOWRES_FRAC > 0 and rng.random() < LOWRES_FRAC:
+            return lowres_loss(net, teacher, S, s_grams, strength, c_train, rng, B, w_style,
+                               device)
         pad = 10
         big = load_batch(c_train, rng, crop + 2 * pad, B, device)
         r = rng.random()
@@ -582,6 +596,25 @@ def step_loss(stage, net, teacher, styles, c_train, rng, device):
         wt = W_TEMPORAL_STILL if still else W_TEMPORAL
         return W_CONTENT * lc + w_style * ls + deep + wt * lt, logs
     raise ValueError(stage)
+
+
+def lowres_loss(net, teacher, S, s_grams, strength, c_train, rng, B, w_style, device):
+    """One frame processed downscaled, judged upscaled back to its size (LOWRES_FRAC)."""
+    full = load_batch(c_train, rng, LOWRES_CROP, B, device)
+    p = max(32, 4 * round(LOWRES_CROP / rng.uniform(*LOWRES_FACTOR) / 4))
+    c = F.interpolate(full, size=(p, p), mode="bilinear", align_corners=False)
+    outs, _ = net(c, None, 2, S=S)
+
+    def up(y):
+        return F.interpolate(y, size=full.shape[-2:], mode="bilinear", align_corners=False)
+
+    lc, ls = perceptual(teacher, up(outs[2]), full, s_grams, strength)
+    lc1, ls1 = perceptual(teacher, up(outs[1]), full, s_grams, strength)
+    mono = F.relu(ls - (1.0 - W_MONO_MARGIN) * ls1.detach())
+    logs = {"lowres_content": lc.item(), "lowres_style": ls.item(), "lowres_style1": ls1.item(),
+            "lowres_p": p}
+    return (W_CONTENT * lc + w_style * (ls + mono) +
+            W_DEEP * (W_CONTENT * lc1 + w_style * ls1)), logs
 
 
 # ----------------------------------------------------------------------------------------------

@@ -332,9 +332,9 @@ def main():
     ap.add_argument("--efa-base", default="", help="with --random: the EFA base (adain, wct)")
     ap.add_argument("--initial", default="",
                     help="the initial image (efa, chain; default: the checkpoints' or efa)")
-    ap.add_argument("--chain-pools", type=int, default=-1,
-                    help="pools of the content before the closed-form chain (model.DEFAULT_CFG "
-                         "chain_pools; default: the checkpoints')")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a config entry of the network, e.g. refine_levels=[1,1] "
+                         "(repeatable)")
     ap.add_argument("--fp32", action="store_true", help="store every tensor as F32")
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--test-data", help="also write reference input/output pairs here")
@@ -361,8 +361,7 @@ def main():
         if stage is None:
             sys.exit("export: no checkpoint in %s" % a.checkpoint_dir)
         info = {"weights": "trained", "stages": steps}
-    if a.chain_pools >= 0:
-        net.cfg["chain_pools"] = a.chain_pools
+    M.apply_sets(net.cfg, a.set)
     export(net, a.output, fp32=a.fp32, info=info)
     print("wrote %s (%d bytes)" % (a.output, os.path.getsize(a.output)))
     if a.test_data:

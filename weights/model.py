@@ -4,6 +4,8 @@ written with the op layer in graph.py so that the exported graph is exactly this
 Images are RGB in [0, 1], [B, 3, H, W]. See weights/README.md for the architecture overview.
 """
 
+import json
+
 import torch
 import torch.nn as nn
 
@@ -64,6 +66,16 @@ def cfg_of(saved):
     if "prev_input" not in saved:
         cfg["prev_input"] = True
     return cfg
+
+
+def apply_sets(cfg, sets):
+    """Overrides config entries from KEY=JSON strings (the --set of export.py and val_score.py,
+    e.g. refine_levels=[1,1]); a key the config lacks is an error."""
+    for kv in sets:
+        key, _, val = kv.partition("=")
+        if key not in cfg:
+            raise SystemExit("--set: the network's config has no %r" % key)
+        cfg[key] = json.loads(val)
 
 
 def drop_prev_input(cfg, state):

@@ -3,7 +3,7 @@
 side on the same pairs in the same run.
 
     /usr/bin/python3 weights/val_score.py [--pairs 12] [--configs "256:2:1,0:3:1"] [--peer 0.3,0.5,0.7,1.0]
-        [--out DIR] [--model FILE]
+        [--out DIR] [--model FILE] [--set KEY=JSON ...] [--through N]
 
 Pairs: validation photos (the 5% hash split of train.py) x paintings by validation artists
 (artists training never sees), drawn with a fixed seed. Each config is PSIZE:STEPS:STRENGTH and
@@ -14,6 +14,10 @@ clamped. The peer runs `../shared/peers/wct16x/wct16x.py` at each alpha on the s
 --size is the longer side of the scorer's content size). Every output is scored by
 `../shared/eval/score.py` (content: relative relu3_1 error; style: mean relative Gram error at
 relu1_1..relu3_1; lower is better). Prints one row per system and writes DIR/results.json.
+--set overrides an entry of the network's config after loading (e.g. style_size=128,
+refine_levels=[1,1], chain_pools=1); --through N also scores every output (the element's and the
+peer's) after scaling it to longer side N and back (bilinear): what the resolution of processing
+size N alone costs that output.
 """
 
 import argparse
@@ -137,6 +141,10 @@ def main():
     ap.add_argument("--initial", default="", help="override the initial image (efa, chain)")
     ap.add_argument("--model", default="",
                     help="score this model file instead of the checkpoints (e.g. the shipped one)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a config entry of the network (repeatable)")
+    ap.add_argument("--through", type=int, default=0, metavar="N",
+                    help="also score each output scaled to longer side N and back")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -147,21 +155,33 @@ def main():
     teacher = score.Teacher()
     results = {"pairs": pairs, "systems": {}}
 
-    def report(name, rows):
+    def report(name, rows, through=True):
         c, s = mean_scores(teacher, rows)
         results["systems"][name] = {"content": c, "style": s}
         print("%-28s content %.3f  style %.3f" % (name, c, s), flush=True)
+        if a.through and through:
+            thr_rows = []
+            for k, (cp, sp, op) in enumerate(rows):
+                x = T.to_tensor(Image.open(op).convert("RGB"))[None]
+                y = F.interpolate(scale_longer(x, a.through), size=x.shape[-2:], mode="bilinear",
+                                  align_corners=False)
+                tp = os.path.join(a.out, "through%d_%d.png" % (a.through, k))
+                to_pil(y).save(tp)
+                thr_rows.append((cp, sp, tp))
+            report("%s through %d" % (name, a.through), thr_rows, False)
 
-    report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)])
+    report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)], False)
     net = load_model_file(a.model) if a.model else load_net(a.efa_base, a.refresh_efa, a.initial)
     net.eval()
+    M.apply_sets(net.cfg, a.set)
     for spec in [x for x in a.configs.split(",") if x]:
         psize, steps, strength = spec.split(":")
         psize, steps, strength = int(psize), int(steps), float(strength)
         tag = a.efa_base or ("efa:" + os.path.basename(a.refresh_efa.rstrip("/")) if a.refresh_efa
                              else "") or a.initial or os.path.basename(a.model)
-        name = "element %s%s steps %d str %.2f" % (tag + " " if tag else "",
-                                                   "full" if psize == 0 else psize, steps, strength)
+        name = "element %s%s steps %d str %.2f%s" % (
+            tag + " " if tag else "", "full" if psize == 0 else psize, steps, strength,
+            "".join(" " + kv for kv in a.set))
         rows = []
         for i, (cp, sp) in enumerate(zip(cpaths, spaths)):
             content = score.load_image(cp)

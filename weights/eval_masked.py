@@ -87,6 +87,8 @@ def main():
     ap.add_argument("--out", default="/tmp/eval_masked")
     ap.add_argument("--model", default=os.path.join(HERE, "styletransfer.safetensors"),
                     help="the model file (default: the shipped one)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a config entry of the network (e.g. style_size=128)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -97,7 +99,7 @@ def main():
     contents = rng.sample(sorted(c_val), a.pairs)
     style_pairs = [rng.sample(styles, 2) for _ in range(a.pairs)]
     teacher = score.Teacher()
-    net = V.load_model_file(a.model)
+    net = V.with_sets(V.load_model_file(a.model), a.set)
     net.eval()
     G.set_strength(1.0)
     bins = [0, 4, 8, 16, 32, 64, 128, 1 << 20]  # px from the seam at the scorer's size

@@ -92,6 +92,19 @@ def load_model_file(path):
     return net
 
 
+def with_sets(net, sets):
+    """The network with config entries overridden (--set KEY=JSON, model.apply_sets), rebuilt
+    around the same tensors so that entries read at construction (e.g. mask_sharpen) apply."""
+    if not sets:
+        return net
+    cfg = dict(net.cfg)
+    M.apply_sets(cfg, sets)
+    out = M.StyleNet(cfg)
+    own = out.state_dict()
+    out.load_state_dict({k: v for k, v in net.state_dict().items() if k in own}, strict=False)
+    return out
+
+
 def to_pil(x):
     a = (x.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return Image.fromarray(a)
@@ -172,8 +185,8 @@ def main():
 
     report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)], False)
     net = load_model_file(a.model) if a.model else load_net(a.efa_base, a.refresh_efa, a.initial)
+    net = with_sets(net, a.set)
     net.eval()
-    M.apply_sets(net.cfg, a.set)
     for spec in [x for x in a.configs.split(",") if x]:
         psize, steps, strength = spec.split(":")
         psize, steps, strength = int(psize), int(steps), float(strength)

@@ -130,6 +130,13 @@ def main():
         ad = xdist.abs()
         row["seam_profile"] = [float(d[(ad >= lo) & (ad < hi)].mean())
                                for lo, hi in zip(bins[:-1], bins[1:])]
+        # transition: per column, where the output lies between the two one-style outputs
+        # (t = 1 the first, 0 the second; least squares over the column's pixels and channels),
+        # against the mask; its width is the distance between the columns where t crosses 0.9
+        # and 0.1 nearest the seam (the feather's own width is 0.8 x feather)
+        da = one[0] - one[1]
+        t = ((two - one[1]) * da).sum(dim=(0, 1, 2)) / (da * da).sum(dim=(0, 1, 2)).clamp(min=1e-9)
+        row["transition"] = [float(v) for v in t]
         rows.append(row)
         sheet = torch.cat([two, one[0], one[1]], dim=3)
         V.to_pil(sheet).save(os.path.join(a.out, "masked_%02d.png" % i))
@@ -148,6 +155,28 @@ def main():
     print("seam: mean |two styles - the region's one-style output| by px from the seam:")
     for lo, hi, v in zip(bins[:-1], bins[1:], summary["seam_profile"]):
         print("  %4d-%-6s %.4f" % (lo, hi if hi < 1 << 20 else "", v))
+    mid = min(len(r["transition"]) for r in rows) // 2  # columns each side of the seam
+    tm = np.mean([r["transition"][len(r["transition"]) // 2 - mid:len(r["transition"]) // 2 + mid]
+                  for r in rows], axis=0)
+    n = 2 * mid
+
+    def crossing(level, side):
+        """Distance in px from the seam of the first column, going outwards on `side` (-1 left,
+        +1 right), from which t stays beyond `level` (above on the left, below on the right)."""
+        xs = range(mid - 1, -1, -1) if side < 0 else range(mid, n)
+        for k, x in enumerate(xs):
+            if (tm[x] >= level) if side < 0 else (tm[x] <= level):
+                return k + 0.5
+        return float("inf")
+
+    width = crossing(0.9, -1) + crossing(0.1, 1)
+    summary["transition_mean"] = list(tm)
+    summary["transition_width_px"] = width
+    print("transition (0.9 -> 0.1 of the way from the first style's output to the second's, mean "
+          "over pairs): %.1f px (the mask's ramp: %.1f px)" % (width, 0.8 * a.feather))
+    print("  t by px from the seam: " + "  ".join(
+        "%+d: %.2f" % (dx, tm[mid + dx]) for dx in (-64, -32, -16, -8, -4, 0, 4, 8, 16, 32, 64)
+        if 0 <= mid + dx < n))
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump({"args": vars(a), "summary": summary, "pairs": rows}, f, indent=1)
 

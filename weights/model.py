@@ -23,6 +23,9 @@ DEFAULT_CFG = {
     # pools of the content before the closed-form chain (initial "chain"): 1 = the chain at half
     # the processing size (the first refinement step runs there too)
     "chain_pools": 0,
+    # two styles by a mask: the initial image decoded once per region and blended by the mask
+    # at its own size, instead of blending the EFA's fused features at f3 (StyleNet.initial)
+    "mask_initial_blend": False,
     "gate": True,  # temporal gate: keep the previous residual where the new one barely differs
     # The gate sees (gate_scale * (residual - previous residual))^2, so that its 3x3 convolution
     # starts with weights of order 1 (a residual change of about 0.02 is the initial threshold).
@@ -65,6 +68,8 @@ def cfg_of(saved):
         cfg["efa_base"] = "none"
     if "prev_input" not in saved:
         cfg["prev_input"] = True
+    if "mask_initial_blend" not in saved:
+        cfg["mask_initial_blend"] = False
     return cfg
 
 
@@ -352,10 +357,11 @@ class EFA(nn.Module):
             out = G.add(G.conv(t, self.unz), S["s_mean"])
         return out, chat
 
-    def forward(self, fc, S, want_whiten=False, two=None):
+    def forward(self, fc, S, want_whiten=False, two=None, separate=False):
         """two: (S2, regions) for two styles split by a mask: regions is [(w, n) of the first
         style's region, (w, n) of the second's] at fc's size (Masks.at); each region's features
-        are aligned to its own style with its own statistics, then blended by the weights."""
+        are aligned to its own style with its own statistics, then blended by the weights (with
+        separate, not blended: the list of the two regions' fused features)."""
         if two is None:
             out, chat = self.region(fc, S)
         else:
@@ -363,6 +369,8 @@ class EFA(nn.Module):
             (w1, n1), (w2, n2) = regions
             out, chat = self.region(fc, S, w1, n1)
             out2, _ = self.region(fc, S2, w2, n2)
+            if separate:
+                return [G.add(o, fc, ka="strength", kb="one_minus_strength") for o in (out, out2)]
             out = blend(out, out2, w1)
         fused = G.add(out, fc, ka="strength", kb="one_minus_strength")
         if want_whiten:
@@ -588,6 +596,16 @@ class StyleNet(nn.Module):
             return self.initial_chain(content, S)
         c = G.pool(G.pool(content, "avg"), "avg")
         f1, f2, f3 = self.enc(c)
+        if two is not None and self.cfg.get("mask_initial_blend"):
+            # Each region's fused features decoded on their own and the two images blended by
+            # the mask at the initial image's size: a blend at f3 (1/16 of the processing size)
+            # spreads the seam over about 6 f3 pixels through the decoder (95 px at the
+            # scorer's 384-px size for a 16-px feather at processing size 256).
+            xs = [self.dec_efa(f, f2, f1) for f in self.efa(f3, S, two=(two[0], two[1].at(f3)),
+                                                            separate=True)]
+            w = two[1].at(xs[0])[0][0]
+            x0 = G.add(xs[1], G.mul(G.add(xs[0], xs[1], kb=-1), w), name="x0")
+            return G.act(x0, "none", name="x"), x0
         r = self.efa(f3, S, want_whiten=want_whiten,
                      two=None if two is None else (two[0], two[1].at(f3)))
         fused, chat = r if want_whiten else (r, None)

@@ -219,6 +219,15 @@ class ExportGateOnlyTest(ExportTest):
         self.assertLess((a - b).abs().max().item(), 1e-6)
 
 
+class ExportMaskInitialBlendTest(ExportTest):
+    """Two styles by a mask with the shipped model's masked initial image: each region's EFA
+    output decoded on its own and the two images blended by the mask (mask_initial_blend)."""
+    CFG = dict(M.TEST_CFG, prev_input=False, mask_initial_blend=True)
+
+    def test_committed_test_data(self):
+        self.skipTest("tests/data holds the TEST_CFG model")
+
+
 class ExportWCTTest(ExportTest):
     """The WCT base of the EFA block (Newton-Schulz square roots in the graph)."""
     CFG = dict(M.TEST_CFG, prev_input=False, efa_base="wct")

@@ -378,9 +378,9 @@ class EFA(nn.Module):
         return fused
 
 
-def blend(a, b, w):
+def blend(a, b, w, name=None):
     """w a + (1 - w) b, w [1, 1, H, W] broadcast over the channels."""
-    return G.add(b, G.mul(G.add(a, b, kb=-1), w))
+    return G.add(b, G.mul(G.add(a, b, kb=-1), w), name=name)
 
 
 class Masks(nn.Module):
@@ -604,7 +604,7 @@ class StyleNet(nn.Module):
             xs = [self.dec_efa(f, f2, f1) for f in self.efa(f3, S, two=(two[0], two[1].at(f3)),
                                                             separate=True)]
             w = two[1].at(xs[0])[0][0]
-            x0 = G.add(xs[1], G.mul(G.add(xs[0], xs[1], kb=-1), w), name="x0")
+            x0 = blend(xs[0], xs[1], w, name="x0")
             return G.act(x0, "none", name="x"), x0
         r = self.efa(f3, S, want_whiten=want_whiten,
                      two=None if two is None else (two[0], two[1].at(f3)))

@@ -94,7 +94,7 @@ def load_model_file(path):
 
 def with_sets(net, sets):
     """The network with config entries overridden (--set KEY=JSON, model.apply_sets), rebuilt
-    around the same tensors so that entries read at construction (e.g. mask_sharpen) apply."""
+    around the same tensors so that entries read at construction (e.g. mask_initial_blend) apply."""
     if not sets:
         return net
     cfg = dict(net.cfg)

@@ -37,6 +37,7 @@ SHARED = os.path.abspath(os.path.join(HERE, "..", "..", "shared"))
 sys.path.insert(0, os.path.join(SHARED, "eval"))
 
 import graph as G  # noqa: E402
+import model as M  # noqa: E402
 import train as T  # noqa: E402
 import val_score as V  # noqa: E402
 import score  # noqa: E402
@@ -99,7 +100,7 @@ def main():
     contents = rng.sample(sorted(c_val), a.pairs)
     style_pairs = [rng.sample(styles, 2) for _ in range(a.pairs)]
     teacher = score.Teacher()
-    net = V.with_sets(V.load_model_file(a.model), a.set)
+    net = M.with_sets(V.load_model_file(a.model), a.set)
     net.eval()
     G.set_strength(1.0)
     bins = [0, 4, 8, 16, 32, 64, 128, 1 << 20]  # px from the seam at the scorer's size

@@ -361,9 +361,7 @@ def main():
         if stage is None:
             sys.exit("export: no checkpoint in %s" % a.checkpoint_dir)
         info = {"weights": "trained", "stages": steps}
-    if a.set:
-        import val_score
-        net = val_score.with_sets(net, a.set)
+    net = M.with_sets(net, a.set)
     export(net, a.output, fp32=a.fp32, info=info)
     print("wrote %s (%d bytes)" % (a.output, os.path.getsize(a.output)))
     if a.test_data:

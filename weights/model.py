@@ -68,19 +68,25 @@ def cfg_of(saved):
         cfg["efa_base"] = "none"
     if "prev_input" not in saved:
         cfg["prev_input"] = True
-    if "mask_initial_blend" not in saved:
-        cfg["mask_initial_blend"] = False
     return cfg
 
 
-def apply_sets(cfg, sets):
-    """Overrides config entries from KEY=JSON strings (the --set of export.py and val_score.py,
-    e.g. refine_levels=[1,1]); a key the config lacks is an error."""
+def with_sets(net, sets):
+    """The network with config entries overridden from KEY=JSON strings (the --set of
+    export.py, val_score.py and eval_masked.py, e.g. refine_levels=[1,1]; a key the config lacks
+    is an error), rebuilt around the same tensors so that entries read at construction apply."""
+    if not sets:
+        return net
+    cfg = dict(net.cfg)
     for kv in sets:
         key, _, val = kv.partition("=")
         if key not in cfg:
             raise SystemExit("--set: the network's config has no %r" % key)
         cfg[key] = json.loads(val)
+    out = StyleNet(cfg)
+    own = out.state_dict()
+    out.load_state_dict({k: v for k, v in net.state_dict().items() if k in own}, strict=False)
+    return out
 
 
 def drop_prev_input(cfg, state):
@@ -357,6 +363,10 @@ class EFA(nn.Module):
             out = G.add(G.conv(t, self.unz), S["s_mean"])
         return out, chat
 
+    @staticmethod
+    def with_strength(out, fc):
+        return G.add(out, fc, ka="strength", kb="one_minus_strength")
+
     def forward(self, fc, S, want_whiten=False, two=None, separate=False):
         """two: (S2, regions) for two styles split by a mask: regions is [(w, n) of the first
         style's region, (w, n) of the second's] at fc's size (Masks.at); each region's features
@@ -370,9 +380,9 @@ class EFA(nn.Module):
             out, chat = self.region(fc, S, w1, n1)
             out2, _ = self.region(fc, S2, w2, n2)
             if separate:
-                return [G.add(o, fc, ka="strength", kb="one_minus_strength") for o in (out, out2)]
+                return [self.with_strength(o, fc) for o in (out, out2)]
             out = blend(out, out2, w1)
-        fused = G.add(out, fc, ka="strength", kb="one_minus_strength")
+        fused = self.with_strength(out, fc)
         if want_whiten:
             return fused, chat
         return fused
@@ -596,18 +606,17 @@ class StyleNet(nn.Module):
             return self.initial_chain(content, S)
         c = G.pool(G.pool(content, "avg"), "avg")
         f1, f2, f3 = self.enc(c)
+        efa_two = None if two is None else (two[0], two[1].at(f3))
         if two is not None and self.cfg.get("mask_initial_blend"):
             # Each region's fused features decoded on their own and the two images blended by
             # the mask at the initial image's size: a blend at f3 (1/16 of the processing size)
             # spreads the seam over about 6 f3 pixels through the decoder (95 px at the
             # scorer's 384-px size for a 16-px feather at processing size 256).
-            xs = [self.dec_efa(f, f2, f1) for f in self.efa(f3, S, two=(two[0], two[1].at(f3)),
-                                                            separate=True)]
+            xs = [self.dec_efa(f, f2, f1) for f in self.efa(f3, S, two=efa_two, separate=True)]
             w = two[1].at(xs[0])[0][0]
             x0 = blend(xs[0], xs[1], w, name="x0")
             return G.act(x0, "none", name="x"), x0
-        r = self.efa(f3, S, want_whiten=want_whiten,
-                     two=None if two is None else (two[0], two[1].at(f3)))
+        r = self.efa(f3, S, want_whiten=want_whiten, two=efa_two)
         fused, chat = r if want_whiten else (r, None)
         x0 = self.dec_efa(fused, f2, f1, name="x0")
         x = G.act(x0, "none", name="x")

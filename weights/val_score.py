@@ -14,10 +14,10 @@ clamped. The peer runs `../shared/peers/wct16x/wct16x.py` at each alpha on the s
 --size is the longer side of the scorer's content size). Every output is scored by
 `../shared/eval/score.py` (content: relative relu3_1 error; style: mean relative Gram error at
 relu1_1..relu3_1; lower is better). Prints one row per system and writes DIR/results.json.
---set overrides an entry of the network's config after loading (e.g. style_size=128,
-refine_levels=[1,1], chain_pools=1); --through N also scores every output (the element's and the
-peer's) after scaling it to longer side N and back (bilinear): what the resolution of processing
-size N alone costs that output.
+--set overrides an entry of the network's config after loading (model.with_sets; e.g.
+style_size=128, refine_levels=[1,1], chain_pools=1); --through N also scores every output (the
+element's and the peer's) after scaling it to longer side N and back (bilinear): what the
+resolution of processing size N alone costs that output.
 """
 
 import argparse
@@ -90,19 +90,6 @@ def load_model_file(path):
     net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()},
                         strict=False)
     return net
-
-
-def with_sets(net, sets):
-    """The network with config entries overridden (--set KEY=JSON, model.apply_sets), rebuilt
-    around the same tensors so that entries read at construction (e.g. mask_initial_blend) apply."""
-    if not sets:
-        return net
-    cfg = dict(net.cfg)
-    M.apply_sets(cfg, sets)
-    out = M.StyleNet(cfg)
-    own = out.state_dict()
-    out.load_state_dict({k: v for k, v in net.state_dict().items() if k in own}, strict=False)
-    return out
 
 
 def to_pil(x):
@@ -185,7 +172,7 @@ def main():
 
     report("content photo", [(c, s, c) for c, s in zip(cpaths, spaths)], False)
     net = load_model_file(a.model) if a.model else load_net(a.efa_base, a.refresh_efa, a.initial)
-    net = with_sets(net, a.set)
+    net = M.with_sets(net, a.set)
     net.eval()
     for spec in [x for x in a.configs.split(",") if x]:
         psize, steps, strength = spec.split(":")
